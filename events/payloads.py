@@ -34,7 +34,7 @@ class SeenVia(StrEnum):
     START = "start"
 
 
-class CommitSeen(_Payload):
+class CommitSeen(_Payload, frozen=True):
     """A watched repository's branch now points at ``new_commit``."""
 
     repository: Name
@@ -46,7 +46,7 @@ class CommitSeen(_Payload):
     seen_via: SeenVia = SeenVia.POLL
 
 
-class TaskReady(_Payload):
+class TaskReady(_Payload, frozen=True):
     """A build whose dependencies are all published may start."""
 
     task_id: TaskId
@@ -66,7 +66,7 @@ class TaskReady(_Payload):
     index_url: Url | None = None
 
 
-class BuildStarted(_Payload):
+class BuildStarted(_Payload, frozen=True):
     """A builder accepted a task."""
 
     task_id: TaskId
@@ -84,7 +84,7 @@ class Outcome(StrEnum):
     INFRASTRUCTURE = "infrastructure"
 
 
-class Artefact(_Payload):
+class Artefact(_Payload, frozen=True):
     """One file a builder serves for vessel to pull."""
 
     name: Name
@@ -94,7 +94,7 @@ class Artefact(_Payload):
     size: Size
 
 
-class BuildDone(_Payload):
+class BuildDone(_Payload, frozen=True):
     """A build finished, whatever its outcome."""
 
     task_id: TaskId
@@ -112,7 +112,7 @@ class BuildDone(_Payload):
     channel: Name = "volatile"
 
 
-class PublishedPackage(_Payload):
+class PublishedPackage(_Payload, frozen=True):
     """One package now listed in a channel's index."""
 
     name: Name
@@ -123,7 +123,7 @@ class PublishedPackage(_Payload):
     provides: list[NonEmpty] = msgspec.field(default_factory=list)
 
 
-class PackagePublished(_Payload):
+class PackagePublished(_Payload, frozen=True):
     """A build's packages are in the repository index, as of ``generation``."""
 
     task_id: TaskId
@@ -136,7 +136,7 @@ class PackagePublished(_Payload):
     packages: list[PublishedPackage]
 
 
-class PublishFailed(_Payload):
+class PublishFailed(_Payload, frozen=True):
     """Vessel refused or could not import a build."""
 
     task_id: TaskId
@@ -149,7 +149,7 @@ class PublishFailed(_Payload):
     retryable: bool = False
 
 
-class TaskCancelled(_Payload):
+class TaskCancelled(_Payload, frozen=True):
     """Summit asks whichever builder runs this task to stop it."""
 
     task_id: TaskId

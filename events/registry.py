@@ -6,6 +6,7 @@ and to the part of the payload that becomes the routing-key subject.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ class EventSpec:
 
     type: EventType
     version: int
-    payload: type[Any]
+    payload: builtins.type[Any]
     subject: Callable[[Any], str]
     summary: str
 

@@ -1,0 +1,311 @@
+"""The RabbitMQ transport (AMQP 0-9-1 with aio-pika's robust connection).
+
+Topology, declared here at start-up and shipped identically in
+``deploy/rabbitmq/definitions.json``: one durable topic exchange for events, one direct
+exchange for dead letters, and for every consuming role a durable quorum queue (delivery
+limit, dead-lettering to ``<queue>.dead``). Publishes are persistent, mandatory and wait for
+the publisher confirm. The robust connection re-opens channels and re-registers consumers
+after a broker restart; the objects it restores are kept referenced here for that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from pamqp.commands import Basic
+from yarl import URL
+
+from events.bus import DEFAULT_PUBLISH_TIMEOUT, Bus, Consumer, DeadLetter, Handler, Subscription
+from events.consume import Disposition, Verdict, process
+from events.envelope import Event, encode_event
+from events.errors import BusError, PublishTimeout, UnroutableEvent
+from events.names import (
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
+    HEADER_ATTEMPTS,
+    HEADER_QUEUE,
+    HEADER_REASON,
+    HEADER_ROUTING_KEY,
+)
+
+log = structlog.get_logger("cairn.bus.amqp")
+
+CONTENT_TYPE = "application/cloudevents+json"
+#: Errors that mean "the connection is gone for now": wait for the robust reconnect.
+_RECONNECTABLE = (
+    aio_pika.exceptions.AMQPConnectionError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.ChannelClosed,
+    ConnectionError,
+    RuntimeError,
+)
+
+
+def queue_arguments(subscription: Subscription) -> dict[str, Any]:
+    """The x-arguments of a consuming queue (also written into definitions.json)."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": subscription.delivery_limit,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-routing-key": subscription.dead_letter_queue,
+    }
+
+
+DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+
+
+def _with_defaults(url: str) -> str:
+    parsed = URL(url)
+    query = dict(parsed.query)
+    query.setdefault("reconnect_interval", "1")
+    query.setdefault("heartbeat", "30")
+    return str(parsed.with_query(query))
+
+
+class _AmqpConsumer(Consumer):
+    def __init__(self, bus: AmqpBus, subscription: Subscription, handler: Handler) -> None:
+        self._bus = bus
+        self._subscription = subscription
+        self._handler = handler
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._tag: str | None = None
+
+    async def start(self, connection: AbstractRobustConnection) -> None:
+        self._channel = await connection.channel()
+        await self._channel.set_qos(prefetch_count=self._subscription.prefetch)
+        self._queue = await _declare(self._channel, self._subscription)
+        self._tag = await self._queue.consume(self._on_message, no_ack=False)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            verdict = await process(message.body, self._subscription, self._handler)
+            await self._settle(message, verdict)
+        finally:
+            self._inflight.discard(task)
+
+    async def _settle(self, message: AbstractIncomingMessage, verdict: Verdict) -> None:
+        try:
+            if verdict.disposition is Disposition.DEAD_LETTER and not self._subscription.transient:
+                await self._bus.send_dead_letter(message, self._subscription, verdict)
+            await message.ack()
+        except Exception as exc:
+            # The channel went away under us: the broker redelivers this message, and the
+            # consumer's inbox turns the second handling into a no-op.
+            log.warning("bus.settle_failed", queue=self._subscription.queue, error=repr(exc))
+            if not isinstance(exc, _RECONNECTABLE):
+                await _quietly(message.nack(requeue=True))
+
+    async def cancel(self, timeout: float = 10.0) -> None:
+        if self._queue is not None and self._tag is not None:
+            await _quietly(self._queue.cancel(self._tag))
+            self._tag = None
+        if self._inflight:
+            _, still = await asyncio.wait(set(self._inflight), timeout=timeout)
+            for task in still:
+                task.cancel()
+        if self._channel is not None:
+            await _quietly(self._channel.close())
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception as exc:
+        log.debug("bus.ignored_error", error=repr(exc))
+
+
+async def _declare(channel: AbstractChannel, subscription: Subscription) -> AbstractQueue:
+    events = await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC,
+                                            durable=True)
+    if subscription.transient:
+        temporary = await channel.declare_queue(subscription.queue, durable=False,
+                                                exclusive=True, auto_delete=True)
+        for pattern in subscription.bindings:
+            await temporary.bind(events, routing_key=pattern)
+        return temporary
+    dead = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT,
+                                          durable=True)
+    dlq = await channel.declare_queue(subscription.dead_letter_queue, durable=True,
+                                      arguments=DEAD_LETTER_QUEUE_ARGUMENTS)
+    await dlq.bind(dead, routing_key=subscription.dead_letter_queue)
+    queue = await channel.declare_queue(subscription.queue, durable=True,
+                                        arguments=queue_arguments(subscription))
+    for pattern in subscription.bindings:
+        await queue.bind(events, routing_key=pattern)
+    return queue
+
+
+class AmqpBus(Bus):
+    """A robust connection to RabbitMQ, one confirmed publishing channel, one channel per
+    consumer."""
+
+    def __init__(self, url: str, *, name: str = "cairn",
+                 publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT) -> None:
+        self.url = url
+        self.name = name
+        self.publish_timeout = publish_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._dead_exchange: AbstractExchange | None = None
+        self._consumers: list[_AmqpConsumer] = []
+
+    async def connect(self) -> None:
+        try:
+            self._connection = await aio_pika.connect_robust(
+                _with_defaults(self.url), client_properties={"connection_name": self.name}
+            )
+        except (OSError, aio_pika.exceptions.AMQPError) as exc:
+            raise BusError(f"cannot connect to RabbitMQ at {URL(self.url).with_password('***')}"
+                           f": {exc!r}") from exc
+        self._channel = await self._connection.channel(publisher_confirms=True,
+                                                       on_return_raises=True)
+        self._exchange = await self._channel.declare_exchange(
+            EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        self._dead_exchange = await self._channel.declare_exchange(
+            DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+
+    def _require(self) -> tuple[AbstractRobustConnection, AbstractChannel, AbstractExchange]:
+        if self._connection is None or self._channel is None or self._exchange is None:
+            raise BusError("the bus is not connected (call connect() or use 'async with')")
+        return self._connection, self._channel, self._exchange
+
+    async def declare(self, subscription: Subscription) -> None:
+        connection, _, _ = self._require()
+        async with connection.channel() as channel:
+            await _declare(channel, subscription)
+
+    async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
+        message = aio_pika.Message(
+            encode_event(event),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type=CONTENT_TYPE,
+            message_id=event.id,
+            type=event.type,
+            timestamp=event.time,
+            correlation_id=event.correlationid,
+        )
+        await self._publish(message, event.routing_key, timeout)
+
+    async def _publish(self, message: aio_pika.Message, routing_key: str,
+                       timeout: float | None, dead_letter: bool = False) -> None:
+        """Publish with confirm, waiting out a reconnect within the timeout."""
+        limit = self.publish_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            _, _, events_exchange = self._require()
+            exchange = self._dead_exchange if dead_letter else events_exchange
+            assert exchange is not None
+            remaining = deadline - time.monotonic()
+            try:
+                await exchange.publish(message, routing_key, mandatory=True,
+                                       timeout=max(remaining, 0.001))
+                return
+            except aio_pika.exceptions.DeliveryError as exc:
+                if isinstance(exc.frame, Basic.Return):
+                    raise UnroutableEvent(
+                        f"event {message.type} ({routing_key}) is bound to no queue: "
+                        "it would be lost") from None
+                reason = f"broker refused the event ({exc.frame!r})"
+            except TimeoutError:
+                raise PublishTimeout(
+                    f"no confirm for {routing_key} within {limit:.1f}s") from None
+            except _RECONNECTABLE as exc:
+                reason = repr(exc)
+            if time.monotonic() + 0.2 >= deadline:
+                raise PublishTimeout(f"could not publish {routing_key} within {limit:.1f}s: "
+                                     f"{reason}")
+            await asyncio.sleep(0.2)
+
+    async def send_dead_letter(self, message: AbstractIncomingMessage,
+                               subscription: Subscription, verdict: Verdict) -> None:
+        headers = dict(message.headers or {})
+        headers.update({
+            HEADER_REASON: verdict.reason[:4000],
+            HEADER_ROUTING_KEY: message.routing_key or "",
+            HEADER_QUEUE: subscription.queue,
+            HEADER_ATTEMPTS: verdict.attempts,
+        })
+        dead = aio_pika.Message(message.body, headers=headers,
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                                content_type=message.content_type,
+                                message_id=message.message_id, type=message.type)
+        await self._publish(dead, subscription.dead_letter_queue, None, dead_letter=True)
+
+    async def subscribe(self, subscription: Subscription, handler: Handler) -> Consumer:
+        connection, _, _ = self._require()
+        consumer = _AmqpConsumer(self, subscription, handler)
+        await consumer.start(connection)
+        self._consumers.append(consumer)
+        return consumer
+
+    async def dead_letters(self, queue: str, *, remove: bool = False) -> list[DeadLetter]:
+        connection, _, _ = self._require()
+        name = Subscription(queue, ()).dead_letter_queue
+        found: list[DeadLetter] = []
+        async with connection.channel() as channel:
+            dlq = await channel.declare_queue(name, passive=True)
+            held: list[AbstractIncomingMessage] = []
+            while (message := await dlq.get(no_ack=False, fail=False)) is not None:
+                held.append(message)
+                found.append(_dead_letter_of(message, queue))
+            for message in held:
+                await (message.ack() if remove else message.nack(requeue=True))
+        return found
+
+    async def queue_depth(self, queue: str) -> int:
+        connection, _, _ = self._require()
+        async with connection.channel() as channel:
+            declared = await channel.declare_queue(queue, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+
+    async def close(self, timeout: float = 10.0) -> None:
+        consumers, self._consumers = self._consumers, []
+        await asyncio.gather(*(c.cancel(timeout) for c in consumers))
+        if self._connection is not None:
+            await _quietly(self._connection.close())
+        self._connection = self._channel = self._exchange = self._dead_exchange = None
+
+
+def _dead_letter_of(message: AbstractIncomingMessage, queue: str) -> DeadLetter:
+    headers: dict[str, Any] = dict(message.headers or {})
+    reason = headers.get(HEADER_REASON)
+    routing_key = headers.get(HEADER_ROUTING_KEY)
+    if reason is None:
+        # Dead-lettered by the broker itself (delivery limit): read its x-death record.
+        deaths = headers.get("x-death") or [{}]
+        first = deaths[0] if isinstance(deaths, list) and deaths else {}
+        cause = headers.get("x-first-death-reason", first.get("reason", "unknown"))
+        reason = f"dead-lettered by the broker: {cause!s}"
+        if cause == "delivery_limit":
+            reason += " (its consumers kept dying)"
+        keys = first.get("routing-keys") or [message.routing_key or ""]
+        routing_key = keys[0]
+    return DeadLetter(
+        body=message.body,
+        reason=_text(reason),
+        routing_key=_text(routing_key or ""),
+        queue=_text(headers.get(HEADER_QUEUE, queue)),
+        headers=headers,
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,125 @@
+"""The bus port: what every service needs from a message broker, and nothing more.
+
+Two transports implement it — :mod:`events.amqp` (RabbitMQ, production) and
+:mod:`events.memory` (the embedded in-process broker of ``cairn up``) — and one contract
+test suite (``tests/contract``) runs against both, so a service cannot tell them apart.
+
+Semantics every transport honours:
+
+* ``publish`` is persistent, confirmed, mandatory (an event no queue is bound for raises
+  :class:`~events.errors.UnroutableEvent`) and bounded by a timeout
+  (:class:`~events.errors.PublishTimeout`).
+* ``subscribe`` consumes a named durable queue with its bindings and a prefetch; what
+  happens to each delivery is decided in one place, :func:`events.consume.process`: ack on
+  success, bounded retries with back-off for failures, dead letter (with reason and original
+  routing key in headers) for bodies that are not events or keep failing.
+* a work queue (``Subscription.work_queue``) is shared by competing consumers and gives a
+  message back when its consumer dies; after ``delivery_limit`` deliveries it is dead-lettered.
+* ``close`` stops consuming, lets in-flight handlers finish up to a timeout, then closes;
+  unfinished deliveries are not acknowledged, so the broker gives them to someone else.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from events.envelope import MAX_BODY_BYTES, Event
+from events.names import dead_letter_queue
+
+#: A handler receives one validated event. Returning acknowledges it; raising
+#: :class:`~events.errors.RejectEvent` dead-letters it; any other exception is retried.
+Handler = Callable[[Event[Any]], Awaitable[None]]
+
+DEFAULT_PUBLISH_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A durable queue, what it is bound to, and how its deliveries are handled."""
+
+    queue: str
+    bindings: tuple[str, ...]
+    prefetch: int = 16
+    #: A work queue: quorum queue, competing consumers, ``delivery_limit`` deliveries at most.
+    work_queue: bool = False
+    #: Deliveries (crashed consumers included) before the broker dead-letters a message.
+    delivery_limit: int = 10
+    #: Attempts of a failing handler, within one delivery, before dead-lettering.
+    max_attempts: int = 4
+    retry_base_delay: float = 0.05
+    retry_max_delay: float = 5.0
+    max_body_bytes: int = MAX_BODY_BYTES
+    #: A private, non-durable queue that disappears with its consumer (``cairn events tail``);
+    #: it has no dead-letter queue: what it cannot handle is logged and dropped.
+    transient: bool = False
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return dead_letter_queue(self.queue)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Exponential back-off after the given (1-based) failed attempt."""
+        return float(min(self.retry_max_delay, self.retry_base_delay * (2 ** (attempt - 1))))
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message as found in a dead-letter queue."""
+
+    body: bytes
+    reason: str
+    routing_key: str
+    queue: str
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Consumer(abc.ABC):
+    """A running subscription; ``cancel`` stops it after in-flight handlers finish."""
+
+    @abc.abstractmethod
+    async def cancel(self, timeout: float = 10.0) -> None: ...
+
+
+class Bus(abc.ABC):
+    """The port. Use as ``async with bus:`` or call :meth:`connect` and :meth:`close`."""
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Connect and declare the exchanges."""
+
+    @abc.abstractmethod
+    async def declare(self, subscription: Subscription) -> None:
+        """Declare a queue, its dead-letter queue and its bindings, without consuming.
+
+        Idempotent; lets a publisher make sure its events have somewhere to go before the
+        consuming service has started."""
+
+    @abc.abstractmethod
+    async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
+        """Publish one event; returns once the broker has confirmed it."""
+
+    @abc.abstractmethod
+    async def subscribe(self, subscription: Subscription, handler: Handler) -> Consumer:
+        """Declare the queue and start consuming it with ``handler``."""
+
+    @abc.abstractmethod
+    async def dead_letters(self, queue: str, *, remove: bool = False) -> list[DeadLetter]:
+        """The messages in a queue's dead-letter queue (left there unless ``remove``)."""
+
+    @abc.abstractmethod
+    async def queue_depth(self, queue: str) -> int:
+        """Messages ready in a queue (not counting those being handled)."""
+
+    @abc.abstractmethod
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop every consumer (draining in-flight handlers up to ``timeout``), then close."""
+
+    async def __aenter__(self) -> Bus:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,86 @@
+"""What happens to a delivery: the one place where ack, retry and dead-letter are decided.
+
+Transports call :func:`process` for every message and then carry out its :class:`Verdict`;
+they never decide on their own. This keeps the two transports identical in behaviour and
+makes the rules testable without a broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from events.bus import Handler, Subscription
+from events.envelope import Event, decode_event
+from events.errors import EventValidationError, RejectEvent
+
+log = structlog.get_logger("cairn.bus")
+
+
+class Disposition(StrEnum):
+    ACK = "ack"
+    DEAD_LETTER = "dead-letter"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    disposition: Disposition
+    reason: str = ""
+    attempts: int = 0
+    event: Event[Any] | None = None
+
+
+def _parse(body: bytes, subscription: Subscription) -> Event[Any] | Verdict:
+    if len(body) > subscription.max_body_bytes:
+        return Verdict(
+            Disposition.DEAD_LETTER,
+            f"body of {len(body)} bytes exceeds the limit of {subscription.max_body_bytes}",
+        )
+    try:
+        return decode_event(body)
+    except EventValidationError as exc:
+        return Verdict(Disposition.DEAD_LETTER, f"invalid event: {exc}")
+
+
+async def process(body: bytes, subscription: Subscription, handler: Handler) -> Verdict:
+    """Decode, validate and handle one delivery, retrying a failing handler with back-off.
+
+    Returns how the transport must settle the message. Cancellation (shutdown, a consumer
+    being torn down) propagates: the transport then leaves the message unacknowledged so the
+    broker delivers it again.
+    """
+    parsed = _parse(body, subscription)
+    if isinstance(parsed, Verdict):
+        log.warning("event.dead_lettered", queue=subscription.queue, reason=parsed.reason)
+        return parsed
+    event = parsed
+    bound = structlog.contextvars.bound_contextvars(
+        event_id=event.id, event_type=event.type, correlation_id=event.correlationid
+    )
+    with bound:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await handler(event)
+            except RejectEvent as exc:
+                reason = f"rejected by handler: {exc}"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                if attempt < subscription.max_attempts:
+                    delay = subscription.retry_delay(attempt)
+                    log.warning("event.retry", queue=subscription.queue, attempt=attempt,
+                                delay_s=delay, error=reason)
+                    await asyncio.sleep(delay)
+                    continue
+                reason = f"failed {attempt} times, last: {reason}"
+            else:
+                return Verdict(Disposition.ACK, attempts=attempt, event=event)
+            log.error("event.dead_lettered", queue=subscription.queue, reason=reason)
+            return Verdict(Disposition.DEAD_LETTER, reason, attempt, event)
