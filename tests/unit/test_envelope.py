@@ -1,0 +1,181 @@
+"""Every event type: a minimal and a full event round-trip; invalid ones are refused with
+the failing field named."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import pytest
+
+from events import payloads as p
+from events.envelope import decode_event, decode_payload, encode_event, new_event, replayed
+from events.errors import EventValidationError, UnknownEventType
+from events.names import EventType
+
+SHA = "a" * 64
+COMMIT = "b" * 40
+
+MINIMAL: dict[EventType, Any] = {
+    EventType.COMMIT_SEEN: p.CommitSeen(repository="recipes", url="file:///r", branch="main",
+                                        new_commit=COMMIT),
+    EventType.TASK_READY: p.TaskReady(task_id=1, source="zlib", version="1.3", release=2,
+                                      arch="x86_64", repository="recipes",
+                                      repository_url="file:///r", commit=COMMIT,
+                                      recipe_path="z/zlib"),
+    EventType.BUILD_STARTED: p.BuildStarted(task_id=1, builder="b1", arch="x86_64"),
+    EventType.BUILD_DONE: p.BuildDone(task_id=1, builder="b1", source="zlib", version="1.3",
+                                      release=2, build_release=1, arch="x86_64",
+                                      outcome=p.Outcome.FAILED),
+    EventType.PACKAGE_PUBLISHED: p.PackagePublished(
+        task_id=1, source="zlib", release=2, build_release=1, arch="x86_64",
+        channel="volatile", generation=1, packages=[]),
+    EventType.PUBLISH_FAILED: p.PublishFailed(task_id=1, source="zlib", release=2,
+                                              arch="x86_64", channel="volatile",
+                                              reason="sha256 mismatch"),
+    EventType.TASK_CANCELLED: p.TaskCancelled(task_id=1, arch="x86_64"),
+}
+
+FULL: dict[EventType, Any] = {
+    EventType.COMMIT_SEEN: p.CommitSeen(repository="recipes", url="https://git.example/r",
+                                        branch="main", new_commit=COMMIT, old_commit="c" * 40,
+                                        arches=["x86_64", "aarch64"],
+                                        seen_via=p.SeenVia.WEBHOOK),
+    EventType.TASK_READY: p.TaskReady(task_id=7, source="zlib", version="1.3", release=2,
+                                      arch="x86_64", repository="recipes",
+                                      repository_url="file:///r", commit=COMMIT,
+                                      recipe_path="z/zlib", channel="unstable",
+                                      build_release=3, reason="retry", critical_path=12,
+                                      index_url="http://127.0.0.1:1/volatile/x86_64/index.json"),
+    EventType.BUILD_STARTED: p.BuildStarted(task_id=7, builder="b1", arch="x86_64", attempt=2),
+    EventType.BUILD_DONE: p.BuildDone(
+        task_id=7, builder="b1", source="zlib", version="1.3", release=2, build_release=1,
+        arch="x86_64", outcome=p.Outcome.SUCCESS, reason=None, log_url="http://h/log",
+        artefacts=[p.Artefact(name="zlib", filename="zlib-1.3-2-1-x86_64.tar.zst",
+                              url="http://h/a", sha256=SHA, size=10)],
+        duration_s=1.5, channel="volatile"),
+    EventType.PACKAGE_PUBLISHED: p.PackagePublished(
+        task_id=7, source="zlib", release=2, build_release=1, arch="x86_64",
+        channel="volatile", generation=4,
+        packages=[p.PublishedPackage(name="zlib", version="1.3", release=2, build_release=1,
+                                     sha256=SHA, provides=["soname(libz.so.1(x86_64))"])]),
+    EventType.PUBLISH_FAILED: p.PublishFailed(task_id=7, source="zlib", release=2,
+                                              arch="x86_64", channel="volatile",
+                                              reason="artefact unreachable", retryable=True),
+    EventType.TASK_CANCELLED: p.TaskCancelled(task_id=7, arch="x86_64", reason="superseded"),
+}
+
+
+@pytest.mark.parametrize("kind", list(EventType))
+@pytest.mark.parametrize("samples", [MINIMAL, FULL], ids=["minimal", "full"])
+def test_round_trip(kind: EventType, samples: dict[EventType, Any]) -> None:
+    event = new_event(samples[kind], source="test")
+    assert event.type == kind.value
+    assert event.cairnversion == 1
+    decoded = decode_event(encode_event(event))
+    assert decoded == event
+    assert decoded.data == samples[kind]
+    body = json.loads(encode_event(event))
+    for attribute in ("specversion", "id", "source", "type", "time", "subject",
+                      "datacontenttype", "data", "cairnversion", "correlationid"):
+        assert attribute in body
+    assert body["specversion"] == "1.0"
+
+
+def test_causation_and_correlation_follow_the_chain() -> None:
+    first = new_event(MINIMAL[EventType.COMMIT_SEEN], source="summit")
+    second = new_event(MINIMAL[EventType.TASK_READY], source="summit", causation=first)
+    third = new_event(MINIMAL[EventType.BUILD_STARTED], source="avalanche", causation=second)
+    assert first.correlationid == first.id and first.causationid is None
+    assert second.causationid == first.id and second.correlationid == first.id
+    assert third.causationid == second.id and third.correlationid == first.id
+
+
+def test_subject_is_routing_key_word() -> None:
+    event = new_event(MINIMAL[EventType.TASK_READY], source="summit")
+    assert event.routing_key == "task-ready.x86_64"
+    published = new_event(MINIMAL[EventType.PACKAGE_PUBLISHED], source="vessel")
+    assert published.routing_key == "package-published.volatile"
+
+
+def test_replayed_keeps_the_id() -> None:
+    event = new_event(MINIMAL[EventType.TASK_CANCELLED], source="summit")
+    again = replayed(event)
+    assert again.id == event.id and again.cairnreplayed and not event.cairnreplayed
+
+
+def _body(kind: EventType) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(encode_event(new_event(FULL[kind], source="t")))
+    return result
+
+
+INVALID = [
+    ("not json", lambda b: None, None),
+    ("missing id", lambda b: b.pop("id"), "id"),
+    ("bad specversion", lambda b: b.update(specversion="0.3"), "specversion"),
+    ("unknown type", lambda b: b.update(type="build-exploded"), "type"),
+    ("unknown version", lambda b: b.update(cairnversion=9), "type"),
+    ("subject with a dot", lambda b: b.update(subject="x86.64"), "subject"),
+    ("unknown envelope field", lambda b: b.update(extra=1), None),
+    ("bad time", lambda b: b.update(time="yesterday"), "time"),
+]
+
+
+@pytest.mark.parametrize(("label", "mutate", "field"), INVALID, ids=[i[0] for i in INVALID])
+def test_invalid_envelopes_are_refused(label: str, mutate: Any, field: str | None) -> None:
+    body = _body(EventType.BUILD_DONE)
+    raw = b"{not json" if label == "not json" else None
+    if raw is None:
+        mutate(body)
+        raw = json.dumps(body).encode()
+    with pytest.raises(EventValidationError) as caught:
+        decode_event(raw)
+    if field is not None:
+        assert caught.value.field == field
+
+
+DATA_INVALID = [
+    (EventType.BUILD_DONE, "outcome", "exploded", "data.outcome"),
+    (EventType.BUILD_DONE, "task_id", 0, "data.task_id"),
+    (EventType.BUILD_DONE, "task_id", "7", "data.task_id"),
+    (EventType.BUILD_DONE, "artefacts", [{"name": "x"}], "data.artefacts[0].filename"),
+    (EventType.COMMIT_SEEN, "new_commit", "HEAD", "data.new_commit"),
+    (EventType.TASK_READY, "release", -1, "data.release"),
+    (EventType.TASK_READY, "arch", "x86.64", "data.arch"),
+    (EventType.PACKAGE_PUBLISHED, "generation", 0, "data.generation"),
+    (EventType.PUBLISH_FAILED, "reason", "", "data.reason"),
+    (EventType.BUILD_STARTED, "surprise", 1, "data"),
+    (EventType.TASK_CANCELLED, "task_id", None, "data.task_id"),
+]
+
+
+@pytest.mark.parametrize(("kind", "key", "value", "field"), DATA_INVALID)
+def test_invalid_payloads_are_refused_naming_the_field(
+    kind: EventType, key: str, value: Any, field: str
+) -> None:
+    body = _body(kind)
+    body["data"][key] = value
+    with pytest.raises(EventValidationError) as caught:
+        decode_event(json.dumps(body).encode())
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("kind", list(EventType))
+def test_missing_required_payload_field_is_named(kind: EventType) -> None:
+    body = _body(kind)
+    required = msgspec.json.schema(type(FULL[kind]))["$defs"][type(FULL[kind]).__name__][
+        "required"]
+    body["data"].pop(required[0])
+    with pytest.raises(EventValidationError) as caught:
+        decode_event(json.dumps(body).encode())
+    assert caught.value.field == f"data.{required[0]}"
+
+
+def test_decode_payload_for_the_cli() -> None:
+    with pytest.raises(EventValidationError, match="data.outcome"):
+        decode_payload("build-done", b'{"task_id": 1, "builder": "b", "source": "s", '
+                       b'"version": "1", "release": 1, "build_release": 1, "arch": "x86_64",'
+                       b' "outcome": "maybe"}')
+    with pytest.raises(UnknownEventType):
+        decode_payload("no-such-type", b"{}")
