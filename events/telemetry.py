@@ -1,0 +1,187 @@
+"""Live telemetry: build log lines and builder presence, over MQTT or in process.
+
+Telemetry is high-volume and ephemeral, so it does not travel on the event bus. Two
+implementations of one small port: :class:`MqttTelemetry` (Mosquitto, aiomqtt 2.x,
+reconnecting, retained status with a last will) and :class:`MemoryTelemetry` (``cairn up``
+without ``--mqtt``). Publishing never blocks a build: messages go through a bounded queue,
+and when the broker is away the oldest log lines are dropped (the full log is a file).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiomqtt
+import structlog
+
+log = structlog.get_logger("cairn.telemetry")
+
+QUEUE_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """MQTT topic filter matching (``+`` one level, ``#`` the rest)."""
+    return aiomqtt.Topic(topic).matches(pattern)
+
+
+class Telemetry(abc.ABC):
+    """Publish and watch telemetry topics."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Queue a message; never blocks, never raises for a missing broker."""
+
+    @abc.abstractmethod
+    def subscribe(self, pattern: str) -> AsyncIterator[Message]:
+        """Messages on topics matching ``pattern`` (retained ones first), until stopped."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Deliver what is queued (briefly), then disconnect."""
+
+
+class MemoryTelemetry(Telemetry):
+    """In-process telemetry with MQTT's retained-message semantics."""
+
+    def __init__(self) -> None:
+        self._retained: dict[str, Message] = {}
+        self._watchers: list[tuple[str, asyncio.Queue[Message | None]]] = []
+
+    async def start(self) -> None:
+        return None
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        message = Message(topic, payload, retain)
+        if retain:
+            self._retained[topic] = message
+        for pattern, queue in self._watchers:
+            if topic_matches(pattern, topic) and queue.qsize() < QUEUE_LIMIT:
+                queue.put_nowait(message)
+
+    async def subscribe(self, pattern: str) -> AsyncIterator[Message]:
+        queue: asyncio.Queue[Message | None] = asyncio.Queue()
+        for retained in list(self._retained.values()):
+            if topic_matches(pattern, retained.topic):
+                queue.put_nowait(retained)
+        entry = (pattern, queue)
+        self._watchers.append(entry)
+        try:
+            while (message := await queue.get()) is not None:
+                yield message
+        finally:
+            self._watchers.remove(entry)
+
+    async def stop(self) -> None:
+        for _, queue in self._watchers:
+            queue.put_nowait(None)
+
+
+class MqttTelemetry(Telemetry):
+    """aiomqtt client that reconnects forever; ``will`` is published by the broker if this
+    client vanishes (a builder's ``offline`` status)."""
+
+    def __init__(self, url: str, *, client_id: str | None = None,
+                 will: Message | None = None, reconnect_delay: float = 1.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "tcp", ""):
+            raise ValueError(f"mqtt url {url!r}: scheme must be mqtt://")
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 1883
+        self.username = parts.username
+        self.password = parts.password
+        self.client_id = client_id or f"cairn-{uuid.uuid4().hex[:10]}"
+        self.will = will
+        self.reconnect_delay = reconnect_delay
+        self._outgoing: asyncio.Queue[Message] = asyncio.Queue()
+        self._retained: dict[str, Message] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    def _client(self, client_id: str, will: Message | None) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            self.host, self.port, username=self.username, password=self.password,
+            identifier=client_id, keepalive=10,
+            will=aiomqtt.Will(will.topic, will.payload, qos=1, retain=will.retain)
+            if will else None,
+        )
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"mqtt-{self.client_id}")
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        message = Message(topic, payload, retain)
+        if retain:
+            self._retained[topic] = message
+        if self._outgoing.qsize() >= QUEUE_LIMIT:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._outgoing.get_nowait()
+                self._outgoing.task_done()
+        self._outgoing.put_nowait(message)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self._client(self.client_id, self.will) as client:
+                    self.connected.set()
+                    # The broker may have restarted: state our retained topics again.
+                    for message in list(self._retained.values()):
+                        await client.publish(message.topic, message.payload, qos=1, retain=True)
+                    while True:
+                        message = await self._outgoing.get()
+                        await client.publish(message.topic, message.payload,
+                                             qos=1 if message.retain else 0,
+                                             retain=message.retain)
+                        self._outgoing.task_done()
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                log.warning("telemetry.disconnected", host=self.host, port=self.port,
+                            error=str(exc))
+                await asyncio.sleep(self.reconnect_delay)
+
+    async def subscribe(self, pattern: str) -> AsyncIterator[Message]:
+        while True:
+            try:
+                async with self._client(f"{self.client_id}-sub-{uuid.uuid4().hex[:6]}",
+                                        None) as client:
+                    await client.subscribe(pattern, qos=1)
+                    async for incoming in client.messages:
+                        payload = incoming.payload
+                        data = payload if isinstance(payload, bytes) else str(payload).encode()
+                        yield Message(str(incoming.topic), data, bool(incoming.retain))
+            except aiomqtt.MqttError as exc:
+                log.warning("telemetry.subscribe_lost", pattern=pattern, error=str(exc))
+                await asyncio.sleep(self.reconnect_delay)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        if self.connected.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outgoing.join(), 2.0)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+
+def telemetry_from_url(url: str | None, **kwargs: object) -> Telemetry:
+    """``None`` or ``memory://`` → in-process; ``mqtt://host:port`` → Mosquitto."""
+    if not url or url.startswith("memory:"):
+        return MemoryTelemetry()
+    return MqttTelemetry(url, **kwargs)  # type: ignore[arg-type]
