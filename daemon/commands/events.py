@@ -48,6 +48,10 @@ def register(subparsers: Any) -> None:
     publish.add_argument("--broker", default=None, help="bus URL (default $CAIRN_BUS_URL)")
     publish.set_defaults(func=_publish)
 
+    from daemon.journal.cli import add_commands
+
+    add_commands(sub, default_broker())
+
 
 def _read_data(path: str) -> bytes:
     if path == "-":

@@ -1,0 +1,1 @@
+"""The journal: every event on the bus, recorded for inspection and replay."""
