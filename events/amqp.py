@@ -102,7 +102,7 @@ class _AmqpConsumer(Consumer):
 
     async def _settle(self, message: AbstractIncomingMessage, verdict: Verdict) -> None:
         try:
-            if verdict.disposition is Disposition.DEAD_LETTER and not self._subscription.transient:
+            if verdict.disposition is Disposition.DEAD_LETTER and not self._subscription.terminal:
                 await self._bus.send_dead_letter(message, self._subscription, verdict)
             await message.ack()
         except Exception as exc:
@@ -134,14 +134,19 @@ async def _quietly(awaitable: Any) -> None:
 async def _declare(channel: AbstractChannel, subscription: Subscription) -> AbstractQueue:
     events = await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC,
                                             durable=True)
+    dead = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT,
+                                          durable=True)
+    if subscription.dead_letter_reader:
+        reader = await channel.declare_queue(subscription.queue, durable=True,
+                                             arguments=DEAD_LETTER_QUEUE_ARGUMENTS)
+        await reader.bind(dead, routing_key=subscription.queue)
+        return reader
     if subscription.transient:
         temporary = await channel.declare_queue(subscription.queue, durable=False,
                                                 exclusive=True, auto_delete=True)
         for pattern in subscription.bindings:
             await temporary.bind(events, routing_key=pattern)
         return temporary
-    dead = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT,
-                                          durable=True)
     dlq = await channel.declare_queue(subscription.dead_letter_queue, durable=True,
                                       arguments=DEAD_LETTER_QUEUE_ARGUMENTS)
     await dlq.bind(dead, routing_key=subscription.dead_letter_queue)

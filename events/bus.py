@@ -55,6 +55,14 @@ class Subscription:
     #: A private, non-durable queue that disappears with its consumer (``cairn events tail``);
     #: it has no dead-letter queue: what it cannot handle is logged and dropped.
     transient: bool = False
+    #: Consume another queue's dead-letter queue (declared as such, with no bindings);
+    #: what its handler cannot take is logged and dropped, there is no dead-dead queue.
+    dead_letter_reader: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        """No dead-letter queue behind this one."""
+        return self.transient or self.dead_letter_reader
 
     @property
     def dead_letter_queue(self) -> str:

@@ -58,7 +58,7 @@ class MemoryBroker:
         self._queues: dict[str, _Queue] = {}
 
     def declare(self, subscription: Subscription) -> None:
-        if subscription.transient:
+        if subscription.terminal:
             temporary = self._queues.setdefault(
                 subscription.queue, _Queue(subscription.queue, set(), None, None))
             temporary.bindings.update(subscription.bindings)

@@ -12,18 +12,14 @@ from typing import Any
 import structlog
 
 from daemon.journal.store import record
-from events.bus import Bus, Consumer, Subscription
+from events.bus import Bus, Consumer
 from events.envelope import Event
-from events.names import EventType, Queue, binding
 from events.sqlite import Database
+from events.topology import JOURNAL
 
 log = structlog.get_logger("cairn.journal")
 
-SUBSCRIPTION = Subscription(
-    queue=Queue.JOURNAL,
-    bindings=tuple(binding(t) for t in EventType),
-    prefetch=64,
-)
+SUBSCRIPTION = JOURNAL
 
 
 class Journal:
