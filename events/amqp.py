@@ -54,10 +54,14 @@ _RECONNECTABLE = (
 
 
 def queue_arguments(subscription: Subscription) -> dict[str, Any]:
-    """The x-arguments of a consuming queue (also written into definitions.json)."""
+    """The x-arguments of a consuming queue (also written into definitions.json).
+
+    RabbitMQ's ``x-delivery-limit`` counts the deliveries given back *before* the one that
+    dead-letters, so a limit of N allows N + 1 deliveries; the port promises
+    ``delivery_limit`` deliveries at most, hence the ``- 1``."""
     return {
         "x-queue-type": "quorum",
-        "x-delivery-limit": subscription.delivery_limit,
+        "x-delivery-limit": max(subscription.delivery_limit - 1, 0),
         "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
         "x-dead-letter-routing-key": subscription.dead_letter_queue,
     }
@@ -266,7 +270,7 @@ class AmqpBus(Bus):
         name = Subscription(queue, ()).dead_letter_queue
         found: list[DeadLetter] = []
         async with connection.channel() as channel:
-            dlq = await channel.declare_queue(name, passive=True)
+            dlq = await _existing_queue(channel, name)
             held: list[AbstractIncomingMessage] = []
             while (message := await dlq.get(no_ack=False, fail=False)) is not None:
                 held.append(message)
@@ -278,7 +282,7 @@ class AmqpBus(Bus):
     async def queue_depth(self, queue: str) -> int:
         connection, _, _ = self._require()
         async with connection.channel() as channel:
-            declared = await channel.declare_queue(queue, passive=True)
+            declared = await _existing_queue(channel, queue)
             return int(declared.declaration_result.message_count or 0)
 
     async def close(self, timeout: float = 10.0) -> None:
@@ -287,6 +291,14 @@ class AmqpBus(Bus):
         if self._connection is not None:
             await _quietly(self._connection.close())
         self._connection = self._channel = self._exchange = self._dead_exchange = None
+
+
+async def _existing_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
+    """A queue that must already exist: the same :class:`BusError` as the embedded broker."""
+    try:
+        return await channel.declare_queue(name, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        raise BusError(f"no queue named {name!r} has been declared") from None
 
 
 def _dead_letter_of(message: AbstractIncomingMessage, queue: str) -> DeadLetter:
