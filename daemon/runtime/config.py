@@ -1,7 +1,5 @@
 """Service configuration: one TOML file, environment overrides, typed frozen sections.
 
-(``frozen=True`` is repeated on subclasses for the type checker; msgspec inherits it.)
-
 Why strict: a typo in a config key (``[bus] ulr``) silently falling back to a default is the
 kind of mistake that costs an evening, so unknown keys and wrong types are refused with the
 file, the key, what was expected and what was found.
@@ -16,6 +14,8 @@ subclassing it::
         summit: SummitSection = SummitSection()
 
     config = load_config(path, SummitConfig)
+
+(``frozen=True`` is repeated on subclasses for the type checker; msgspec inherits it.)
 
 Any key of any section can be overridden from the environment as
 ``CAIRN_<SECTION>_<KEY>`` (``CAIRN_BUS_URL``, ``CAIRN_SUMMIT_POLL_INTERVAL``), which is how
