@@ -522,3 +522,24 @@ async def test_queue_depth_of_an_undeclared_queue_is_a_bus_error(bus_factory: Tr
     queue = bus_factory.queue("still-usable")
     await bus.declare(Subscription(queue, ("task-ready.x",)))
     assert await bus.queue_depth(queue) == 0
+
+
+async def test_dead_letter_reader_consumes_a_queues_dead_letters(bus_factory: Transport) -> None:
+    bus = await bus_factory.open()
+    s = subject()
+
+    async def refuse(event: Event[Any]) -> None:
+        raise RejectEvent("unknown repository")
+
+    work = Subscription(
+        bus_factory.queue("read-dead"), (binding("task-ready", s),), work_queue=True
+    )
+    await bus.subscribe(work, refuse)
+    reader = Recorder()
+    await bus.subscribe(Subscription(work.dead_letter_queue, (), dead_letter_reader=True), reader)
+    event = task_ready(s)
+    await bus.publish(event)
+
+    await reader.wait_handled(1)
+    assert reader.ids == [event.id]
+    assert await _depth(bus, work.dead_letter_queue, 0) == 0
