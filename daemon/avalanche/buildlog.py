@@ -1,0 +1,48 @@
+"""The build log: every line goes to a file and, as it is written, to a callback.
+
+The callback is how the service streams the log over MQTT; it is called from the build
+thread, so it must be cheap and thread-safe (``loop.call_soon_threadsafe``). A callback that
+raises does not break the build: the file still gets the line.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+LogCallback = Callable[[str], None]
+
+
+class BuildLog:
+    def __init__(self, path: Path, callback: LogCallback | None = None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._file: TextIO = path.open("a", encoding="utf-8")
+        self.callback_errors = 0
+        #: The last lines, for a failure reason a person can act on without the whole log.
+        self.tail: deque[str] = deque(maxlen=20)
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self._file.write(text + "\n")
+            self._file.flush()
+            self.tail.append(text)
+        if self._callback is not None:
+            try:
+                self._callback(text)
+            except Exception:  # a broken telemetry sink must not fail the build
+                self.callback_errors += 1
+
+    def phase(self, text: str) -> None:
+        """A line of the builder's own, marked so a reader tells it from build output."""
+        self.line(f"==> [{time.strftime('%H:%M:%S')}] {text}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()

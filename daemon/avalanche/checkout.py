@@ -1,0 +1,143 @@
+"""The recipe at the task's commit, from a cached bare mirror of its repository.
+
+One bare mirror per repository URL (or local path) lives under ``cache/git/``; a build fetches
+only when the commit is missing, so a builder does one network round-trip per new commit,
+not one clone per build. Exporting writes just the recipe's directory (stone.yaml, its
+manifests and the files beside it) into the build's work tree.
+
+The functions block (libgit2 does I/O); call the ``*_async`` wrappers from the event loop. A
+file lock per mirror keeps two builders on one host from fetching into it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from .errors import CheckoutError, RecipeError
+
+_MODE_EXEC = 0o100755
+_MODE_LINK = 0o120000
+
+
+def mirror_path(cache_dir: Path, url: str) -> Path:
+    """Where the bare mirror of ``url`` lives: one directory per URL, named by its hash."""
+    key = hashlib.sha256(url.encode()).hexdigest()[:24]
+    return cache_dir / "git" / f"{key}.git"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _open_mirror(path: Path, url: str) -> Any:
+    if path.exists():
+        return pygit2.Repository(str(path))
+    repo = pygit2.init_repository(str(path), bare=True)
+    repo.remotes.create("origin", url)
+    return repo
+
+
+def _lookup(repo: Any, commit: str) -> Any:
+    try:
+        obj = repo.get(commit)
+    except ValueError:
+        return None
+    return obj.peel(pygit2.Commit) if obj is not None else None
+
+
+def ensure_commit(cache_dir: Path, url: str, commit: str) -> Path:
+    """Make sure the mirror of ``url`` holds ``commit``, fetching only if it is missing."""
+    path = mirror_path(cache_dir, url)
+    with _locked(path):
+        repo = _open_mirror(path, url)
+        if _lookup(repo, commit) is not None:
+            return path
+        try:
+            repo.remotes["origin"].fetch(["+refs/*:refs/*"])
+        except pygit2.GitError as exc:
+            raise CheckoutError(f"cannot fetch recipe repository {url}: {exc}") from exc
+        if _lookup(repo, commit) is None:
+            raise CheckoutError(
+                f"commit {commit} is not in recipe repository {url} after fetching it; "
+                "was the branch force-pushed?"
+            )
+    return path
+
+
+def recipe_dir_of(recipe_path: str) -> str:
+    """The recipe directory for a task's ``recipe_path`` (a directory or its stone.yaml)."""
+    clean = posixpath.normpath(recipe_path.strip("/"))
+    if clean.endswith((".yaml", ".yml")):
+        clean = posixpath.dirname(clean)
+    if clean.startswith("..") or posixpath.isabs(clean):
+        raise RecipeError(f"recipe path {recipe_path!r} leaves the repository")
+    return "" if clean == "." else clean
+
+
+def export_recipe(cache_dir: Path, url: str, commit: str, recipe_path: str, dest: Path) -> Path:
+    """Write the recipe directory at ``commit`` into ``dest``; return the stone.yaml path."""
+    mirror = ensure_commit(cache_dir, url, commit)
+    repo = pygit2.Repository(str(mirror))
+    tree = _lookup(repo, commit).tree
+    sub = recipe_dir_of(recipe_path)
+    if sub:
+        try:
+            tree = repo[(tree / sub).id]
+        except KeyError as exc:
+            raise RecipeError(f"{sub} does not exist at commit {commit} of {url}") from exc
+        if not isinstance(tree, pygit2.Tree):
+            raise RecipeError(f"{sub} at commit {commit} of {url} is not a directory")
+    dest.mkdir(parents=True, exist_ok=True)
+    _write_tree(repo, tree, dest)
+    stone = dest / "stone.yaml"
+    if not stone.is_file():
+        raise RecipeError(f"{sub or 'the repository root'} at commit {commit} has no stone.yaml")
+    return stone
+
+
+def _write_tree(repo: Any, tree: Any, dest: Path) -> None:
+    for entry in tree:
+        name = entry.name
+        if name in ("", ".", "..") or "/" in name:
+            raise RecipeError(f"unsafe name {name!r} in recipe tree")
+        target = dest / name
+        if entry.type_str == "tree":
+            target.mkdir(exist_ok=True)
+            _write_tree(repo, repo[entry.id], target)
+        elif entry.type_str == "blob" and entry.filemode == _MODE_LINK:
+            link = repo[entry.id].data.decode()
+            if posixpath.isabs(link) or posixpath.normpath(link).startswith(".."):
+                raise RecipeError(f"symlink {name} -> {link} in recipe tree leaves the recipe")
+            target.symlink_to(link)
+        elif entry.type_str == "blob":
+            target.write_bytes(repo[entry.id].data)
+            target.chmod(0o755 if entry.filemode == _MODE_EXEC else 0o644)
+        # Submodules (type "commit") are not part of a recipe: skipped.
+
+
+async def ensure_commit_async(cache_dir: Path, url: str, commit: str) -> Path:
+    """:func:`ensure_commit` off the event loop."""
+    return await asyncio.to_thread(ensure_commit, cache_dir, url, commit)
+
+
+async def export_recipe_async(
+    cache_dir: Path, url: str, commit: str, recipe_path: str, dest: Path
+) -> Path:
+    """:func:`export_recipe` off the event loop."""
+    return await asyncio.to_thread(export_recipe, cache_dir, url, commit, recipe_path, dest)

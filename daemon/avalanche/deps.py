@@ -1,0 +1,157 @@
+"""Build dependencies from the repository index that vessel publishes.
+
+:func:`resolve` is pure: given an :class:`daemon.package.Index` and the recipe's
+``builddeps`` + ``checkdeps`` it picks one providing package per dependency (the highest
+release/build release; ties by name), then the providers of those packages' ``depends``
+transitively. A direct dependency that nothing provides fails the build naming it; a
+transitive one that the index does not provide (``soname(libc.so.6(x86_64))``) is assumed to
+come from the host and is only reported.
+
+:func:`install` downloads the chosen packages (``uri`` is relative to the index URL), checks
+sha256 and size, and unpacks them into the build root's ``deps/``; :func:`environment` points
+``PATH``, ``PKG_CONFIG_PATH``, ``CPATH``, ``LIBRARY_PATH`` and ``LD_LIBRARY_PATH`` into it.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from daemon.package import Index, IndexEntry, name_provider
+from events.payloads import Outcome
+
+from .errors import DependencyError
+from .fetch import fetch_verified, local_path
+from .unpack import unpack
+
+_LIBDIRS = ("usr/lib", "usr/lib64", "lib")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The packages to install, and transitive needs left to the host."""
+
+    packages: tuple[IndexEntry, ...]
+    from_host: tuple[str, ...] = ()
+
+
+def load_index(url: str, *, timeout: float) -> Index:
+    """Fetch and decode the index at ``url`` (http(s), ``file://`` or a path)."""
+    try:
+        path = local_path(url)
+        if path is not None:
+            raw = path.read_bytes()
+        else:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+                raw = response.read()
+    except OSError as exc:
+        raise DependencyError(
+            f"cannot fetch repository index {url}: {exc}", outcome=Outcome.INFRASTRUCTURE
+        ) from exc
+    try:
+        return msgspec.json.decode(raw, type=Index)
+    except msgspec.ValidationError as exc:
+        raise DependencyError(
+            f"repository index {url} is malformed: {exc}", outcome=Outcome.INFRASTRUCTURE
+        ) from exc
+
+
+def provider_map(index: Index, arch: str) -> dict[str, list[IndexEntry]]:
+    """Provider string -> the entries offering it (by provides, ``name(x)`` and plain name)."""
+    result: dict[str, list[IndexEntry]] = {}
+    for entry in index.packages:
+        if entry.arch not in (arch, "noarch"):
+            continue
+        for key in {*entry.provides, entry.name, name_provider(entry.name)}:
+            result.setdefault(key, []).append(entry)
+    return result
+
+
+def _best(entries: Sequence[IndexEntry]) -> IndexEntry:
+    top = max((e.release, e.build_release) for e in entries)
+    return min((e for e in entries if (e.release, e.build_release) == top), key=lambda e: e.name)
+
+
+def resolve(index: Index, wanted: Sequence[str], arch: str) -> Resolution:
+    """Pick the packages that satisfy ``wanted`` and their depends (see module docstring)."""
+    providers = provider_map(index, arch)
+    missing = [dep for dep in wanted if dep not in providers]
+    if missing:
+        raise DependencyError(
+            f"build dependency {', '.join(missing)} is not provided by any package in "
+            f"repository index {index.channel}/{index.arch} (generation {index.generation}); "
+            "build and publish its provider first"
+        )
+    chosen: dict[str, IndexEntry] = {}
+    from_host: list[str] = []
+    queue = list(wanted)
+    seen: set[str] = set()
+    while queue:
+        dep = queue.pop(0)
+        if dep in seen:
+            continue
+        seen.add(dep)
+        if dep not in providers:
+            from_host.append(dep)
+            continue
+        entry = _best(providers[dep])
+        if entry.name not in chosen:
+            chosen[entry.name] = entry
+            queue.extend(entry.depends)
+    ordered = tuple(sorted(chosen.values(), key=lambda e: e.name))
+    return Resolution(packages=ordered, from_host=tuple(sorted(from_host)))
+
+
+def install(
+    resolution: Resolution,
+    index_url: str,
+    deps_root: Path,
+    cache_dir: Path,
+    *,
+    timeout: float,
+    log: Callable[[str], None],
+) -> None:
+    """Download, verify and unpack every chosen package into ``deps_root``."""
+    deps_root.mkdir(parents=True, exist_ok=True)
+    for entry in resolution.packages:
+        url = urllib.parse.urljoin(index_url, entry.uri)
+        path, hit = fetch_verified(
+            url, entry.sha256, cache_dir / "packages", timeout=timeout, error=DependencyError
+        )
+        if path.stat().st_size != entry.size:
+            raise DependencyError(
+                f"package {entry.name} at {url} is {path.stat().st_size} bytes, the index "
+                f"says {entry.size}"
+            )
+        unpack(path, deps_root, name=f"{entry.name}.tar.zst")
+        what = f"{entry.name}-{entry.version}-{entry.release}-{entry.build_release}"
+        log(f"dependency {what} installed{' (cached)' if hit else ''}")
+    for dep in resolution.from_host:
+        log(f"dependency {dep} is not in the repository index; using the host's")
+
+
+def environment(deps_root: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with search paths pointing into ``deps_root`` first."""
+
+    def paths(*rels: str) -> list[str]:
+        return [str(deps_root / rel) for rel in rels]
+
+    def prepend(key: str, items: list[str]) -> str:
+        old = base.get(key, "")
+        return ":".join(items + ([old] if old else []))
+
+    libs = paths(*_LIBDIRS)
+    env = dict(base)
+    env["PATH"] = prepend("PATH", paths("usr/bin", "usr/sbin", "bin"))
+    env["PKG_CONFIG_PATH"] = prepend(
+        "PKG_CONFIG_PATH", [f"{p}/pkgconfig" for p in libs] + paths("usr/share/pkgconfig")
+    )
+    env["CPATH"] = prepend("CPATH", paths("usr/include"))
+    env["LIBRARY_PATH"] = prepend("LIBRARY_PATH", libs)
+    env["LD_LIBRARY_PATH"] = prepend("LD_LIBRARY_PATH", libs)
+    return env

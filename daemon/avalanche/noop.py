@@ -1,0 +1,87 @@
+"""The ``noop`` backend: empty packages named and providing what the committed manifest says.
+
+For dry runs and benchmarks of the whole farm: no subprocess, no sources, no build
+dependencies, just the packages of ``manifest.<arch>.jsonc`` (Serpent's format) with their
+``depends`` and ``provides``. A recipe without a manifest yields one empty package named
+after the source.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .backend import BACKENDS, BuildContext, BuildProducts, DeclaredPackage
+from .errors import RecipeError
+
+
+def strip_jsonc(text: str) -> str:
+    """Remove ``//`` and ``/* */`` comments outside strings (JSON with comments -> JSON)."""
+    out: list[str] = []
+    i, n, in_string = 0, len(text), False
+    while i < n:
+        c = text[i]
+        if in_string:
+            out.append(c)
+            if c == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+            out.append(c)
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            continue
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def load_manifest_packages(path: Path) -> tuple[DeclaredPackage, ...]:
+    """The packages a Serpent ``manifest.<arch>.jsonc`` lists."""
+    try:
+        doc: Any = json.loads(strip_jsonc(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise RecipeError(f"cannot read manifest {path.name}: {exc}") from exc
+    packages = doc.get("packages") if isinstance(doc, dict) else None
+    if not isinstance(packages, dict):
+        raise RecipeError(f"manifest {path.name} has no 'packages' mapping")
+    return tuple(
+        DeclaredPackage(
+            name=str(spec.get("name", key)),
+            depends=tuple(str(d) for d in spec.get("depends", [])),
+            provides=tuple(str(p) for p in spec.get("provides", [])),
+        )
+        for key, spec in sorted(packages.items())
+    )
+
+
+class NoopBackend:
+    name = "noop"
+    needs_inputs = False
+
+    def build(self, ctx: BuildContext) -> BuildProducts:
+        manifest = ctx.tree.recipe_dir / f"manifest.{ctx.arch}.jsonc"
+        if manifest.is_file():
+            declared = load_manifest_packages(manifest)
+        else:
+            declared = (DeclaredPackage(name=ctx.recipe.name),)
+        ctx.log.phase(f"noop: declaring {len(declared)} empty package(s) from {manifest.name}")
+        summary = ctx.recipe.summary
+        return BuildProducts(
+            declared=tuple(
+                DeclaredPackage(p.name, summary, p.depends, p.provides) for p in declared
+            )
+        )
+
+
+BACKENDS["noop"] = NoopBackend

@@ -1,0 +1,1 @@
+int diamond_a(void) { return 1; }
