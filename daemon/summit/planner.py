@@ -1,0 +1,388 @@
+"""Summit's planner: the design's planning rules over an incrementally maintained graph.
+
+One :class:`Planner` per (repository, arch). It holds the recipe graph, the published index
+and the tasks in memory, and every call returns a :class:`Decision` (task records to store,
+payloads to emit through the outbox) without doing any I/O. Work is proportional to what
+changed: a commit touching ten recipes re-resolves those recipes and the users of the names
+whose providers changed; a publication re-evaluates the dependents of that source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from daemon.summit.graph import PublishedIndex, RecipeGraph
+from daemon.summit.recipe import BrokenRecipe
+from daemon.summit.schedule import Schedule
+from daemon.summit.states import (
+    MAX_ATTEMPTS,
+    NOT_STARTED,
+    PENDING,
+    TRANSITIONS,
+    BlockKind,
+    Emit,
+    Reaction,
+    RepoRef,
+    Task,
+    TaskReason,
+    TaskState,
+    move,
+    on_build_done,
+    on_build_started,
+    on_package_published,
+    on_publish_failed,
+    task_cancelled,
+    task_ready,
+)
+from daemon.summit.tree import RecipeDelta, RecipeEntry, RecipeTree
+from events.errors import CairnError
+from events.payloads import (
+    BuildDone,
+    BuildStarted,
+    PackagePublished,
+    Payload,
+    PublishFailed,
+    TaskReady,
+)
+
+
+class PlanError(CairnError):
+    """An operator request the planner cannot honour (retrying a task that did not fail...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one call decided: task records to upsert and payloads to emit, in order.
+
+    ``emits`` holds cancellations first, then ``task-ready`` payloads largest critical path
+    first, which is the dispatch order the design asks for.
+    """
+
+    tasks: tuple[Task, ...] = ()
+    emits: tuple[Emit, ...] = ()
+    problems: tuple[BrokenRecipe, ...] = ()
+
+    @property
+    def ready(self) -> tuple[TaskReady, ...]:
+        return tuple(e for e in self.emits if isinstance(e, TaskReady))
+
+
+@dataclass(slots=True)
+class _Batch:
+    changed: dict[int, Task] = field(default_factory=dict)
+    affected: set[str] = field(default_factory=set)
+    emits: list[Emit] = field(default_factory=list)
+    ready: list[int] = field(default_factory=list)
+    problems: list[BrokenRecipe] = field(default_factory=list)
+
+
+class Planner:
+    """The planning state of one repository and arch; every method returns a Decision."""
+
+    def __init__(
+        self,
+        repo: RepoRef,
+        published: PublishedIndex | None = None,
+        tasks: Iterable[Task] = (),
+        *,
+        next_task_id: int = 1,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.repo = repo
+        self.graph = RecipeGraph()
+        self.published = published if published is not None else PublishedIndex()
+        self.max_attempts = max_attempts
+        self.commit = ""
+        self._tasks: dict[int, Task] = {}
+        self._latest: dict[str, int] = {}
+        self._by_release: dict[tuple[str, int], int] = {}
+        self._problems: dict[str, tuple[BrokenRecipe, ...]] = {}
+        self.schedule = Schedule(self.graph, self.published, self._pending, self._not_started)
+        for task in sorted(tasks, key=lambda t: t.task_id):
+            self._store(task)
+        self._next_id = max([next_task_id, *(t + 1 for t in self._tasks)])
+
+    # -- queries -----------------------------------------------------------------------
+    @property
+    def tasks(self) -> Mapping[int, Task]:
+        return self._tasks
+
+    def latest(self, source: str) -> Task | None:
+        task_id = self._latest.get(source)
+        return None if task_id is None else self._tasks[task_id]
+
+    def open_tasks(self) -> list[Task]:
+        """The latest task of every source whose build is still to come."""
+        return [self._tasks[i] for i in self._latest.values() if self._tasks[i].state in PENDING]
+
+    @property
+    def problems(self) -> tuple[BrokenRecipe, ...]:
+        return tuple(p for path in sorted(self._problems) for p in self._problems[path])
+
+    def critical_path(self, source: str) -> int:
+        return self.schedule.cp.get(source, 0)
+
+    def waves(self) -> list[list[str]]:
+        """Build waves assuming every build succeeds (see :meth:`Schedule.waves`)."""
+        blocked = {s for s in self._latest if self._hard_blocked(s)}
+        return self.schedule.waves(self._latest, blocked)
+
+    def _hard_blocked(self, source: str) -> bool:
+        task = self.latest(source)
+        return task is not None and any(
+            r.kind is not BlockKind.DEPENDENCY for r in task.blocked_by
+        )
+
+    # -- planning ----------------------------------------------------------------------
+    def plan_tree(self, tree: RecipeTree) -> Decision:
+        """Plan a whole tree: first sight of a repository, or a restart from stored tasks."""
+        gone = tuple(p for p in self.graph.by_path if p not in tree.entries)
+        stale = tuple(p for p in self._problems if p not in tree.entries)
+        return self._apply(tree.commit, tree.entries, gone + stale)
+
+    def plan_delta(self, delta: RecipeDelta) -> Decision:
+        """Plan what a commit changed (the tree diff between the old and the new commit)."""
+        return self._apply(delta.new_commit, delta.changed, delta.deleted)
+
+    def _apply(
+        self, commit: str, entries: Mapping[str, RecipeEntry], deleted: Iterable[str]
+    ) -> Decision:
+        batch = _Batch()
+        self.commit = commit
+        for path in deleted:
+            self._problems.pop(path, None)
+            self._remove_path(path, batch)
+        for path, entry in entries.items():
+            self._problems.pop(path, None)
+            if entry.problems:
+                self._problems[path] = entry.problems
+                batch.problems.extend(entry.problems)
+            if entry.recipe is not None:
+                self._put_entry(entry, commit, batch)
+        return self._settle(batch)
+
+    def _remove_path(self, path: str, batch: _Batch) -> None:
+        source, lost = self.graph.remove_path(path)
+        if source is None:
+            return
+        batch.affected |= self.graph.users_of(lost)
+        task = self.latest(source)
+        if task is not None and task.state in NOT_STARTED:
+            self._cancel(task, "its recipe was removed", batch)
+
+    def _put_entry(self, entry: RecipeEntry, commit: str, batch: _Batch) -> None:
+        assert entry.recipe is not None
+        previous = self.graph.by_path.get(entry.path)
+        if previous is not None and previous != entry.recipe.name:
+            self._remove_path(entry.path, batch)
+        changed, problem = self.graph.put(entry)
+        if problem is not None:
+            self._problems[entry.path] = (*self._problems.get(entry.path, ()), problem)
+            batch.problems.append(problem)
+            return
+        batch.affected |= self.graph.users_of(changed)
+        batch.affected.add(entry.recipe.name)
+        self._plan_source(entry.recipe.name, commit, batch)
+
+    def _plan_source(self, source: str, commit: str, batch: _Batch) -> None:
+        """The missing-build rule, with supersede, for one source's current recipe."""
+        recipe = self.graph.recipes[source]
+        latest = self.latest(source)
+        published = self.published.releases.get(source)
+        wanted = recipe.builds_for(self.repo.arch) and (
+            published is None or recipe.release > published
+        )
+        superseding = False
+        if latest is not None and latest.state in NOT_STARTED and latest.release != recipe.release:
+            if wanted and latest.release < recipe.release:
+                self._put(move(latest, TaskState.SUPERSEDED), batch, cancel=latest)
+                superseding = True
+            else:
+                self._cancel(latest, "its recipe no longer asks for this release", batch)
+        if not wanted:
+            return
+        existing = self._by_release.get((source, recipe.release))
+        if existing is not None:
+            task = self._tasks[existing]
+            if task.state in (TaskState.NEW, TaskState.BLOCKED) and task.commit != commit:
+                self._put(replace(task, commit=commit, version=recipe.version,
+                                  recipe_path=recipe.path), batch)
+            return
+        if superseding:
+            reason = TaskReason.SUPERSEDED
+        else:
+            reason = TaskReason.NEW if published is None else TaskReason.RELEASE_BUMP
+        self._create(source, reason, commit, batch)
+
+    def _create(self, source: str, reason: TaskReason, commit: str, batch: _Batch) -> Task:
+        recipe = self.graph.recipes[source]
+        task = Task(
+            task_id=self._next_id, source=source, version=recipe.version,
+            release=recipe.release, recipe_path=recipe.path, commit=commit,
+            repository=self.repo.name, arch=self.repo.arch, reason=reason,
+        )
+        self._next_id += 1
+        self._put(task, batch)
+        return task
+
+    # -- events ------------------------------------------------------------------------
+    def handle(self, payload: Payload) -> Decision:
+        """Dispatch any event summit consumes; other payloads decide nothing."""
+        if isinstance(payload, BuildStarted):
+            return self.on_build_started(payload)
+        if isinstance(payload, BuildDone):
+            return self.on_build_done(payload)
+        if isinstance(payload, PackagePublished):
+            return self.on_package_published(payload)
+        if isinstance(payload, PublishFailed):
+            return self.on_publish_failed(payload)
+        return Decision()
+
+    def on_build_started(self, event: BuildStarted) -> Decision:
+        task = self._own(event.task_id, event.arch)
+        return Decision() if task is None else self._react(on_build_started(task, event))
+
+    def on_build_done(self, event: BuildDone) -> Decision:
+        task = self._own(event.task_id, event.arch)
+        if task is None:
+            return Decision()
+        cp = self.critical_path(task.source)
+        return self._react(on_build_done(task, event, self.repo, cp, self.max_attempts))
+
+    def on_publish_failed(self, event: PublishFailed) -> Decision:
+        task = self._own(event.task_id, event.arch)
+        if task is None:
+            return Decision()
+        cp = self.critical_path(task.source)
+        return self._react(on_publish_failed(task, event, self.repo, cp, self.max_attempts))
+
+    def on_package_published(self, event: PackagePublished) -> Decision:
+        """Complete the task, add the providers, and unblock whatever waited for them."""
+        batch = _Batch()
+        if event.channel == self.repo.channel and event.arch == self.repo.arch:
+            names = [n for p in event.packages for n in (p.name, *p.provides)]
+            before = self.published.releases.get(event.source)
+            new_names = self.published.add(event.source, event.release, names)
+            if new_names or before != self.published.releases.get(event.source):
+                batch.affected |= self.graph.users_of(new_names)
+                batch.affected |= self.graph.dependents(event.source)
+                batch.affected.add(event.source)
+        task = self._own(event.task_id, event.arch)
+        if task is not None and task.source == event.source:
+            reaction = on_package_published(task, event)
+            if reaction.changed:
+                self._put(reaction.task, batch)
+        return self._settle(batch)
+
+    def _own(self, task_id: int, arch: str) -> Task | None:
+        task = self._tasks.get(task_id)
+        return task if task is not None and task.arch == arch else None
+
+    def _react(self, reaction: Reaction) -> Decision:
+        if not reaction.changed:
+            return Decision()
+        batch = _Batch()
+        self._put(reaction.task, batch)
+        batch.emits.extend(reaction.emits)
+        return self._settle(batch)
+
+    # -- operator requests -------------------------------------------------------------
+    def retry(self, task_id: int) -> Decision:
+        """A new task (reason ``retry``) for the source of a failed task."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise PlanError(f"there is no task {task_id}")
+        if task.state is not TaskState.FAILED:
+            raise PlanError(f"task {task_id} is {task.state}; only failed tasks can be retried")
+        latest = self.latest(task.source)
+        if latest is not None and latest.task_id != task_id and latest.state in PENDING:
+            raise PlanError(f"{task.source} already has task {latest.task_id} ({latest.state})")
+        if task.source not in self.graph.recipes:
+            raise PlanError(f"{task.source} has no recipe any more: nothing to retry")
+        batch = _Batch()
+        self._create(task.source, TaskReason.RETRY, self.commit or task.commit, batch)
+        return self._settle(batch)
+
+    def cancel(self, task_id: int, reason: str = "cancelled by an operator") -> Decision:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise PlanError(f"there is no task {task_id}")
+        if TaskState.CANCELLED not in TRANSITIONS[task.state]:
+            raise PlanError(f"task {task_id} is {task.state} and cannot be cancelled")
+        batch = _Batch()
+        self._cancel(task, reason, batch)
+        return self._settle(batch)
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def _cancel(self, task: Task, reason: str, batch: _Batch) -> None:
+        self._put(move(task, TaskState.CANCELLED, failure=reason), batch, cancel=task)
+
+    def _put(self, task: Task, batch: _Batch, cancel: Task | None = None) -> None:
+        """Store a task record; when its source's standing as a provider changes (pending,
+        failed, gone) its dependents are re-evaluated."""
+        before = self._standing(task.source)
+        self._store(task)
+        batch.changed[task.task_id] = task
+        if cancel is not None and cancel.state in (TaskState.READY, TaskState.BUILDING):
+            batch.emits.append(task_cancelled(task, task.failure or str(task.state)))
+        if before != self._standing(task.source):
+            batch.affected |= self.graph.dependents(task.source)
+            batch.affected.add(task.source)
+
+    def _store(self, task: Task) -> None:
+        self._tasks[task.task_id] = task
+        if task.task_id >= self._latest.get(task.source, 0):
+            self._latest[task.source] = task.task_id
+        key = (task.source, task.release)
+        if task.state is TaskState.SUPERSEDED:
+            if self._by_release.get(key) == task.task_id:
+                del self._by_release[key]
+        elif task.task_id >= self._by_release.get(key, 0):
+            self._by_release[key] = task.task_id
+
+    def _standing(self, source: str) -> tuple[bool, bool, bool]:
+        task = self.latest(source)
+        if task is None:
+            return (False, False, False)
+        return (task.state in PENDING, task.state in NOT_STARTED, task.state is TaskState.FAILED)
+
+    def _pending(self, source: str) -> Task | None:
+        task = self.latest(source)
+        return task if task is not None and task.state in PENDING else None
+
+    def _not_started(self, source: str) -> Task | None:
+        task = self.latest(source)
+        return task if task is not None and task.state in NOT_STARTED else None
+
+    def _settle(self, batch: _Batch) -> Decision:
+        """Re-evaluate what the batch touched: edges, cycles, blocked/ready, critical paths."""
+        statuses = self.schedule.update(batch.affected, self.latest)
+        for source, reasons in statuses.items():
+            task = self._not_started(source)
+            if task is None or task.state is TaskState.READY:
+                continue
+            if reasons:
+                if task.state is not TaskState.BLOCKED:
+                    self._put(move(task, TaskState.BLOCKED, blocked_by=reasons), batch)
+                elif task.blocked_by != reasons:
+                    self._put(replace(task, blocked_by=reasons), batch)
+            else:
+                ready = move(task, TaskState.READY, blocked_by=())
+                self._put(ready, batch)
+                batch.ready.append(ready.task_id)
+        return self._decision(batch)
+
+    def _decision(self, batch: _Batch) -> Decision:
+        ready = [self._tasks[i] for i in dict.fromkeys(batch.ready)]
+        ready = [t for t in ready if t.state is TaskState.READY]
+        ready.sort(key=lambda t: (-self.critical_path(t.source), t.source))
+        emits = [e for e in batch.emits if not isinstance(e, TaskReady)]
+        dispatched = [e for e in batch.emits if isinstance(e, TaskReady)]
+        dispatched += [task_ready(t, self.repo, self.critical_path(t.source)) for t in ready]
+        dispatched.sort(key=lambda e: -e.critical_path)
+        return Decision(
+            tasks=tuple(self._tasks[i] for i in batch.changed),
+            emits=(*emits, *dispatched),
+            problems=tuple(batch.problems),
+        )
