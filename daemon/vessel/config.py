@@ -1,0 +1,125 @@
+"""Vessel's settings and the layout of its state directory.
+
+Why one layout object: the service, the CLI (promote, rollback, prune) and the tests must
+agree on every path, and the served tree (``repo/``) must never contain the secret key or
+the database. Layout::
+
+    STATE/vessel.sqlite            the state (generations, members, packages, outbox, inbox)
+    STATE/minisign.key             the secret key, mode 0600, never served
+    STATE/tmp/                     downloads in progress (cleared on start)
+    STATE/repo/                    the served repository root
+    STATE/repo/minisign.pub
+    STATE/repo/pool/ab/abcd….tar.zst
+    STATE/repo/CHANNEL/ARCH/N/index.json{,.zst,.minisig}   generation N (immutable)
+    STATE/repo/CHANNEL/ARCH/current -> N                     the published generation
+
+Generation directories and ``current`` are siblings, so one relative ``uri``
+(``../../../pool/…``) is right from either path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from events.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+_ARCH = re.compile(r"^[A-Za-z0-9_]+$")
+
+#: ``uri`` of a pool file as seen from ``CHANNEL/ARCH/N/index.json``.
+POOL_FROM_INDEX = "../../../pool"
+
+
+@dataclass(frozen=True)
+class VesselConfig:
+    """Limits and policy. Sizes in bytes, times in seconds."""
+
+    state_dir: Path
+    #: Largest artefact accepted (compressed), whatever the event declares.
+    max_artefact_bytes: int = 2 * 1024**3
+    #: Largest total of file sizes inside one archive (decompression bombs stop here).
+    max_unpacked_bytes: int = 8 * 1024**3
+    #: Most members (files, dirs, symlinks) in one archive.
+    max_members: int = 500_000
+    download_parallelism: int = 4
+    connect_timeout: float = 10.0
+    #: Longest silence while reading a download before it counts as not answering.
+    read_timeout: float = 60.0
+    #: Generations kept per channel and arch (besides the current one); older are pruned.
+    keep_generations: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("max_artefact_bytes", "max_unpacked_bytes", "max_members",
+                     "download_parallelism", "keep_generations"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"vessel setting {name} must be at least 1")
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.state_dir)
+
+
+@dataclass(frozen=True)
+class Layout:
+    state_dir: Path
+
+    @property
+    def db(self) -> Path:
+        return self.state_dir / "vessel.sqlite"
+
+    @property
+    def secret_key(self) -> Path:
+        return self.state_dir / "minisign.key"
+
+    @property
+    def tmp(self) -> Path:
+        return self.state_dir / "tmp"
+
+    @property
+    def root(self) -> Path:
+        return self.state_dir / "repo"
+
+    @property
+    def public_key(self) -> Path:
+        return self.root / "minisign.pub"
+
+    @property
+    def pool(self) -> Path:
+        return self.root / "pool"
+
+    @property
+    def lock(self) -> Path:
+        return self.state_dir / "current.lock"
+
+    def pool_file(self, sha256: str) -> Path:
+        return self.pool / sha256[:2] / f"{sha256}.tar.zst"
+
+    def arch_dir(self, channel: str, arch: str) -> Path:
+        check_channel(channel)
+        check_arch(arch)
+        return self.root / channel / arch
+
+    def generation_dir(self, channel: str, arch: str, generation: int) -> Path:
+        return self.arch_dir(channel, arch) / str(generation)
+
+    def current(self, channel: str, arch: str) -> Path:
+        return self.arch_dir(channel, arch) / "current"
+
+
+def pool_uri(sha256: str) -> str:
+    """The ``uri`` of a pool file relative to an index file."""
+    return f"{POOL_FROM_INDEX}/{sha256[:2]}/{sha256}.tar.zst"
+
+
+def check_channel(channel: str) -> str:
+    if not _NAME.match(channel) or channel in ("pool",) or len(channel) > 64:
+        raise ConfigError(f"invalid channel name {channel!r} (letters, digits, _.+-; not 'pool')")
+    return channel
+
+
+def check_arch(arch: str) -> str:
+    if not _ARCH.match(arch) or len(arch) > 64:
+        raise ConfigError(f"invalid arch {arch!r} (letters, digits and _ only)")
+    return arch
