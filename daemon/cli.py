@@ -19,6 +19,7 @@ from events.errors import CairnError
 #: Modules that add subcommands; each has ``register(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
     "daemon.commands.events",
+    "daemon.deploy.cli",
     "daemon.commands.daemons",
 )
 
