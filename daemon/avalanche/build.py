@@ -32,6 +32,7 @@ from .checkout import export_recipe
 from .config import AvalancheConfig, SandboxMode
 from .errors import BuildCancelled, BuildError, BuildTimeout, DependencyError, PackagingError
 from .fetch import sha256_file
+from .noop import render_manifest
 from .packaging import PackageMeta, write_package
 from .process import Limits, Sandbox, find_bwrap
 from .recipe import Recipe, load_recipe
@@ -245,7 +246,8 @@ def _package(
         raise PackagingError("the build installed nothing into $installdir; check the install step")
     meta = PackageMeta(source=recipe.name, version=recipe.version, release=recipe.release,
                        build_release=task.build_release, arch=config.arch)  # fmt: skip
-    manifests, artefacts = [], []
+    manifests: list[Manifest] = []
+    artefacts: list[BuiltArtefact] = []
     for plan in plans:
         manifest, path = write_package(plan, products.installdir, meta, out_dir)
         size = path.stat().st_size
@@ -253,4 +255,7 @@ def _package(
         manifests.append(manifest)
         log.phase(f"package {path.name}: {len(manifest.files)} entries, {size} bytes, "
                   f"provides {', '.join(manifest.provides)}")  # fmt: skip
+    report = render_manifest(recipe.name, recipe.version, recipe.release,
+                             [*recipe.builddeps, *recipe.checkdeps], manifests)  # fmt: skip
+    (out_dir / f"manifest.{config.arch}.jsonc").write_text(report, encoding="utf-8")
     return tuple(manifests), tuple(artefacts)

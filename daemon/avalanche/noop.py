@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from daemon.package import FileType, Manifest, name_provider
+
 from .backend import BACKENDS, BuildContext, BuildProducts, DeclaredPackage
 from .errors import RecipeError
 
@@ -85,3 +87,35 @@ class NoopBackend:
 
 
 BACKENDS["noop"] = NoopBackend
+
+
+def render_manifest(
+    source: str, version: str, release: int, build_depends: list[str], manifests: list[Manifest]
+) -> str:
+    """A Serpent ``manifest.<arch>.jsonc`` for built packages, to commit beside stone.yaml.
+
+    Like boulder's, it lists per package its build-depends, depends, files and provides
+    (without the implicit ``name(x)`` and plain-name providers).
+    """
+    packages = {
+        m.name: {
+            "build-depends": sorted(build_depends),
+            "depends": sorted(m.depends),
+            "files": sorted(f"/{f.path}" for f in m.files if f.type is not FileType.DIR),
+            "name": m.name,
+            "provides": sorted(p for p in m.provides if p not in (m.name, name_provider(m.name))),
+        }
+        for m in sorted(manifests, key=lambda m: m.name)
+    }
+    doc = {
+        "manifest-version": "0.2",
+        "packages": packages,
+        "source-name": source,
+        "source-release": str(release),
+        "source-version": version,
+    }
+    return (
+        "/** Human readable report. This is not consumed by boulder */\n"
+        + json.dumps(doc, indent="\t", sort_keys=True)
+        + "\n"
+    )
