@@ -183,7 +183,7 @@ def _build(
     stone = export_recipe(
         config.cache_dir, task.repository_url, task.commit, task.recipe_path, tree.recipe_dir
     )
-    recipe = load_recipe(stone)
+    recipe = load_recipe(stone, origin=f"{task.repository}:{task.recipe_path}")
     _check_identity(task, recipe)
     backend = get_backend(config.backend)
     sandbox = _sandbox(config, tree, log) if backend.needs_inputs else Sandbox(bwrap=None)

@@ -60,7 +60,7 @@ class Recipe:
         return dict(self.steps).get(name, "")
 
 
-def load_recipe(path: Path) -> Recipe:
+def load_recipe(path: Path, *, origin: str | None = None) -> Recipe:
     """Read ``stone.yaml`` at ``path``; errors name the file and the field."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -68,7 +68,7 @@ def load_recipe(path: Path) -> Recipe:
         raise RecipeError(f"cannot read recipe {path}: {exc}") from exc
     if not isinstance(doc, Mapping):
         raise RecipeError(f"recipe {path} is not a YAML mapping")
-    return parse_recipe(doc, origin=str(path))
+    return parse_recipe(doc, origin=origin or str(path))
 
 
 def parse_recipe(doc: Mapping[str, Any], *, origin: str = "stone.yaml") -> Recipe:
@@ -121,6 +121,8 @@ def _upstreams(value: Any, origin: str) -> list[Upstream]:
             sha = str(spec.get("hash", ""))
             unpack = bool(spec.get("unpack", True))
             rename = str(spec["rename"]) if spec.get("rename") else None
+        elif isinstance(spec, int):
+            raise RecipeError(f"{origin}: the sha256 of upstream {url} reads as a number; quote it")
         else:
             sha, unpack, rename = str(spec), True, None
         sha = sha.strip().lower()

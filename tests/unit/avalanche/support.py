@@ -96,6 +96,7 @@ def write_index(repo_dir: Path, results: Sequence[BuildResult]) -> Path:
 async def serve_dir(directory: Path) -> AsyncIterator[str]:
     """Serve ``directory`` over real HTTP on 127.0.0.1 (ephemeral port); yields the base URL."""
     app = web.Application()
+    directory.mkdir(parents=True, exist_ok=True)
     app.router.add_static("/", directory)
     runner = web.AppRunner(app)
     await runner.setup()
