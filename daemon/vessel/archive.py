@@ -85,7 +85,10 @@ def inspect_archive(path: Path, label: str, *, max_unpacked: int, max_members: i
                     member, data = _read_member(tar, info, label)
                     if member is None:
                         continue
-                    if member.path in members:
+                    seen = members.get(member.path)
+                    if seen is not None and seen.type is member.type is FileType.DIR:
+                        continue  # a directory listed twice holds nothing to hide
+                    if seen is not None:
                         raise ImportRefused(f"lists {member.path!r} twice", artefact=label)
                     members[member.path] = member
                     total += member.size

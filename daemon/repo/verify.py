@@ -1,0 +1,136 @@
+"""Check a published repository as any user would: signature, then every package's bytes.
+
+Why a separate client check: a repository is only as trustworthy as what a user can verify
+without vessel's help. Given a local path or an http(s) URL of the repository root, this
+fetches ``CHANNEL/ARCH/current/index.json`` and its ``.minisig``, verifies the signature
+with a public key (by default the repository's own ``minisign.pub`` — which only proves
+integrity; pass the key you trust with ``--key`` to prove origin), then streams every
+listed package and compares its size and sha256 with the index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import posixpath
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+import msgspec
+
+from daemon.package import Index, IndexEntry
+from daemon.vessel import minisign
+from events.errors import CairnError
+
+_CHUNK = 256 * 1024
+
+
+class VerifyError(CairnError):
+    """The repository cannot be read at all (no index, no signature, no key)."""
+
+
+@dataclass(frozen=True)
+class Report:
+    channel: str
+    arch: str
+    generation: int | None
+    key_id: str
+    checked: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _Source:
+    """Bytes by path relative to the repository root, from disk or over HTTP."""
+
+    def __init__(self, location: str, session: aiohttp.ClientSession | None) -> None:
+        self.is_http = urlsplit(location).scheme in ("http", "https")
+        self.base = location.rstrip("/") + "/" if self.is_http else location
+        self.session = session
+
+    def resolve(self, relative: str) -> str:
+        """The location of ``relative``; refuses a path that leaves the repository."""
+        clean = posixpath.normpath(relative)
+        if clean.startswith(("../", "/")) or clean == "..":
+            raise VerifyError(f"{relative!r} points outside the repository")
+        return urljoin(self.base, clean) if self.is_http else str(Path(self.base) / clean)
+
+    async def read(self, relative: str) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks(relative)])
+
+    async def chunks(self, relative: str) -> AsyncIterator[bytes]:
+        where = self.resolve(relative)
+        if not self.is_http:
+            try:
+                with open(where, "rb") as handle:  # noqa: ASYNC230 - local files, small reads
+                    while chunk := handle.read(_CHUNK):
+                        yield chunk
+            except OSError as exc:
+                raise VerifyError(f"cannot read {where}: {exc.strerror}") from None
+            return
+        assert self.session is not None
+        try:
+            async with self.session.get(where) as response:
+                if response.status != 200:
+                    raise VerifyError(f"{where} answered HTTP {response.status}")
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise VerifyError(f"cannot fetch {where}: {exc}") from None
+
+
+async def verify_repository(location: str, *, channel: str = "volatile", arch: str = "x86_64",
+                            key_text: str | None = None, parallel: int = 8) -> Report:
+    """Verify one channel/arch of the repository at ``location`` (path or URL)."""
+    timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=60)
+    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        source = _Source(location, session)
+        public = minisign.parse_public_key(
+            key_text if key_text is not None else (await source.read("minisign.pub")).decode())
+        index_path = f"{channel}/{arch}/current/index.json"
+        data = await source.read(index_path)
+        signature = (await source.read(index_path + ".minisig")).decode(errors="replace")
+        try:
+            minisign.verify(public, data, signature)
+        except minisign.SignatureError as exc:
+            return Report(channel, arch, None, public.key_id_hex, 0,
+                          (f"{index_path}: {exc}",))
+        try:
+            index = msgspec.json.decode(data, type=Index)
+        except msgspec.DecodeError as exc:
+            return Report(channel, arch, None, public.key_id_hex, 0,
+                          (f"{index_path}: signed but not a valid index: {exc}",))
+        problems = await _check_packages(source, f"{channel}/{arch}/current", index, parallel)
+        return Report(channel, arch, index.generation, public.key_id_hex,
+                      len(index.packages), tuple(problems))
+
+
+async def _check_packages(source: _Source, index_dir: str, index: Index,
+                          parallel: int) -> list[str]:
+    limit = asyncio.Semaphore(parallel)
+
+    async def one(entry: IndexEntry) -> str | None:
+        async with limit:
+            try:
+                where = posixpath.join(index_dir, entry.uri)
+                digest, size = hashlib.sha256(), 0
+                async for chunk in source.chunks(where):
+                    digest.update(chunk)
+                    size += len(chunk)
+            except VerifyError as exc:
+                return f"{entry.name}: {exc}"
+        if size != entry.size:
+            return f"{entry.name}: {entry.uri} has {size} bytes, the index says {entry.size}"
+        if digest.hexdigest() != entry.sha256:
+            return (f"{entry.name}: {entry.uri} has sha256 {digest.hexdigest()}, the index "
+                    f"says {entry.sha256}")
+        return None
+
+    results = await asyncio.gather(*(one(e) for e in index.packages))
+    return [r for r in results if r is not None]

@@ -1,0 +1,61 @@
+"""Channel operations an operator runs while vessel serves: promote and roll back.
+
+Why they are safe next to a running vessel: they use the same SQLite database (its write
+lock serialises them with imports, across processes), publish through the same
+:meth:`Repository.publish` (directory written inside the transaction), and move ``current``
+through the same file-locked :meth:`Repository.sync_current` after the commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from daemon.vessel import store
+from daemon.vessel.config import check_channel
+from daemon.vessel.errors import RepositoryError
+from daemon.vessel.repository import Repository
+from events.sqlite import Database
+
+
+@dataclass(frozen=True)
+class Promoted:
+    arch: str
+    from_generation: int
+    generation: int
+
+
+async def promote(repo: Repository, db: Database, source: str, target: str) -> list[Promoted]:
+    """Copy every arch's current generation of ``source`` into a new generation of ``target``."""
+    check_channel(source)
+    check_channel(target)
+    if source == target:
+        raise RepositoryError("promote needs two different channels")
+    done: list[Promoted] = []
+    async with db.transaction() as conn:
+        heads = [(a, g) for c, a, g in await store.heads(conn) if c == source]
+        if not heads:
+            raise RepositoryError(f"channel {source!r} has no published generation to promote")
+        for arch, number in sorted(heads):
+            new = await repo.publish(conn, target, arch, base=(source, number), drop_source=None,
+                                     added=(), origin=f"promoted from {source} generation "
+                                                      f"{number}")
+            done.append(Promoted(arch, number, new))
+    await repo.sync_current(db, [(target, p.arch) for p in done])
+    await repo.prune(db)
+    return done
+
+
+async def rollback(repo: Repository, db: Database, channel: str,
+                   generation: int) -> store.GenerationRow:
+    """Make ``generation`` (kept, not pruned) the current one of its channel and arch."""
+    check_channel(channel)
+    async with db.transaction() as conn:
+        row = await store.generation(conn, channel, generation)
+        if row is None:
+            kept = [g.generation for g in await store.generations(conn, channel)]
+            raise RepositoryError(
+                f"channel {channel!r} has no generation {generation} (kept: "
+                f"{', '.join(map(str, kept)) or 'none'}); pruned generations cannot return")
+        await store.set_head(conn, channel, row.arch, generation)
+    await repo.sync_current(db, [(channel, row.arch)])
+    return row
