@@ -22,6 +22,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "daemon.deploy.cli",
     "daemon.commands.daemons",
     "daemon.summit.plancli",
+    "daemon.vessel.cli",
+    "daemon.repo.cli",
 )
 
 
