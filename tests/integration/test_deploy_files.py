@@ -1,0 +1,82 @@
+"""The committed deployment files are exactly what the generators write from the code, so
+the topology in events/topology.py and deploy/ cannot drift apart."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon.deploy.mosquitto import render_acl
+from daemon.deploy.rabbitmq import DeployError, accounts, build_definitions, grant, render
+from events import topology
+from events.amqp import queue_arguments
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+#: The builders of the example ACL committed in deploy/mosquitto/acl.
+EXAMPLE_BUILDERS = ("builder-1", "builder-2")
+
+
+def _cairn(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], capture_output=True,
+                          text=True, timeout=60, check=False, cwd=DEPLOY.parent)
+
+
+def test_committed_definitions_equal_the_generator() -> None:
+    committed = (DEPLOY / "rabbitmq" / "definitions.json").read_text()
+    assert committed == render(build_definitions()), (
+        "deploy/rabbitmq/definitions.json is stale: run "
+        "`cairn deploy rabbitmq-definitions -o deploy/rabbitmq/definitions.json`")
+
+
+def test_committed_acl_equals_the_generator() -> None:
+    assert (DEPLOY / "mosquitto" / "acl").read_text() == render_acl(EXAMPLE_BUILDERS)
+
+
+def test_cli_check_passes_on_the_committed_files_and_fails_on_a_stale_one(
+        tmp_path: Path) -> None:
+    done = _cairn("deploy", "rabbitmq-definitions", "--check", "-o",
+                  "deploy/rabbitmq/definitions.json")
+    assert done.returncode == 0, done.stderr
+    stale = tmp_path / "definitions.json"
+    stale.write_text((DEPLOY / "rabbitmq" / "definitions.json").read_text()
+                     .replace('"x-delivery-limit": 2', '"x-delivery-limit": 5'))
+    done = _cairn("deploy", "rabbitmq-definitions", "--check", "-o", str(stale))
+    assert done.returncode == 1 and "out of date" in done.stderr
+
+
+def test_queues_carry_the_arguments_the_code_declares() -> None:
+    queues = {q["name"]: q for q in build_definitions(["x86_64", "aarch64"])["queues"]}
+    for sub in (topology.SUMMIT, topology.VESSEL, topology.JOURNAL, topology.work("aarch64")):
+        assert queues[sub.queue]["arguments"] == queue_arguments(sub)
+        assert queues[sub.dead_letter_queue]["arguments"] == {"x-queue-type": "quorum"}
+
+
+def test_committed_accounts_have_no_password() -> None:
+    """No secret in git: the accounts cannot log in until an operator sets a password."""
+    users = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())["users"]
+    assert {u["name"] for u in users} == {a.user for a in accounts(["x86_64"])}
+    assert {u["password_hash"] for u in users} == {""}
+
+
+def test_builder_topic_permissions_name_only_its_two_types() -> None:
+    """Python's re agrees with PCRE on these simple patterns; the broker test proves it."""
+    builder = next(a for a in accounts(["x86_64"]) if a.user == "avalanche")
+    write = re.compile(grant(builder).topic_write)
+    allowed = [k for k in ("build-started.x86_64", "build-done.x86_64",
+                           "package-published.volatile", "task-ready.x86_64",
+                           "build-done.x86_64.extra") if write.match(k)]
+    assert allowed == ["build-started.x86_64", "build-done.x86_64"]
+
+
+def test_bad_arguments_are_refused_with_a_reason(tmp_path: Path) -> None:
+    with pytest.raises(DeployError, match="routing-key word"):
+        build_definitions(["x86.64"])
+    with pytest.raises(DeployError, match="no such account"):
+        build_definitions(password_hashes={"mallory": "x"})
+    done = _cairn("deploy", "mosquitto-acl", "--builder", "summit")
+    assert done.returncode == 2 and "summit's account" in done.stderr
