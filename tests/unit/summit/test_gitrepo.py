@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from daemon.summit.gitrepo import GitError, Mirror, RepoConfig
+from tests.unit.summit.helpers import manifest, stone
+
+ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org", "HOME": "/tmp"}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, env=ENV, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def write(repo: Path, path: str, name: str, release: int, deps: tuple[str, ...] = ()) -> None:
+    d = repo / path
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "stone.yaml").write_bytes(stone(name, release, deps))
+    (d / "manifest.x86_64.jsonc").write_bytes(manifest(name, [f"pkgconfig({name})"]))
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Path:
+    repo = tmp_path / "up"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for i in range(30):
+        write(repo, f"{chr(97 + i % 26)}/pkg{i}", f"pkg{i}", 1)
+    (repo / "a/pkg0/patches").mkdir()
+    (repo / "a/pkg0/patches/fix.patch").write_text("--- a\n")
+    (repo / "README.md").write_text("recipes\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    return repo
+
+
+async def test_mirror_fetch_tree_and_delta(upstream: Path, tmp_path: Path) -> None:
+    config = RepoConfig(name="recipes", url=str(upstream), branch="main")
+    mirror = Mirror.open(config, tmp_path / "mirrors")
+    await mirror.afetch()
+    first = await mirror.ahead()
+    assert first == git(upstream, "rev-parse", "HEAD")
+    tree = await mirror.aread_tree(first, "x86_64")
+    assert len(tree.entries) == 30 and tree.entries["a/pkg0"].recipe is not None
+    assert tree.entries["b/pkg1"].providers == {"pkg1", "pkgconfig(pkg1)"}
+
+    write(upstream, "b/pkg1", "pkg1", 2)
+    (upstream / "a/pkg0/patches/fix.patch").write_text("--- b\n")
+    git(upstream, "rm", "-rq", "c/pkg2")
+    write(upstream, "new/sub/pkg99", "pkg99", 1)
+    (upstream / "README.md").write_text("changed, not a recipe\n")
+    git(upstream, "add", "-A")
+    git(upstream, "commit", "-qm", "two")
+    mirror = Mirror.open(config, tmp_path / "mirrors")  # reopened, like after a restart
+    await mirror.afetch()
+    second = await mirror.ahead()
+    assert second != first
+    delta = await mirror.aread_delta(first, second, "x86_64")
+    assert set(delta.changed) == {"a/pkg0", "b/pkg1", "new/sub/pkg99"}
+    assert delta.deleted == ("c/pkg2",)
+    recipe = delta.changed["b/pkg1"].recipe
+    assert recipe is not None and recipe.release == 2
+
+
+def test_errors_are_cairn_errors(upstream: Path, tmp_path: Path) -> None:
+    mirror = Mirror.local(upstream)
+    with pytest.raises(GitError, match="no revision"):
+        mirror.resolve("nope~3")
+    with pytest.raises(GitError, match="no branch"):
+        mirror.head("nope")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(GitError, match="not a git repository"):
+        Mirror.local(plain)
+    assert mirror.resolve("HEAD") == git(upstream, "rev-parse", "HEAD")

@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import pytest
+
+from daemon.summit.graph import PublishedIndex
+from daemon.summit.planner import PlanError, Planner
+from daemon.summit.states import BlockKind, RepoRef, Task, TaskReason, TaskState
+from daemon.summit.tree import RecipeDelta
+from events.payloads import (
+    BuildDone,
+    BuildStarted,
+    Outcome,
+    PackagePublished,
+    PublishedPackage,
+    TaskCancelled,
+    TaskReady,
+)
+from tests.unit.summit.helpers import commit_id, entry, tree
+
+REPO = RepoRef(name="recipes", url="https://example.org/recipes.git")
+
+
+def planner(published: dict[str, int] | None = None, **provides: list[str]) -> Planner:
+    index = PublishedIndex()
+    for source, release in (published or {}).items():
+        index.add(source, release, [source, *provides.get(source, [])])
+    return Planner(REPO, index)
+
+
+def by_source(p: Planner) -> dict[str, Task]:
+    return {t.source: t for t in p.open_tasks()}
+
+
+def publish(p: Planner, task: Task, provides: tuple[str, ...] = ()) -> PackagePublished:
+    return PackagePublished(
+        task_id=task.task_id, source=task.source, release=task.release, build_release=1,
+        arch="x86_64", channel="volatile", generation=1,
+        packages=[PublishedPackage(name=task.source, version="1", release=task.release,
+                                   build_release=1, sha256="0" * 64, provides=list(provides))],
+    )
+
+
+def run_to_published(p: Planner, task: Task, provides: tuple[str, ...] = ()) -> list[object]:
+    p.on_build_started(BuildStarted(task_id=task.task_id, builder="b", arch="x86_64"))
+    p.on_build_done(BuildDone(task_id=task.task_id, builder="b", source=task.source,
+                              version="1", release=task.release, build_release=1,
+                              arch="x86_64", outcome=Outcome.SUCCESS))
+    return list(p.on_package_published(publish(p, task, provides)).emits)
+
+
+def test_missing_by_release_against_published() -> None:
+    p = planner({"a": 1, "b": 2})
+    d = p.plan_tree(tree(commit_id(1), entry("a", 2), entry("b", 2), entry("c", 1)))
+    tasks = by_source(p)
+    assert set(tasks) == {"a", "c"}
+    assert tasks["a"].reason is TaskReason.RELEASE_BUMP and tasks["c"].reason is TaskReason.NEW
+    assert {e.source for e in d.ready} == {"a", "c"}
+    # planning the same tree again decides nothing
+    again = p.plan_tree(tree(commit_id(1), entry("a", 2), entry("b", 2), entry("c", 1)))
+    assert again.tasks == () and again.emits == ()
+
+
+def test_dependency_through_manifest_provider_then_ready_on_publication() -> None:
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("zlib", 1, provides=["pkgconfig(zlib)"]),
+                     entry("app", 1, deps=["pkgconfig(zlib)"])))
+    tasks = by_source(p)
+    assert tasks["zlib"].state is TaskState.READY
+    assert tasks["app"].state is TaskState.BLOCKED
+    (reason,) = tasks["app"].blocked_by
+    assert (reason.kind, reason.source, reason.task_id) == (
+        BlockKind.DEPENDENCY, "zlib", tasks["zlib"].task_id)
+    emits = run_to_published(p, tasks["zlib"], ("pkgconfig(zlib)",))
+    assert [e.source for e in emits if isinstance(e, TaskReady)] == ["app"]
+    assert p.tasks[tasks["zlib"].task_id].state is TaskState.COMPLETED
+    # replaying the publication changes nothing
+    assert p.on_package_published(publish(p, tasks["zlib"])).emits == ()
+
+
+def test_published_provider_satisfies_unless_a_newer_build_is_pending() -> None:
+    p = planner({"zlib": 1, "app": 1}, zlib=["pkgconfig(zlib)"])
+    p.plan_tree(tree(commit_id(1), entry("zlib", 1, provides=["pkgconfig(zlib)"]),
+                     entry("app", 2, deps=["pkgconfig(zlib)"])))
+    assert by_source(p)["app"].state is TaskState.READY
+    q = planner({"zlib": 1, "app": 1}, zlib=["pkgconfig(zlib)"])
+    q.plan_tree(tree(commit_id(1), entry("zlib", 2, provides=["pkgconfig(zlib)"]),
+                     entry("app", 2, deps=["pkgconfig(zlib)"])))
+    assert by_source(q)["app"].state is TaskState.BLOCKED
+
+
+def test_supersede_open_task_not_started() -> None:
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("dep", 1), entry("a", 1, deps=["dep"])))
+    old = by_source(p)["a"]
+    d = p.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {"r/a": entry("a", 2, ["dep"])}))
+    assert p.tasks[old.task_id].state is TaskState.SUPERSEDED
+    new = by_source(p)["a"]
+    assert new.release == 2 and new.reason is TaskReason.SUPERSEDED
+    assert new.commit == commit_id(2)
+    assert {t.task_id for t in d.tasks} == {old.task_id, new.task_id}
+
+
+def test_superseding_a_dispatched_task_cancels_it_on_the_builders() -> None:
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("a", 1)))
+    old = by_source(p)["a"]
+    d = p.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {"r/a": entry("a", 2)}))
+    assert [type(e) for e in d.emits] == [TaskCancelled, TaskReady]
+
+
+def test_cycle_broken_through_published_member() -> None:
+    p = planner({"a": 1, "b": 1}, a=["liba"], b=["libb"])
+    p.plan_tree(tree(commit_id(1), entry("a", 2, ["libb"], ["liba"]),
+                     entry("b", 2, ["liba"], ["libb"])))
+    tasks = by_source(p)
+    states = sorted(t.state for t in tasks.values())
+    assert states == [TaskState.BLOCKED, TaskState.READY]
+    assert p.waves() == [[s for s, t in tasks.items() if t.state is TaskState.READY],
+                         [s for s, t in tasks.items() if t.state is TaskState.BLOCKED]]
+
+
+def test_cycle_without_published_member_is_blocked_with_members() -> None:
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("a", 1, ["libb"], ["liba"]),
+                     entry("b", 1, ["liba"], ["libb"]), entry("c", 1, ["liba"])))
+    tasks = by_source(p)
+    for member in ("a", "b"):
+        assert [(r.kind, r.members) for r in tasks[member].blocked_by] == [
+            (BlockKind.CYCLE, ("a", "b"))]
+    assert [r.source for r in tasks["c"].blocked_by] == ["a"]
+    assert p.waves() == []
+
+
+def test_self_dependency() -> None:
+    p = planner({"gcc": 1})
+    p.plan_tree(tree(commit_id(1), entry("gcc", 2, ["gcc"])))
+    assert by_source(p)["gcc"].state is TaskState.READY
+    q = planner()
+    q.plan_tree(tree(commit_id(1), entry("gcc", 1, ["gcc"])))
+    (reason,) = by_source(q)["gcc"].blocked_by
+    assert (reason.kind, reason.members) == (BlockKind.CYCLE, ("gcc",))
+
+
+def test_unresolvable_until_a_publication_adds_the_provider() -> None:
+    p = planner()
+    d = p.plan_tree(tree(commit_id(1), entry("app", 1, ["pkgconfig(foo)"])))
+    (reason,) = by_source(p)["app"].blocked_by
+    assert (reason.kind, reason.name) == (BlockKind.UNRESOLVABLE, "pkgconfig(foo)")
+    assert d.ready == ()
+    foreign = PackagePublished(
+        task_id=999, source="foo", release=1, build_release=1, arch="x86_64",
+        channel="volatile", generation=3,
+        packages=[PublishedPackage(name="foo-devel", version="1", release=1, build_release=1,
+                                   sha256="0" * 64, provides=["pkgconfig(foo)"])])
+    d = p.on_package_published(foreign)
+    assert [e.source for e in d.ready] == ["app"]
+
+
+def test_failure_blocks_dependents_and_a_later_publication_unblocks() -> None:
+    p = planner({"lib": 1})
+    p.plan_tree(tree(commit_id(1), entry("lib", 2), entry("app", 1, ["lib"])))
+    lib = by_source(p)["lib"]
+    p.on_build_started(BuildStarted(task_id=lib.task_id, builder="b", arch="x86_64"))
+    fail = BuildDone(task_id=lib.task_id, builder="b", source="lib", version="1", release=2,
+                     build_release=1, arch="x86_64", outcome=Outcome.FAILED)
+    d = p.on_build_done(fail)
+    assert p.on_build_done(fail).tasks == ()  # idempotent
+    app = by_source(p)["app"]
+    assert [(r.kind, r.source, r.task_id) for r in app.blocked_by] == [
+        (BlockKind.FAILED, "lib", lib.task_id)]
+    assert app in d.tasks
+    with pytest.raises(PlanError):
+        p.retry(app.task_id)
+    retry = p.retry(lib.task_id)
+    (again,) = [t for t in retry.tasks if t.source == "lib"]
+    assert again.reason is TaskReason.RETRY and again.state is TaskState.READY
+    assert by_source(p)["app"].blocked_by[0].kind is BlockKind.DEPENDENCY
+    emits = run_to_published(p, again)
+    assert [e.source for e in emits if isinstance(e, TaskReady)] == ["app"]
+
+
+def test_ready_tasks_come_largest_critical_path_first() -> None:
+    p = planner()
+    d = p.plan_tree(tree(commit_id(1), entry("leaf", 1), entry("base", 1),
+                         entry("mid", 1, ["base"]), entry("top", 1, ["mid"])))
+    assert [e.source for e in d.ready] == ["base", "leaf"]
+    assert [e.critical_path for e in d.ready] == [2, 0]
+
+
+def test_deleted_recipe_cancels_its_task_and_dependents_see_it_gone() -> None:
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("lib", 1), entry("app", 1, ["lib"])))
+    d = p.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {}, ("r/lib",)))
+    states = {t.source: t.state for t in d.tasks}
+    assert states["lib"] is TaskState.CANCELLED
+    (reason,) = by_source(p)["app"].blocked_by
+    assert (reason.kind, reason.name) == (BlockKind.UNRESOLVABLE, "lib")
+
+
+def test_incremental_matches_full_plan() -> None:
+    base = [entry("a", 1, [], ["x"]), entry("b", 1, ["x"], ["y"]), entry("c", 1, ["y", "z"]),
+            entry("d", 1, ["c"], ["z"])]
+    changed = [entry("a", 2, ["y"], ["x"]), entry("e", 1, ["c"])]
+    inc = planner({"a": 1, "b": 1, "c": 1, "d": 1})
+    inc.plan_tree(tree(commit_id(1), *base))
+    inc.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {e.path: e for e in changed}))
+    full = planner({"a": 1, "b": 1, "c": 1, "d": 1})
+    merged = {e.path: e for e in base} | {e.path: e for e in changed}
+    full.plan_tree(tree(commit_id(2), *merged.values()))
+
+    def view(p: Planner) -> dict[str, tuple[int, str, tuple[object, ...]]]:
+        return {t.source: (t.release, str(t.state), tuple((r.kind, r.source, r.members)
+                                                           for r in t.blocked_by))
+                for t in p.open_tasks()}
+
+    assert view(inc) == view(full)
+    assert inc.waves() == full.waves()
