@@ -106,6 +106,7 @@ def test_superseding_a_dispatched_task_cancels_it_on_the_builders() -> None:
     old = by_source(p)["a"]
     d = p.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {"r/a": entry("a", 2)}))
     assert [type(e) for e in d.emits] == [TaskCancelled, TaskReady]
+    assert d.emits[0].task_id == old.task_id
 
 
 def test_cycle_broken_through_published_member() -> None:
