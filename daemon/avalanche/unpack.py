@@ -37,14 +37,22 @@ def unpack(archive: Path, dest: Path, *, name: str | None = None) -> None:
             with archive.open("rb") as raw:
                 reader = zstandard.ZstdDecompressor().stream_reader(raw)
                 with tarfile.open(fileobj=reader, mode="r|") as tar:
-                    tar.extractall(dest, filter="data")
+                    tar.extractall(dest, filter=_strict_filter)  # noqa: S202  (filtered: see _strict_filter)
         else:
             with tarfile.open(archive, mode="r:*") as tar:
-                tar.extractall(dest, filter="data")
+                tar.extractall(dest, filter=_strict_filter)  # noqa: S202  (filtered: see _strict_filter)
     except tarfile.FilterError as exc:
         raise UnsafePathError(f"{name or archive.name}: refused unsafe member: {exc}") from exc
     except (tarfile.TarError, zipfile.BadZipFile, zstandard.ZstdError, EOFError) as exc:
         raise UnsafePathError(f"{name or archive.name} is not a valid archive: {exc}") from exc
+
+
+def _strict_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's ``data`` filter, and absolute names refused rather than made relative."""
+    name = member.name.rstrip("/")
+    if name not in ("", "."):
+        check_relative(name.removeprefix("./"), what="archive member")
+    return tarfile.data_filter(member, dest)
 
 
 def _unzip(archive: Path, dest: Path) -> None:

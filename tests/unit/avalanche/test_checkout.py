@@ -1,0 +1,48 @@
+"""The recipe at its commit, from a cached mirror that fetches only what is missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.avalanche.checkout import ensure_commit, export_recipe, mirror_path
+from daemon.avalanche.errors import CheckoutError, RecipeError
+from tests.unit.avalanche.support import add_recipe, git, make_repo
+
+
+def test_export_at_old_commit_then_fetch_new_one(tmp_path: Path) -> None:
+    repo, first = make_repo(tmp_path / "recipes")
+    cache = tmp_path / "cache"
+    stone = export_recipe(cache, str(repo), first, "libgreet/stone.yaml", tmp_path / "a")
+    assert (stone.parent / "src" / "greet.c").is_file()
+    old = stone.read_text()
+    second = add_recipe(repo, "libgreet", old.replace("release     : 1", "release     : 2"))
+    assert mirror_path(cache, str(repo)).is_dir()
+    stone2 = export_recipe(cache, str(repo), second, "libgreet", tmp_path / "b")
+    assert "release     : 2" in stone2.read_text()
+    again = export_recipe(cache, str(repo), first, "libgreet", tmp_path / "c")
+    assert again.read_text() == old
+
+
+def test_missing_commit_and_path_are_clear(tmp_path: Path) -> None:
+    repo, head = make_repo(tmp_path / "recipes")
+    with pytest.raises(CheckoutError, match="e" * 40):
+        ensure_commit(tmp_path / "cache", str(repo), "e" * 40)
+    with pytest.raises(RecipeError, match="nosuch"):
+        export_recipe(tmp_path / "cache", str(repo), head, "nosuch/stone.yaml", tmp_path / "x")
+    with pytest.raises(RecipeError, match="leaves the repository"):
+        export_recipe(tmp_path / "cache", str(repo), head, "../x/stone.yaml", tmp_path / "y")
+
+
+def test_executable_bit_is_kept(tmp_path: Path) -> None:
+    repo, _ = make_repo(tmp_path / "recipes")
+    script = repo / "libgreet" / "pkg" / "hook.sh"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "hook")
+    commit = git(repo, "rev-parse", "HEAD")
+    stone = export_recipe(tmp_path / "cache", str(repo), commit, "libgreet", tmp_path / "out")
+    assert (stone.parent / "pkg" / "hook.sh").stat().st_mode & 0o111
