@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "daemon.summit.plancli",
     "daemon.vessel.cli",
     "daemon.repo.cli",
+    "daemon.avalanche.cli",
 )
 
 
