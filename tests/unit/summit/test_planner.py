@@ -216,3 +216,17 @@ def test_incremental_matches_full_plan() -> None:
 
     assert view(inc) == view(full)
     assert inc.waves() == full.waves()
+
+
+def test_restart_from_stored_tasks_decides_nothing_new() -> None:
+    recipes = tree(commit_id(1), entry("lib", 1), entry("app", 1, ["lib"]))
+    first = planner()
+    first.plan_tree(recipes)
+    stored = list(first.tasks.values())
+    again = Planner(REPO, PublishedIndex(), stored)
+    decision = again.plan_tree(recipes)
+    assert decision.tasks == () and decision.emits == ()
+    assert {t.source: t.state for t in again.open_tasks()} == {
+        "lib": TaskState.READY, "app": TaskState.BLOCKED}
+    new = again.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {"r/x": entry("x", 1)}))
+    assert [t.task_id for t in new.tasks] == [max(t.task_id for t in stored) + 1]
