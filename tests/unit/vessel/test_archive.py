@@ -11,8 +11,8 @@ import zstandard
 
 from daemon.vessel.archive import check_against_build, inspect_archive
 from daemon.vessel.errors import ImportRefused
-from tests.unit.vessel.builders import Pkg, add_member, archive_bytes, build_done
 from events.payloads import Artefact
+from tests.unit.vessel.builders import Pkg, add_member, archive_bytes, build_done
 
 HELLO = {"usr/bin/hello": b"#!/bin/sh\necho hi\n", "usr/share/doc/hello/README": b"read me"}
 
