@@ -8,6 +8,7 @@ from pathlib import Path
 
 from daemon.avalanche.artefacts import ArtefactStore
 from daemon.avalanche.build import run_build
+from daemon.avalanche.config import SandboxMode
 from daemon.avalanche.runner import start_build
 from events.payloads import Outcome
 from tests.unit.avalanche.support import add_recipe, config, make_repo, task_for, write_index
@@ -130,3 +131,12 @@ def test_build_done_payload_has_urls_and_log(tmp_path: Path) -> None:
             == (cfg.artefacts_dir / result.build_id / artefact.filename).stat().st_size
         )
     assert done.log_url is not None and done.log_url.endswith("/build.log")
+
+
+def test_unsandboxed_build_warns_in_its_log(tmp_path: Path) -> None:
+    repo, commit = _recipe(tmp_path, "plain", "true")
+    cfg = config(tmp_path / "b", sandbox=SandboxMode.NONE)
+    result = run_build(task_for(repo, commit, "plain"), cfg)
+    assert result.outcome is Outcome.SUCCESS, result.reason
+    warnings = [ln for ln in result.log_path.read_text().splitlines() if ln.startswith("WARNING")]
+    assert warnings and "unsandboxed" in warnings[0]
