@@ -1,0 +1,124 @@
+"""deploy/systemd and deploy/systemd-run: systemd accepts every unit, and the systemd-run
+scripts start each daemon with exactly its unit's properties.
+
+``systemd-analyze verify`` checks that ExecStart's program exists and is executable; the
+units name /usr/local/bin/cairn (where deploy/README.md installs it), so the test verifies
+copies that point at this checkout's ``cairn`` instead. Nothing else is changed.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
+INSTALLED_CAIRN = "/usr/local/bin/cairn"
+DAEMONS = {"summit": "cairn-summit.service", "vessel": "cairn-vessel.service",
+           "journal": "cairn-journal.service", "avalanche": "cairn-avalanche@.service"}
+
+
+def _cairn_here() -> Path:
+    found = Path(sys.executable).parent / "cairn"
+    if not found.exists():
+        pytest.skip(f"no cairn script next to {sys.executable} (pip install -e .)")
+    return found
+
+
+def parse_unit(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Sections of a unit file as (key, value) lists: keys may repeat, order matters."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current = ""
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            current = line.strip("[]")
+            sections[current] = []
+            continue
+        key, _, value = line.partition("=")
+        sections[current].append((key, value))
+    return sections
+
+
+def test_the_four_units_exist() -> None:
+    assert {u.name for u in UNITS} == set(DAEMONS.values())
+
+
+def test_systemd_analyze_verify_accepts_every_unit(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    cairn = _cairn_here()
+    copies = []
+    for unit in UNITS:
+        text = unit.read_text()
+        assert f"ExecStart={INSTALLED_CAIRN} " in text
+        copy = tmp_path / unit.name
+        copy.write_text(text.replace(INSTALLED_CAIRN, str(cairn)))
+        copies.append(str(copy))
+    done = subprocess.run(["systemd-analyze", "verify", *copies], capture_output=True,
+                          text=True, timeout=60, check=False)
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode == 0, output
+    assert not [line for line in output.splitlines() if "cairn" in line], output
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
+def test_units_are_notify_services_with_watchdog_and_hardening(unit: Path) -> None:
+    pairs = parse_unit(unit)["Service"]
+    service = dict(pairs)
+    for key, value in {"Type": "notify", "NotifyAccess": "main", "Restart": "on-failure",
+                       "ProtectSystem": "strict", "NoNewPrivileges": "yes",
+                       "PrivateTmp": "yes", "ProtectHome": "yes",
+                       "DynamicUser": "yes"}.items():
+        assert service.get(key) == value, f"{unit.name}: {key}"
+    assert service["WatchdogSec"] and service["StateDirectory"].startswith("cairn/")
+    filters = [v for k, v in pairs if k == "SystemCallFilter"]
+    assert filters[0].startswith("@system-service")
+    builder = unit.name.startswith("cairn-avalanche@")
+    # What bubblewrap needs: namespaces, an unobstructed /proc, mount(2), rtnetlink.
+    for needed_by_bwrap in ("RestrictNamespaces", "ProtectKernelTunables", "ProtectProc"):
+        assert (needed_by_bwrap in service) is not builder, f"{unit.name}: {needed_by_bwrap}"
+    if builder:
+        assert "@mount" in filters[0]
+        assert "AF_NETLINK" in service["RestrictAddressFamilies"]
+
+
+def _printed(*args: str) -> list[str]:
+    done = subprocess.run([str(DEPLOY / "systemd-run" / "cairn-run"), *args, "--print"],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return shlex.split(done.stdout)
+
+
+@pytest.mark.parametrize("daemon", sorted(DAEMONS))
+def test_systemd_run_script_passes_every_service_property(daemon: str) -> None:
+    instance = ["b-7"] if daemon == "avalanche" else []
+    command = _printed(daemon, *instance)
+    assert command[0] == "systemd-run"
+    unit_name = "cairn-avalanche@b-7" if instance else f"cairn-{daemon}"
+    assert command[1] == f"--unit={unit_name}"
+    separator = command.index("--")
+    properties = [command[i + 1] for i in range(separator) if command[i] == "-p"]
+    unit = parse_unit(DEPLOY / "systemd" / DAEMONS[daemon])
+    expected = [f"{k}={v}" for k, v in unit["Service"] if k != "ExecStart"]
+    expected = [e.replace("%i", "b-7").replace("%S", "/var/lib") for e in expected]
+    assert [p for p in properties if not p.startswith(_UNIT_KEYS)] == expected
+    exec_start = dict(unit["Service"])["ExecStart"].replace("%i", "b-7")
+    assert command[separator + 1:] == exec_start.split()
+    assert not [p for p in properties if "%" in p]
+    assert f"Description={dict(unit['Unit'])['Description'].replace('%i', 'b-7')}" in properties
+
+
+_UNIT_KEYS = ("Description=", "Wants=", "After=", "Requires=", "StartLimitIntervalSec=",
+              "StartLimitBurst=")
+
+
+def test_systemd_run_script_refuses_a_builder_without_a_name() -> None:
+    done = subprocess.run([str(DEPLOY / "systemd-run" / "cairn-run-avalanche")],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2 and "builder name" in done.stderr
