@@ -8,6 +8,7 @@ copies that point at this checkout's ``cairn`` instead. Nothing else is changed.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -122,3 +123,21 @@ def test_systemd_run_script_refuses_a_builder_without_a_name() -> None:
     done = subprocess.run([str(DEPLOY / "systemd-run" / "cairn-run-avalanche")],
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 2 and "builder name" in done.stderr
+
+
+def test_why_builders_keep_proc_unobstructed() -> None:
+    """ProtectKernelTunables= over-mounts /proc/sys read-only; with such an over-mount the
+    kernel refuses bwrap's fresh /proc ("mount_too_revealing"). Reproduced with unshare(1)
+    (needs root for the mount), next to the same sandbox succeeding without it."""
+    if os.geteuid() != 0 or shutil.which("bwrap") is None or shutil.which("unshare") is None:
+        pytest.skip("needs root (to over-mount /proc/sys in a private namespace) and bwrap")
+    sandbox = "bwrap --ro-bind / / --proc /proc --dev /dev --unshare-all true"
+    plain = subprocess.run(["unshare", "-m", "sh", "-c", sandbox], capture_output=True,
+                           text=True, timeout=60, check=False)
+    if plain.returncode != 0:
+        pytest.skip(f"bwrap does not work on this host at all: {plain.stderr.strip()}")
+    hidden = subprocess.run(
+        ["unshare", "-m", "sh", "-c",
+         f"mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && {sandbox}"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert hidden.returncode != 0 and "proc" in hidden.stderr
