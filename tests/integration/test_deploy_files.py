@@ -80,3 +80,13 @@ def test_bad_arguments_are_refused_with_a_reason(tmp_path: Path) -> None:
         build_definitions(password_hashes={"mallory": "x"})
     done = _cairn("deploy", "mosquitto-acl", "--builder", "summit")
     assert done.returncode == 2 and "summit's account" in done.stderr
+
+
+@pytest.mark.parametrize("name", ["summit", "vessel", "journal", "avalanche"])
+def test_example_configs_load_with_the_runtime_loader(name: str) -> None:
+    """The shared sections are exact; service sections stay commented until they exist."""
+    from daemon.runtime.config import BaseConfig, load_config
+
+    config = load_config(DEPLOY / "config" / f"{name}.toml", BaseConfig, env={})
+    assert config.bus.url.startswith("amqp://") and "@" in config.bus.url
+    assert config.state.dir == f"/var/lib/cairn/{name}"
