@@ -3,7 +3,7 @@ at start and closed in reverse at stop, whatever fails in between."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -36,6 +36,10 @@ class Host:
         relay.start()
         self._stack.push_async_callback(relay.stop)
         return relay
+
+    def on_close(self, callback: Callable[[], Awaitable[object]]) -> None:
+        """Run ``callback`` at close, before what was opened earlier is closed."""
+        self._stack.push_async_callback(callback)
 
     async def close(self) -> None:
         await self._stack.aclose()

@@ -53,10 +53,12 @@ def work_dead_letters(arch: str) -> Subscription:
 
 
 def control(builder: str, arch: str) -> Subscription:
-    """A builder's private queue for cancellations of the tasks it may be running."""
+    """A builder's private queue: cancellations of the tasks it may be running, and the
+    repository's verdicts, after which it may drop the artefacts it was serving."""
     return Subscription(
         queue=control_queue(builder),
-        bindings=(binding(EventType.TASK_CANCELLED, arch),),
+        bindings=(binding(EventType.TASK_CANCELLED, arch),
+                  binding(EventType.PACKAGE_PUBLISHED), binding(EventType.PUBLISH_FAILED)),
         prefetch=16,
         transient=True,
     )

@@ -55,3 +55,18 @@ def rabbitmq_url() -> Iterator[str]:
     finally:
         _rabbitmqctl("await_startup")
         _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def private_rabbitmq_url(rabbitmq_url: str) -> Iterator[str]:
+    """A vhost of its own for one test: for tests whose services use the real queue names
+    (``cairn.work.x86_64``, ``cairn.summit``) and must not see another test's leftovers."""
+    vhost = f"cairn-test-{uuid.uuid4().hex[:10]}"
+    for args in (("add_vhost", vhost), ("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")):
+        done = _rabbitmqctl(*args)
+        if done.returncode != 0:
+            rabbitmq_unavailable(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()}")
+    try:
+        yield rabbitmq_url.rsplit("/", 1)[0] + "/" + vhost
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)

@@ -28,7 +28,14 @@ def _journal() -> tuple[type[BaseConfig], Factory]:
     return BaseConfig, JournalDaemon
 
 
+def _avalanche() -> tuple[type[BaseConfig], Factory]:
+    from daemon.avalanche.daemon import AvalancheDaemon, AvalancheDaemonConfig
+
+    return AvalancheDaemonConfig, AvalancheDaemon
+
+
 DAEMONS: dict[str, tuple[str, Loader]] = {
+    "avalanche": ("run a builder: take tasks from the work queue and build them", _avalanche),
     "journal": ("run the journal: record every event on the bus", _journal),
 }
 

@@ -1,0 +1,76 @@
+"""``cairn avalanche``: one builder as its own daemon, configured from TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+from daemon.avalanche.config import AvalancheConfig, SandboxMode
+from daemon.avalanche.service import Avalanche
+from daemon.host import Host
+from daemon.runtime import BaseConfig, Health, Section
+from events.names import builder_status_topic
+from events.telemetry import Message, telemetry_from_url
+
+
+class AvalancheSection(Section, frozen=True):
+    """``[avalanche]``: who this builder is and how it builds."""
+
+    builder: str = ""
+    arch: str = "x86_64"
+    slots: int = 1
+    backend: str = "script"
+    jobs: int = 0
+    timeout_s: float = 3600.0
+    sandbox: SandboxMode = SandboxMode.AUTO
+    #: Where the artefact server listens, and the URL other hosts reach it at.
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    public_url: str = ""
+    retention_s: float = 7 * 86400.0
+
+
+class AvalancheDaemonConfig(BaseConfig, frozen=True):
+    avalanche: AvalancheSection = AvalancheSection()
+
+
+def core_config(config: AvalancheDaemonConfig) -> AvalancheConfig:
+    section = config.avalanche
+    builder = section.builder or socket.gethostname().split(".")[0]
+    core = AvalancheConfig(root=config.state.path("avalanche", builder), builder=builder,
+                           arch=section.arch, backend=section.backend,
+                           timeout_s=section.timeout_s, sandbox=section.sandbox)
+    return dataclasses.replace(core, jobs=section.jobs) if section.jobs > 0 else core
+
+
+class AvalancheDaemon:
+    """Connects to the bus and telemetry (with a last will saying ``offline``), then builds."""
+
+    def __init__(self, config: AvalancheDaemonConfig, health: Health) -> None:
+        self.config = config
+        self.health = health
+        self.core = core_config(config)
+        self.name = f"avalanche-{self.core.builder}"
+        self._host = Host()
+        self.service: Avalanche | None = None
+
+    async def start(self) -> None:
+        bus = await self._host.bus(self.config.bus.url, name=self.name,
+                                   publish_timeout=self.config.bus.publish_timeout)
+        will = Message(builder_status_topic(self.core.builder),
+                       b'{"builder": "%s", "state": "offline"}' % self.core.builder.encode(),
+                       retain=True)
+        telemetry = telemetry_from_url(self.config.mqtt.url, client_id=self.name, will=will)
+        await telemetry.start()
+        self._host.on_close(telemetry.stop)
+        section = self.config.avalanche
+        self.service = Avalanche(bus, telemetry, self.core, slots=section.slots,
+                                 host=section.listen_host, port=section.listen_port,
+                                 public_url=section.public_url or None,
+                                 retention_s=section.retention_s)
+        await self.service.start()
+
+    async def stop(self, timeout: float) -> None:
+        if self.service is not None:
+            await self.service.stop(timeout)
+        await self._host.close()
