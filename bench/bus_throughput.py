@@ -31,6 +31,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,15 @@ async def pipelined(
         raise failures[0]
 
 
+@dataclass(frozen=True)
+class Run:
+    """One measured run: wall time until the last message was consumed, and the CPU time
+    this process spent meanwhile (less sensitive to other load on the machine)."""
+
+    seconds: float
+    cpu_seconds: float
+
+
 class Counter:
     """Counts consumed messages and wakes the runner at ``target``."""
 
@@ -113,7 +123,7 @@ class Counter:
             self.finished.set()
 
 
-async def run_raw(url: str, count: int, body: bytes, prefetch: int, outstanding: int) -> float:
+async def run_raw(url: str, count: int, body: bytes, prefetch: int, outstanding: int) -> Run:
     connection = await aio_pika.connect_robust(url)
     name = f"bench.raw.{uuid.uuid4().hex[:8]}"
     subscription = Subscription(name, (f"task-ready.{ARCH}",), prefetch=prefetch)
@@ -146,10 +156,10 @@ async def run_raw(url: str, count: int, body: bytes, prefetch: int, outstanding:
             )
             await exchange.publish(message, f"task-ready.{ARCH}", mandatory=True, timeout=10)
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await pipelined(count, outstanding, publish_one)
         await asyncio.wait_for(counter.finished.wait(), 600)
-        elapsed = time.perf_counter() - started
+        elapsed = Run(time.perf_counter() - started, time.process_time() - cpu)
         await queue.cancel(tag)
         await queue.delete(if_unused=False, if_empty=False)
         await publishing.exchange_delete(f"{name}.x")
@@ -158,7 +168,7 @@ async def run_raw(url: str, count: int, body: bytes, prefetch: int, outstanding:
         await connection.close()
 
 
-async def run_cairn(url: str, count: int, size: int, prefetch: int, outstanding: int) -> float:
+async def run_cairn(url: str, count: int, size: int, prefetch: int, outstanding: int) -> Run:
     name = f"bench.cairn.{uuid.uuid4().hex[:8]}"
     subscription = Subscription(name, (f"task-ready.{ARCH}",), prefetch=prefetch)
     bus = AmqpBus(url, name="bench")
@@ -175,10 +185,10 @@ async def run_cairn(url: str, count: int, size: int, prefetch: int, outstanding:
         async def publish_one(i: int) -> None:
             await bus.publish(new_event(payloads[i % len(payloads)], source=SOURCE))
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await pipelined(count, outstanding, publish_one)
         await asyncio.wait_for(counter.finished.wait(), 600)
-        elapsed = time.perf_counter() - started
+        elapsed = Run(time.perf_counter() - started, time.process_time() - cpu)
     finally:
         await bus.close()
     connection = await aio_pika.connect(url)
@@ -193,37 +203,38 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     # Warm up both paths (connections, queue declaration, code paths) before measuring.
     await run_raw(args.broker, 500, body, args.prefetch, args.outstanding)
     await run_cairn(args.broker, 500, args.size, args.prefetch, args.outstanding)
-    raw_times: list[float] = []
-    cairn_times: list[float] = []
+    raws: list[Run] = []
+    cairns: list[Run] = []
     profiler = cProfile.Profile() if args.profile else None
+    n = args.messages
     for round_ in range(args.rounds):
-        raw_times.append(
-            await run_raw(args.broker, args.messages, body, args.prefetch, args.outstanding)
-        )
+        raws.append(await run_raw(args.broker, n, body, args.prefetch, args.outstanding))
         if profiler is not None:
             profiler.enable()
-        cairn_times.append(
-            await run_cairn(args.broker, args.messages, args.size, args.prefetch, args.outstanding)
-        )
+        cairns.append(await run_cairn(args.broker, n, args.size, args.prefetch, args.outstanding))
         if profiler is not None:
             profiler.disable()
+        raw, cairn = raws[-1], cairns[-1]
         print(
-            f"round {round_ + 1}: raw {args.messages / raw_times[-1]:8.0f} msg/s   "
-            f"cairn {args.messages / cairn_times[-1]:8.0f} msg/s"
+            f"round {round_ + 1}: raw {n / raw.seconds:7.0f} msg/s "
+            f"({raw.cpu_seconds / n * 1e6:5.0f} us CPU/msg)   "
+            f"cairn {n / cairn.seconds:7.0f} msg/s ({cairn.cpu_seconds / n * 1e6:5.0f} us CPU/msg)"
         )
     if profiler is not None:
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
-    raw = args.messages / min(raw_times)
-    cairn = args.messages / min(cairn_times)
+    raw_per_s = n / min(r.seconds for r in raws)
+    cairn_per_s = n / min(r.seconds for r in cairns)
     return {
-        "messages": args.messages,
+        "messages": n,
         "body_bytes": len(body),
         "prefetch": args.prefetch,
         "outstanding": args.outstanding,
         "rounds": args.rounds,
-        "raw_per_s": round(raw, 1),
-        "cairn_per_s": round(cairn, 1),
-        "ratio": round(cairn / raw, 3),
+        "raw_cpu_us_per_msg": round(min(r.cpu_seconds for r in raws) / n * 1e6, 1),
+        "cairn_cpu_us_per_msg": round(min(r.cpu_seconds for r in cairns) / n * 1e6, 1),
+        "raw_per_s": round(raw_per_s, 1),
+        "cairn_per_s": round(cairn_per_s, 1),
+        "ratio": round(cairn_per_s / raw_per_s, 3),
     }
 
 
