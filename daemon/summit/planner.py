@@ -357,7 +357,9 @@ class Planner:
 
     def _settle(self, batch: _Batch) -> Decision:
         """Re-evaluate what the batch touched: edges, cycles, blocked/ready, critical paths."""
-        statuses = self.schedule.update(batch.affected, self.latest)
+        # Sources that never had a task are in no pending graph: nothing to re-evaluate.
+        affected = [s for s in batch.affected if s in self._latest]
+        statuses = self.schedule.update(affected, self.latest)
         for source, reasons in statuses.items():
             task = self._not_started(source)
             if task is None or task.state is TaskState.READY:
