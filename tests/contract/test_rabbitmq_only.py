@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 
 from events.bus import Subscription
-from events.envelope import Event
+from events.envelope import Event, decode_event
 from events.errors import BusError, PublishTimeout
 from events.names import EVENTS_EXCHANGE, binding
 from events.payloads import TaskCancelled
@@ -262,3 +263,24 @@ async def test_publish_without_confirm_times_out_and_the_bus_recovers(
         await bus.close(timeout=1)
     finally:
         await proxy.close()
+
+
+async def test_events_are_published_persistent_as_cloudevents_json(
+    rabbit: RabbitTransport,
+) -> None:
+    s = subject()
+    bus = await rabbit.open()
+    queue = rabbit.queue("persistent")
+    await bus.declare(Subscription(queue, (binding("task-ready", s),)))
+    event = task_ready(s)
+    await bus.publish(event)
+
+    connection = await rabbit.raw()
+    async with connection.channel() as channel:
+        declared = await channel.get_queue(queue, ensure=True)
+        message = await declared.get(no_ack=True, timeout=10)
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.content_type == "application/cloudevents+json"
+    assert message.message_id == event.id and message.type == "task-ready"
+    assert message.routing_key == f"task-ready.{s}"
+    assert decode_event(message.body) == event
