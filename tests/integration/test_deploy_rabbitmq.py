@@ -185,7 +185,9 @@ async def test_builder_may_do_its_own_work_with_raw_amqp(imported: Imported) -> 
 def test_policy_applies_to_every_consuming_queue(imported: Imported) -> None:
     done = _ctl("list_queues", "-p", imported.vhost, "name", "policy", "--quiet",
                 "--no-table-headers")
-    policies = dict(line.split("\t") for line in done.stdout.strip().splitlines())
+    # "name<TAB>policy", the policy empty for queues without one.
+    policies = {name: policy.strip() for name, _, policy in
+                (line.partition("\t") for line in done.stdout.splitlines() if line.strip())}
     consuming = [topology.SUMMIT.queue, topology.VESSEL.queue, topology.JOURNAL.queue,
                  topology.work(ARCH).queue]
     assert {policies[q] for q in consuming} == {"cairn-dead-letter-at-least-once"}
