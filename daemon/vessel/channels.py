@@ -36,9 +36,9 @@ async def promote(repo: Repository, db: Database, source: str, target: str) -> l
         if not heads:
             raise RepositoryError(f"channel {source!r} has no published generation to promote")
         for arch, number in sorted(heads):
-            new = await repo.publish(conn, target, arch, base=(source, number), drop_source=None,
-                                     added=(), origin=f"promoted from {source} generation "
-                                                      f"{number}")
+            members = await repo.members(conn, source, number)
+            new = await repo.publish(conn, target, arch, members,
+                                     origin=f"promoted from {source} generation {number}")
             done.append(Promoted(arch, number, new))
     await repo.sync_current(db, [(target, p.arch) for p in done])
     await repo.prune(db)

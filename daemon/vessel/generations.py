@@ -19,6 +19,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,11 +55,16 @@ def write_generation(layout: Layout, key: minisign.SecretKey, channel: str, arch
     tmp.mkdir()
     trusted = (f"timestamp:{int(time.time())}\tfile:{INDEX}\tchannel:{channel}\tarch:{arch}"
                f"\tgeneration:{generation}")
-    signature = minisign.sign(key, index, trusted_comment=trusted,
-                              untrusted_comment=f"cairn {channel}/{arch} generation {generation}")
-    _write_file(tmp / INDEX, index)
-    _write_file(tmp / INDEX_ZST, zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(index))
-    _write_file(tmp / SIGNATURE, signature.encode())
+    # Hashing for the signature and compressing both release the GIL: run them beside the
+    # write of index.json (a 50,000-package index is ~20 MB).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        signature = pool.submit(
+            minisign.sign, key, index, trusted_comment=trusted,
+            untrusted_comment=f"cairn {channel}/{arch} generation {generation}")
+        compressed = pool.submit(zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress, index)
+        _write_file(tmp / INDEX, index)
+        _write_file(tmp / INDEX_ZST, compressed.result())
+        _write_file(tmp / SIGNATURE, signature.result().encode())
     _fsync_dir(tmp)
     os.rename(tmp, final)
     _fsync_dir(parent)

@@ -168,8 +168,10 @@ class Importer:
         again = await _find_import(conn, build)
         if again is not None:
             return again
-        base = await store.head(conn, channel, build.arch)
+        number = await store.head(conn, channel, build.arch)
+        base = [] if number is None else await self.repo.members(conn, channel, number)
         await self._check_newer(conn, prepared, base)
+        kept = [m for m in base if m[1] != build.source]
         added, packages = [], []
         for item, inspected in prepared.files:
             sha, size, m = item.artefact.sha256, item.artefact.size, inspected.manifest
@@ -177,20 +179,20 @@ class Importer:
             entry = encode_entry(index_entry(m, sha, size))
             await store.add_package(conn, sha, m.name, m.source, m.release, m.build_release,
                                     size, entry)
+            self.repo.remember(sha, entry)
             added.append((m.name, m.source, sha))
             packages.append(PublishedPackage(name=m.name, version=m.version, release=m.release,
                                              build_release=m.build_release, sha256=sha,
                                              provides=list(m.provides)))
         self._on_step("pooled")
-        number = await self.repo.publish(
-            conn, channel, build.arch, base=None if base is None else (channel, base),
-            drop_source=build.source, added=added,
+        generation = await self.repo.publish(
+            conn, channel, build.arch, kept + added,
             origin=f"import of task {build.task_id}: {build.source} {build.version}-"
                    f"{build.release}-{build.build_release}")
         await store.record_import(conn, channel, build.arch, build.source, build.release,
-                                  build.build_release, build.task_id, number, packages)
+                                  build.build_release, build.task_id, generation, packages)
         self._on_step("written")
-        return Published(channel, build.arch, number, tuple(packages))
+        return Published(channel, build.arch, generation, tuple(packages))
 
     async def finish(self, db: Database, published: Published) -> None:
         """After the commit: move ``current``, then prune by policy."""
@@ -209,20 +211,18 @@ class Importer:
             return ImportOutcome(build, refused=exc)
         return None if published is None else ImportOutcome(build, published=published)
 
-    async def _check_newer(self, conn: Connection, prepared: Prepared, base: int | None) -> None:
-        if base is None:
-            return
+    async def _check_newer(self, conn: Connection, prepared: Prepared,
+                           base: list[store.MemberRef]) -> None:
         build = prepared.build
-        names = [inspected.manifest.name for _item, inspected in prepared.files]
-        current = await store.members_named(conn, build.channel, base, names)
-        for name in names:
-            have = current.get(name)
-            if have is None:
-                continue
-            if have.source != build.source:
+        names = {inspected.manifest.name for _item, inspected in prepared.files}
+        current = {m[0]: m for m in base if m[0] in names}
+        known = await store.releases(conn, [m[2] for m in current.values()])
+        for name, (_n, source, sha) in sorted(current.items()):
+            if source != build.source:
                 raise ImportRefused(
-                    f"package {name} is published in {build.channel} by source {have.source}, "
-                    f"not {build.source}: rename the package or remove it from {have.source}")
+                    f"package {name} is published in {build.channel} by source {source}, "
+                    f"not {build.source}: rename the package or remove it from {source}")
+            have = known[sha]
             if not is_newer((build.release, build.build_release),
                             (have.release, have.build_release)):
                 raise ImportRefused(

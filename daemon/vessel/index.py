@@ -41,7 +41,13 @@ def index_bytes(channel: str, arch: str, generation: int, created: str,
         + b',"generation":' + _encode(generation) + b',"created":' + _encode(created)
         + b',"packages":['
     )
-    return head + b",".join(entries) + b'],"format":' + _encode(INDEX_FORMAT) + b"}"
+    parts = [head]
+    for entry in entries:
+        parts += (entry, b",")
+    if len(parts) > 1:
+        parts.pop()  # the last comma
+    parts.append(b'],"format":' + _encode(INDEX_FORMAT) + b"}")
+    return b"".join(parts)  # one copy of a possibly large index
 
 
 def is_newer(candidate: tuple[int, int], published: tuple[int, int]) -> bool:

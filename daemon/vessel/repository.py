@@ -18,10 +18,11 @@ ever names a directory that was complete before it was named.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import fcntl
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,8 +31,19 @@ from pathlib import Path
 from daemon.vessel import generations as gens
 from daemon.vessel import minisign, pool, store
 from daemon.vessel.config import VesselConfig
+from daemon.vessel.errors import RepositoryError
 from daemon.vessel.index import index_bytes
 from events.sqlite import Connection, Database
+
+
+@dataclass(frozen=True)
+class _Cached:
+    """A published generation's members, kept to spare decoding and sorting 50,000 again."""
+
+    blob: bytes
+    members: list[store.MemberRef]
+    hashes: list[bytes]
+    shas: set[str]
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,9 @@ class Repository:
         self.config = config
         self.layout = config.layout
         self.key = key
+        self._entries: dict[str, bytes] = {}
+        #: The last published members per (channel, arch): its blob and decoded list.
+        self._members: dict[tuple[str, str], _Cached] = {}
 
     @classmethod
     def open(cls, config: VesselConfig) -> Repository:
@@ -71,26 +86,72 @@ class Repository:
             gens.write_atomic(layout.public_key, public)
         return cls(config, key)
 
-    async def publish(self, conn: Connection, channel: str, arch: str, *,
-                      base: tuple[str, int] | None, drop_source: str | None,
-                      added: Iterable[tuple[str, str, str]], origin: str) -> int:
+    async def publish(self, conn: Connection, channel: str, arch: str,
+                      members: Sequence[store.MemberRef], origin: str) -> int:
         """Make a new generation of ``channel``/``arch`` inside the caller's transaction.
 
-        Its members are ``base``'s minus ``drop_source``'s plus ``added`` (name, source,
-        sha256, each already in ``vessel_packages``). The directory is written and the
-        channel's head moved before this returns; ``current`` moves in :meth:`sync_current`
-        after the caller commits. Returns the generation number.
+        ``members`` (name, source, sha256; each already in ``vessel_packages``) is the whole
+        new package set. The directory is written and the channel's head moved before this
+        returns; ``current`` moves in :meth:`sync_current` after the caller commits.
         """
+        ordered = sorted(members)
         number = await store.next_generation(conn, channel)
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        row = store.GenerationRow(channel, number, arch, created, origin, 0)
-        await store.create_generation(conn, row, base, drop_source, added)
-        entries = await store.index_entries(conn, channel, number)
-        data = index_bytes(channel, arch, number, created, entries)
-        await asyncio.to_thread(
-            gens.write_generation, self.layout, self.key, channel, arch, number, data)
+        row = store.GenerationRow(channel, number, arch, created, origin, len(ordered))
+        blob = store.encode_members(ordered)
+        shas = {m[2] for m in ordered}
+        hashes = self._sorted_hashes(shas)
+        await store.create_generation(conn, row, blob, store.encode_hashes(hashes))
+        await self._write(conn, row, ordered)
         await store.set_head(conn, channel, arch, number)
+        self._members[(channel, arch)] = _Cached(blob, ordered, hashes, shas)
         return number
+
+    def _sorted_hashes(self, shas: set[str]) -> list[bytes]:
+        """Binary hashes, sorted: patched from a cached generation when only a few differ."""
+        for cached in self._members.values():
+            gone, new = cached.shas - shas, shas - cached.shas
+            if len(gone) + len(new) <= 64:
+                result = list(cached.hashes)
+                for sha in gone:
+                    del result[bisect.bisect_left(result, bytes.fromhex(sha))]
+                for sha in new:
+                    bisect.insort(result, bytes.fromhex(sha))
+                return result
+        return sorted(bytes.fromhex(sha) for sha in shas)
+
+    async def members(self, conn: Connection, channel: str, number: int
+                      ) -> list[store.MemberRef]:
+        """A generation's members; decoding 50,000 is skipped when the blob is the cached one.
+
+        The cache is checked against the stored bytes, so a rolled-back transaction that
+        reused a generation number can never serve stale members.
+        """
+        blob = await store.members_blob(conn, channel, number)
+        if blob is None:
+            return []
+        for cached in self._members.values():
+            if cached.blob == blob:
+                return list(cached.members)
+        return store.decode_members(blob)
+
+    def remember(self, sha256: str, entry: bytes) -> None:
+        """Cache a package's encoded index entry (immutable: keyed by content hash)."""
+        self._entries[sha256] = entry
+
+    async def _write(self, conn: Connection, row: store.GenerationRow,
+                     ordered: Sequence[store.MemberRef]) -> None:
+        shas = [m[2] for m in ordered]
+        missing = [sha for sha in shas if sha not in self._entries]
+        if missing:
+            self._entries.update(await store.entries(conn, missing))
+        try:
+            entries = [self._entries[sha] for sha in shas]
+        except KeyError as exc:
+            raise RepositoryError(f"package {exc.args[0]} is listed but not stored") from None
+        data = index_bytes(row.channel, row.arch, row.generation, row.created, entries)
+        await asyncio.to_thread(gens.write_generation, self.layout, self.key, row.channel,
+                                row.arch, row.generation, data)
 
     async def sync_current(self, db: Database, targets: Iterable[tuple[str, str]] | None = None
                            ) -> None:
@@ -125,7 +186,7 @@ class Repository:
         return ReconcileReport(tuple(removed), tuple(rebuilt), len(dropped))
 
     async def prune(self, db: Database) -> PruneReport:
-        """Drop generations beyond the policy (never a head) and pool files nobody lists."""
+        """Drop generations beyond the policy (never a head) and packages nobody lists."""
         keep = self.config.keep_generations
         async with db.transaction() as conn:
             heads = {(c, g) for c, _a, g in await store.heads(conn)}
@@ -133,27 +194,32 @@ class Repository:
             for row in await store.generations(conn):
                 by_arch.setdefault((row.channel, row.arch), []).append(row.generation)
             doomed = [
-                (channel, number)
-                for (channel, _arch), numbers in by_arch.items()
+                (channel, arch, number)
+                for (channel, arch), numbers in by_arch.items()
                 for number in sorted(numbers, reverse=True)[keep + 1:]
                 if (channel, number) not in heads
             ]
-            arch_of = {(c, n): a for (c, a), ns in by_arch.items() for n in ns}
-            await store.delete_generations(conn, doomed)
-            gone = await store.delete_unreferenced_packages(conn)
-            referenced = await store.package_hashes(conn)
-            await asyncio.to_thread(pool.collect_garbage, self.layout, referenced)
-        for channel, number in doomed:
-            path = self.layout.generation_dir(channel, arch_of[(channel, number)], number)
+            if not doomed:
+                return PruneReport((), 0)
+            candidates: set[str] = set()
+            for channel, _arch, number in doomed:
+                candidates |= await store.hashes(conn, channel, number)
+            for cached in self._members.values():  # still listed by a kept generation
+                candidates -= cached.shas
+            await store.delete_generations(conn, [(c, n) for c, _a, n in doomed])
+            gone = await store.unreferenced(conn, candidates)
+            await store.delete_packages(conn, gone)
+            for sha in gone:
+                self._entries.pop(sha, None)
+                await asyncio.to_thread(self.layout.pool_file(sha).unlink, True)
+        for channel, arch, number in doomed:
+            path = self.layout.generation_dir(channel, arch, number)
             await asyncio.to_thread(gens.remove, path)
-        return PruneReport(tuple(doomed), len(gone))
+        return PruneReport(tuple((c, n) for c, _a, n in doomed), len(gone))
 
     async def _rebuild(self, conn: Connection, row: store.GenerationRow) -> None:
         """Rewrite a committed generation whose directory vanished (from the database)."""
-        entries = await store.index_entries(conn, row.channel, row.generation)
-        data = index_bytes(row.channel, row.arch, row.generation, row.created, entries)
-        await asyncio.to_thread(gens.write_generation, self.layout, self.key, row.channel,
-                                row.arch, row.generation, data)
+        await self._write(conn, row, await self.members(conn, row.channel, row.generation))
 
     @asynccontextmanager
     async def _current_lock(self) -> AsyncIterator[None]:

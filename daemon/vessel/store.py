@@ -1,5 +1,12 @@
 """Vessel's state in SQLite: packages, generations, their members, channel heads, imports.
 
+Why a generation's members are one blob and not one row per package: a channel of 50,000
+packages would otherwise copy 50,000 rows per publication (half a second, measured). A
+generation row instead holds its member list — ``(name, source, sha256)`` sorted by name,
+msgspec-encoded and zstd-compressed — and ``hashes``, the members' binary sha256 values
+sorted, so "does any kept generation still list this package?" is a binary search, not a
+decode. Package rows (``vessel_packages``) are keyed by content hash and never change.
+
 Why the database is the truth and the disk follows it: a generation exists when its row is
 committed. Its directory is written (atomically) *inside* the same transaction, before the
 commit, so a committed generation always has its complete directory; a directory without a
@@ -15,7 +22,8 @@ append-only; ``PRAGMA user_version`` counts the scripts applied).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -42,17 +50,10 @@ CREATE TABLE vessel_generations (
     created TEXT NOT NULL,
     origin TEXT NOT NULL,
     packages INTEGER NOT NULL,
+    members BLOB NOT NULL,
+    hashes BLOB NOT NULL,
     PRIMARY KEY (channel, generation)
 );
-CREATE TABLE vessel_members (
-    channel TEXT NOT NULL,
-    generation INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    source TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    PRIMARY KEY (channel, generation, name)
-) WITHOUT ROWID;
-CREATE INDEX vessel_members_sha ON vessel_members (sha256);
 CREATE TABLE vessel_heads (
     channel TEXT NOT NULL,
     arch TEXT NOT NULL,
@@ -75,10 +76,13 @@ CREATE TABLE vessel_imports (
 MIGRATIONS: tuple[str, ...] = (_VESSEL_SCHEMA, OUTBOX_SCHEMA, INBOX_SCHEMA)
 
 
+#: One member of a generation: (package name, source name, sha256 hex).
+MemberRef = tuple[str, str, str]
+_members_type = list[tuple[str, str, str]]
+
+
 @dataclass(frozen=True)
-class Member:
-    name: str
-    source: str
+class PackageRelease:
     sha256: str
     release: int
     build_release: int
@@ -141,30 +145,14 @@ async def generation(conn: Connection, channel: str, number: int) -> GenerationR
 
 
 async def generations(conn: Connection, channel: str | None = None) -> list[GenerationRow]:
-    sql = "SELECT channel, generation, arch, created, origin, packages FROM vessel_generations"
+    sql = ("SELECT channel, generation, arch, created, origin, packages "
+           "FROM vessel_generations")
     params: tuple[str, ...] = ()
     if channel is not None:
         sql += " WHERE channel = ?"
         params = (channel,)
     async with conn.execute(sql + " ORDER BY channel, generation", params) as cur:
         return [GenerationRow(*r) for r in await cur.fetchall()]
-
-
-async def members_named(conn: Connection, channel: str, number: int,
-                        names: Iterable[str]) -> dict[str, Member]:
-    """The members of a generation with these package names (the ones an import touches)."""
-    found: dict[str, Member] = {}
-    for name in sorted(set(names)):  # a build has a handful of packages: one lookup each
-        async with conn.execute(
-            "SELECT m.name, m.source, m.sha256, p.release, p.build_release "
-            "FROM vessel_members m JOIN vessel_packages p ON p.sha256 = m.sha256 "
-            "WHERE m.channel = ? AND m.generation = ? AND m.name = ?",
-            (channel, number, name),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is not None:
-            found[name] = Member(*row)
-    return found
 
 
 async def add_package(conn: Connection, sha256: str, name: str, source: str, release: int,
@@ -175,48 +163,6 @@ async def add_package(conn: Connection, sha256: str, name: str, source: str, rel
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (sha256, name, source, release, build_release, size, entry),
     )
-
-
-async def create_generation(
-    conn: Connection, row: GenerationRow, base: tuple[str, int] | None,
-    drop_source: str | None, added: Iterable[tuple[str, str, str]],
-) -> int:
-    """Insert generation ``row``: the members of ``base`` (channel, number) without those of
-    ``drop_source``, plus ``added`` (name, source, sha256). Returns the member count."""
-    if base is not None:
-        await conn.execute(
-            "INSERT INTO vessel_members (channel, generation, name, source, sha256) "
-            "SELECT ?, ?, name, source, sha256 FROM vessel_members "
-            "WHERE channel = ? AND generation = ? AND source IS NOT ?",
-            (row.channel, row.generation, base[0], base[1], drop_source),
-        )
-    await conn.executemany(
-        "INSERT OR REPLACE INTO vessel_members (channel, generation, name, source, sha256) "
-        "VALUES (?, ?, ?, ?, ?)",
-        [(row.channel, row.generation, n, s, h) for n, s, h in added],
-    )
-    async with conn.execute(
-        "SELECT COUNT(*) FROM vessel_members WHERE channel = ? AND generation = ?",
-        (row.channel, row.generation),
-    ) as cur:
-        count_row = await cur.fetchone()
-    count = int(count_row[0]) if count_row else 0
-    await conn.execute(
-        "INSERT INTO vessel_generations (channel, generation, arch, created, origin, packages) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (row.channel, row.generation, row.arch, row.created, row.origin, count),
-    )
-    return count
-
-
-async def index_entries(conn: Connection, channel: str, number: int) -> list[bytes]:
-    """The pre-encoded index entries of a generation, ordered by package name."""
-    async with conn.execute(
-        "SELECT p.entry FROM vessel_members m JOIN vessel_packages p ON p.sha256 = m.sha256 "
-        "WHERE m.channel = ? AND m.generation = ? ORDER BY m.name",
-        (channel, number),
-    ) as cur:
-        return [bytes(r[0]) for r in await cur.fetchall()]
 
 
 async def find_import(conn: Connection, channel: str, arch: str, source: str, release: int,
@@ -247,23 +193,130 @@ async def record_import(conn: Connection, channel: str, arch: str, source: str, 
 async def delete_generations(conn: Connection, doomed: Iterable[tuple[str, int]]) -> None:
     rows = list(doomed)
     await conn.executemany(
-        "DELETE FROM vessel_members WHERE channel = ? AND generation = ?", rows)
-    await conn.executemany(
         "DELETE FROM vessel_generations WHERE channel = ? AND generation = ?", rows)
 
 
-async def delete_unreferenced_packages(conn: Connection) -> list[str]:
-    """Forget packages no generation lists; return their hashes (their pool files go too)."""
+def encode_members(members: Sequence[MemberRef]) -> bytes:
+    return msgspec.msgpack.encode(members)
+
+
+def decode_members(blob: bytes) -> list[MemberRef]:
+    return msgspec.msgpack.decode(blob, type=_members_type)
+
+
+def encode_hashes(sorted_hashes: Sequence[bytes]) -> bytes:
+    return b"".join(sorted_hashes)
+
+
+async def create_generation(conn: Connection, row: GenerationRow, members_blob: bytes,
+                            hashes_blob: bytes) -> None:
+    """Insert generation ``row``: its members (:func:`encode_members`, sorted by name) and
+    their sorted binary hashes (:func:`encode_hashes`)."""
+    await conn.execute(
+        "INSERT INTO vessel_generations (channel, generation, arch, created, origin, packages, "
+        "members, hashes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (row.channel, row.generation, row.arch, row.created, row.origin, row.packages,
+         members_blob, hashes_blob),
+    )
+
+
+async def members_blob(conn: Connection, channel: str, number: int) -> bytes | None:
     async with conn.execute(
-        "SELECT sha256 FROM vessel_packages p WHERE NOT EXISTS "
-        "(SELECT 1 FROM vessel_members m WHERE m.sha256 = p.sha256)"
+        "SELECT members FROM vessel_generations WHERE channel = ? AND generation = ?",
+        (channel, number),
     ) as cur:
-        doomed = [str(r[0]) for r in await cur.fetchall()]
+        row = await cur.fetchone()
+    return None if row is None else bytes(row[0])
+
+
+async def hashes(conn: Connection, channel: str, number: int) -> set[str]:
+    """A generation's member hashes (hex), read from the binary column without decoding."""
+    async with conn.execute(
+        "SELECT hashes FROM vessel_generations WHERE channel = ? AND generation = ?",
+        (channel, number),
+    ) as cur:
+        row = await cur.fetchone()
+    blob = b"" if row is None else bytes(row[0])
+    return {blob[i:i + 32].hex() for i in range(0, len(blob), 32)}
+
+
+async def members(conn: Connection, channel: str, number: int) -> list[MemberRef]:
+    """A generation's members, sorted by name (empty if the generation does not exist)."""
+    blob = await members_blob(conn, channel, number)
+    return [] if blob is None else decode_members(blob)
+
+
+async def releases(conn: Connection, shas: Iterable[str]) -> dict[str, PackageRelease]:
+    """Release and build release of a few packages, by hash."""
+    found: dict[str, PackageRelease] = {}
+    for sha in shas:
+        async with conn.execute(
+            "SELECT sha256, release, build_release FROM vessel_packages WHERE sha256 = ?",
+            (sha,),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is not None:
+            found[sha] = PackageRelease(str(row[0]), int(row[1]), int(row[2]))
+    return found
+
+
+async def entries(conn: Connection, shas: Sequence[str]) -> dict[str, bytes]:
+    """Pre-encoded index entries by hash; one scan when many are wanted, else lookups."""
+    wanted = set(shas)
+    found: dict[str, bytes] = {}
+    if len(wanted) > 200:
+        async with conn.execute("SELECT sha256, entry FROM vessel_packages") as cur:
+            for sha, entry in await cur.fetchall():
+                if sha in wanted:
+                    found[sha] = bytes(entry)
+        return found
+    for sha in wanted:
+        async with conn.execute(
+            "SELECT entry FROM vessel_packages WHERE sha256 = ?", (sha,)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is not None:
+            found[sha] = bytes(row[0])
+    return found
+
+
+async def unreferenced(conn: Connection, candidates: Iterable[str]) -> list[str]:
+    """Which ``candidates`` (hashes) no generation lists any more (binary search each)."""
+    wanted = sorted({bytes.fromhex(c) for c in candidates})
+    if not wanted:
+        return []
+    alive: set[bytes] = set()
+    async with conn.execute("SELECT hashes FROM vessel_generations") as cur:
+        async for (blob,) in cur:
+            table = _HashTable(bytes(blob))
+            alive.update(h for h in wanted if h not in alive and h in table)
+    return [h.hex() for h in wanted if h not in alive]
+
+
+async def delete_packages(conn: Connection, shas: Iterable[str]) -> None:
     await conn.executemany("DELETE FROM vessel_packages WHERE sha256 = ?",
-                           [(s,) for s in doomed])
-    return doomed
+                           [(s,) for s in shas])
 
 
 async def package_hashes(conn: Connection) -> set[str]:
     async with conn.execute("SELECT sha256 FROM vessel_packages") as cur:
         return {str(r[0]) for r in await cur.fetchall()}
+
+
+class _HashTable(Sequence[bytes]):
+    """A sorted blob of 32-byte hashes, searchable without unpacking it."""
+
+    def __init__(self, blob: bytes) -> None:
+        self._blob = blob
+
+    def __len__(self) -> int:
+        return len(self._blob) // 32
+
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
+        return self._blob[index * 32:index * 32 + 32]
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, bytes):
+            return False
+        i = bisect.bisect_left(self, value)
+        return i < len(self) and self[i] == value
