@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "daemon.deploy.cli",
     "daemon.commands.daemons",
     "daemon.summit.plancli",
+    "daemon.summit.cli",
     "daemon.vessel.cli",
     "daemon.repo.cli",
     "daemon.avalanche.cli",

@@ -34,7 +34,21 @@ def _avalanche() -> tuple[type[BaseConfig], Factory]:
     return AvalancheDaemonConfig, AvalancheDaemon
 
 
+def _vessel() -> tuple[type[BaseConfig], Factory]:
+    from daemon.vessel.daemon import VesselDaemon, VesselDaemonConfig
+
+    return VesselDaemonConfig, VesselDaemon
+
+
+def _summit() -> tuple[type[BaseConfig], Factory]:
+    from daemon.summit.daemon import SummitDaemon, SummitDaemonConfig
+
+    return SummitDaemonConfig, SummitDaemon
+
+
 DAEMONS: dict[str, tuple[str, Loader]] = {
+    "summit": ("run the scheduler: watch recipes, plan, dispatch, serve the API", _summit),
+    "vessel": ("run the repository manager: import, sign and serve packages", _vessel),
     "avalanche": ("run a builder: take tasks from the work queue and build them", _avalanche),
     "journal": ("run the journal: record every event on the bus", _journal),
 }

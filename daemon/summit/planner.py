@@ -287,6 +287,24 @@ class Planner:
         batch.emits.extend(reaction.emits)
         return self._settle(batch)
 
+    @property
+    def next_task_id(self) -> int:
+        """The id the next new task gets. Several planners sharing one task table keep it in
+        step by setting it before each call."""
+        return self._next_id
+
+    @next_task_id.setter
+    def next_task_id(self, value: int) -> None:
+        self._next_id = max(value, self._next_id)
+
+    def fail(self, task_id: int, reason: str) -> Decision:
+        """Fail a task for a reason outside any build report (it kept killing builders, and
+        the broker dead-lettered it); dependents are blocked as for any failure."""
+        task = self._tasks.get(task_id)
+        if task is None or TaskState.FAILED not in TRANSITIONS[task.state]:
+            return Decision()
+        return self._react(Reaction(task=move(task, TaskState.FAILED, failure=reason)))
+
     # -- operator requests -------------------------------------------------------------
     def retry(self, task_id: int) -> Decision:
         """A new task (reason ``retry``) for the source of a failed task."""

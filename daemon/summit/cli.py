@@ -1,0 +1,141 @@
+"""``cairn tasks ...`` and ``cairn repos ...``: summit's JSON API from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+import aiohttp
+
+from daemon.paths import default_state_dir
+from daemon.summit.states import TaskState
+from events.errors import CairnError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def register(subparsers: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--summit", default=None,
+                        help=f"summit's URL (default $CAIRN_SUMMIT_URL or {DEFAULT_URL})")
+    common.add_argument("--token", default=None,
+                        help="admin token (default $CAIRN_ADMIN_TOKEN, or the one in the "
+                             "state directory)")
+    common.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    tasks = subparsers.add_parser("tasks", help="list, show, retry and cancel build tasks")
+    sub = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
+    ls = sub.add_parser("ls", parents=[common], help="list tasks")
+    ls.add_argument("--state", choices=list(TaskState))
+    ls.add_argument("--source")
+    ls.add_argument("--limit", type=int, default=100)
+    ls.set_defaults(func=_tasks_ls)
+    for name, helptext in (("show", "one task, its blockers and timeline"),
+                           ("retry", "build a failed task again"),
+                           ("cancel", "cancel a task (stops its build)")):
+        action = sub.add_parser(name, parents=[common], help=helptext)
+        action.add_argument("id", type=int)
+        action.set_defaults(func=_task_action, action=name)
+
+    repos = subparsers.add_parser("repos", help="the watched recipe repositories")
+    rsub = repos.add_subparsers(dest="repos_command", metavar="ACTION", required=True)
+    rls = rsub.add_parser("ls", parents=[common], help="list repositories and recipe errors")
+    rls.set_defaults(func=_repos_ls)
+    refresh = rsub.add_parser("refresh", parents=[common], help="fetch a repository now")
+    refresh.add_argument("name")
+    refresh.set_defaults(func=_repos_refresh)
+
+
+def _token(args: argparse.Namespace) -> str:
+    if args.token:
+        return str(args.token)
+    if os.environ.get("CAIRN_ADMIN_TOKEN"):
+        return os.environ["CAIRN_ADMIN_TOKEN"]
+    path = default_state_dir() / "summit" / "admin.token"
+    return path.read_text().strip() if path.exists() else ""
+
+
+async def _call(args: argparse.Namespace, method: str, path: str) -> Any:
+    base = (args.summit or os.environ.get("CAIRN_SUMMIT_URL") or DEFAULT_URL).rstrip("/")
+    headers = {"Authorization": f"Bearer {_token(args)}"} if method != "GET" else {}
+    try:
+        async with aiohttp.ClientSession() as session, session.request(
+                method, base + path, headers=headers,
+                timeout=aiohttp.ClientTimeout(total=30)) as response:
+            text = await response.text()
+            if response.status >= 400:
+                try:
+                    message = json.loads(text).get("error", text)
+                except ValueError:
+                    message = text
+                raise CairnError(f"summit answered {response.status}: {message.strip()}")
+            return json.loads(text)
+    except aiohttp.ClientError as exc:
+        raise CairnError(f"cannot reach summit at {base}: {exc}") from None
+
+
+def _blockers(task: dict[str, Any]) -> str:
+    parts = []
+    for b in task["blocked_by"]:
+        detail = b.get("source") or b.get("name") or ",".join(b.get("members", []))
+        parts.append(f"{b['kind']}:{detail}")
+    return " ".join(parts)
+
+
+async def _tasks_ls(args: argparse.Namespace) -> int:
+    query = f"?limit={args.limit}"
+    query += f"&state={args.state}" if args.state else ""
+    query += f"&source={args.source}" if args.source else ""
+    data = await _call(args, "GET", "/api/v1/tasks" + query)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print("  ".join(f"{k}={v}" for k, v in sorted(data["counts"].items())))
+    for t in data["tasks"]:
+        extra = _blockers(t) or (t["failure"] or "") or (t["builder"] or "")
+        print(f"{t['id']:>6}  {t['state']:<11} {t['source']:<28} {t['version']}-{t['release']}"
+              f"  {extra}")
+    return 0
+
+
+async def _task_action(args: argparse.Namespace) -> int:
+    method, path = ("GET", f"/api/v1/tasks/{args.id}") if args.action == "show" else \
+        ("POST", f"/api/v1/tasks/{args.id}/{args.action}")
+    data = await _call(args, method, path)
+    if args.json or args.action != "show":
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"task {data['id']}: {data['source']} {data['version']}-{data['release']} "
+          f"({data['arch']}) {data['state']}, reason: {data['reason']}")
+    if data["blocked_by"]:
+        print(f"  blocked by: {_blockers(data)}")
+    if data["failure"]:
+        print(f"  failure: {data['failure']}")
+    print(f"  depends on: {', '.join(data.get('depends_on', [])) or '-'}")
+    for entry in data.get("timeline", []):
+        print(f"  - {entry['type']}: {entry['summary']}")
+    return 0
+
+
+async def _repos_ls(args: argparse.Namespace) -> int:
+    data = await _call(args, "GET", "/api/v1/repositories")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    for repo in data["repositories"]:
+        head = (repo["head"] or "-")[:12]
+        print(f"{repo['name']}  {repo['url']}  {repo['branch']}@{head}"
+              + (f"  error: {repo['error']}" if repo["error"] else ""))
+        for error in repo["recipe_errors"]:
+            print(f"    {error['file']}:{error['line']}: {error['message']}")
+    return 0
+
+
+async def _repos_refresh(args: argparse.Namespace) -> int:
+    await _call(args, "POST", f"/api/v1/repositories/{args.name}/refresh")
+    print(f"refreshing {args.name}")
+    return 0
+
+

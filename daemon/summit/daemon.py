@@ -1,0 +1,115 @@
+"""``cairn summit``: the scheduler as its own daemon, with its JSON API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+
+from daemon.host import Host
+from daemon.runtime import BaseConfig, Health, Section
+from daemon.summit import store
+from daemon.summit.api import add_routes
+from daemon.summit.gitrepo import RepoConfig
+from daemon.summit.service import Summit, SummitSettings
+from events.bus import Bus
+
+
+class RepositorySection(Section, frozen=True):
+    """One ``[[summit.repositories]]`` entry."""
+
+    name: str
+    url: str
+    branch: str = "main"
+    arches: list[str] = msgspec.field(default_factory=lambda: ["x86_64"])
+
+
+class SummitSection(Section, frozen=True):
+    """``[summit]``: the API, the target repository and the watched recipe repositories."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    #: Needed for retry/cancel/refresh; generated into ``<state>/summit/admin.token`` if empty.
+    admin_token: str = ""
+    channel: str = "volatile"
+    #: vessel's base URL (indexes for builders, and what is published at first start).
+    repository_url: str = "http://127.0.0.1:8090"
+    poll_interval: float = 60.0
+    max_attempts: int = 3
+    repositories: list[RepositorySection] = msgspec.field(default_factory=list)
+
+
+class SummitDaemonConfig(BaseConfig, frozen=True):
+    summit: SummitSection = SummitSection()
+
+
+def admin_token(state_dir: Path, configured: str) -> str:
+    """The configured token, else the one kept in the state directory (made once, 0600)."""
+    if configured:
+        return configured
+    path = state_dir / "admin.token"
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return token
+
+
+def settings_of(config: SummitDaemonConfig) -> SummitSettings:
+    section = config.summit
+    return SummitSettings(
+        repositories=[RepoConfig(name=r.name, url=r.url, branch=r.branch,
+                                 arches=tuple(r.arches)) for r in section.repositories],
+        mirrors_dir=config.state.path("summit", "mirrors"),
+        channel=section.channel, repository_url=section.repository_url or None,
+        poll_interval=section.poll_interval, max_attempts=section.max_attempts)
+
+
+class SummitDaemon:
+    """Bus, database, outbox relay, the scheduler and its HTTP API, closed in reverse."""
+
+    name = "summit"
+
+    def __init__(self, config: SummitDaemonConfig, health: Health,
+                 bus: Bus | None = None) -> None:
+        self.config = config
+        self.health = health
+        self._bus = bus
+        self._host = Host()
+        self.service: Summit | None = None
+        self.app = web.Application()
+        self.url = ""
+
+    async def start(self) -> None:
+        state = self.config.state.path("summit")
+        bus = await self._host.bus(self.config.bus.url, name="cairn-summit", bus=self._bus,
+                                   publish_timeout=self.config.bus.publish_timeout)
+        db = await self._host.database(state / "summit.sqlite", store.MIGRATIONS)
+        relay = await self._host.relay(db, bus)
+        self.health.add_check("outbox", relay.check)
+        self.service = Summit(bus, db, relay, settings_of(self.config))
+        token = admin_token(state, self.config.summit.admin_token)
+        add_routes(self.app, self.service, token)
+        self.health.mount(self.app, "/healthz")
+        await self.service.start()
+        self._host.on_close(self._stop_service)
+        runner = web.AppRunner(self.app, access_log=None)
+        await runner.setup()
+        self._host.on_close(runner.cleanup)
+        site = web.TCPSite(runner, self.config.summit.listen_host, self.config.summit.listen_port)
+        await site.start()
+        port = runner.addresses[0][1]
+        self.url = f"http://{self.config.summit.listen_host}:{port}"
+
+    async def _stop_service(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+
+    async def stop(self, timeout: float) -> None:
+        await self._host.close()

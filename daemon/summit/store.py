@@ -1,0 +1,235 @@
+"""Summit's SQLite state: tasks, what the repository has published, the repositories it
+watches and the commit each planner has applied, recipe errors, and each task's timeline.
+
+The planner keeps the same facts in memory; this store is what survives a restart (the
+planner is rebuilt from it) and what the API and the CLI read.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.summit.graph import PublishedIndex
+from daemon.summit.recipe import BrokenRecipe
+from daemon.summit.states import BlockKind, BlockReason, Task, TaskReason, TaskState
+from events.inbox import INBOX_SCHEMA
+from events.outbox import OUTBOX_SCHEMA
+from events.sqlite import Connection, Database, Row
+
+MIGRATIONS: tuple[str, ...] = (
+    OUTBOX_SCHEMA,
+    INBOX_SCHEMA,
+    """
+    CREATE TABLE tasks (
+        task_id INTEGER PRIMARY KEY,
+        repository TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        source TEXT NOT NULL,
+        version TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        build_release INTEGER NOT NULL,
+        recipe_path TEXT NOT NULL,
+        commit_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        state TEXT NOT NULL,
+        blocked_by TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        builder TEXT,
+        failure TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX tasks_state ON tasks (state);
+    CREATE INDEX tasks_source ON tasks (source);
+    CREATE TABLE published (
+        channel TEXT NOT NULL, arch TEXT NOT NULL, source TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        PRIMARY KEY (channel, arch, source)
+    ) WITHOUT ROWID;
+    CREATE TABLE providers (
+        channel TEXT NOT NULL, arch TEXT NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL,
+        PRIMARY KEY (channel, arch, name, source)
+    ) WITHOUT ROWID;
+    CREATE TABLE repositories (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        head TEXT,
+        fetched REAL,
+        error TEXT
+    );
+    CREATE TABLE planned (
+        repository TEXT NOT NULL, arch TEXT NOT NULL, commit_id TEXT NOT NULL,
+        PRIMARY KEY (repository, arch)
+    ) WITHOUT ROWID;
+    CREATE TABLE recipe_errors (
+        repository TEXT NOT NULL, path TEXT NOT NULL, file TEXT NOT NULL, line INTEGER,
+        message TEXT NOT NULL,
+        PRIMARY KEY (repository, file)
+    ) WITHOUT ROWID;
+    CREATE TABLE timeline (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id INTEGER NOT NULL,
+        time REAL NOT NULL,
+        event_id TEXT,
+        type TEXT NOT NULL,
+        summary TEXT NOT NULL
+    );
+    CREATE INDEX timeline_task ON timeline (task_id, seq);
+    """,
+)
+
+
+def _block_from_json(data: dict[str, Any]) -> BlockReason:
+    return BlockReason(kind=BlockKind(data["kind"]), source=data.get("source"),
+                       task_id=data.get("task_id"), members=tuple(data.get("members", ())),
+                       name=data.get("name"))
+
+
+def task_from_row(row: Row) -> Task:
+    return Task(
+        task_id=row["task_id"], source=row["source"], version=row["version"],
+        release=row["release"], recipe_path=row["recipe_path"], commit=row["commit_id"],
+        repository=row["repository"], arch=row["arch"], reason=TaskReason(row["reason"]),
+        state=TaskState(row["state"]),
+        blocked_by=tuple(_block_from_json(b) for b in json.loads(row["blocked_by"])),
+        attempt=row["attempt"], builder=row["builder"], build_release=row["build_release"],
+        failure=row["failure"],
+    )
+
+
+def task_json(task: Task, **extra: Any) -> dict[str, Any]:
+    """A task as the API and ``cairn tasks`` show it."""
+    return {
+        "id": task.task_id, "source": task.source, "version": task.version,
+        "release": task.release, "build_release": task.build_release, "arch": task.arch,
+        "repository": task.repository, "commit": task.commit, "recipe_path": task.recipe_path,
+        "reason": str(task.reason), "state": str(task.state),
+        "blocked_by": [b.to_json() for b in task.blocked_by], "attempt": task.attempt,
+        "builder": task.builder, "failure": task.failure, **extra,
+    }
+
+
+async def save_tasks(conn: Connection, tasks: Iterable[Task]) -> None:
+    now = time.time()
+    await conn.executemany(
+        "INSERT INTO tasks (task_id, repository, arch, source, version, release, build_release,"
+        " recipe_path, commit_id, reason, state, blocked_by, attempt, builder, failure, created,"
+        " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (task_id) DO UPDATE SET state = excluded.state,"
+        " blocked_by = excluded.blocked_by, attempt = excluded.attempt,"
+        " builder = excluded.builder, failure = excluded.failure,"
+        " build_release = excluded.build_release, updated = excluded.updated",
+        [(t.task_id, t.repository, t.arch, t.source, t.version, t.release, t.build_release,
+          t.recipe_path, t.commit, str(t.reason), str(t.state),
+          json.dumps([b.to_json() for b in t.blocked_by]), t.attempt, t.builder, t.failure,
+          now, now) for t in tasks],
+    )
+
+
+async def load_tasks(db: Database) -> list[Task]:
+    return [task_from_row(r) for r in await db.fetchall("SELECT * FROM tasks ORDER BY task_id")]
+
+
+async def add_timeline(conn: Connection, entries: Sequence[tuple[int, str | None, str, str]]
+                       ) -> None:
+    """(task_id, event_id, type, summary) rows: what happened to each task, in order."""
+    now = time.time()
+    await conn.executemany(
+        "INSERT INTO timeline (task_id, time, event_id, type, summary) VALUES (?, ?, ?, ?, ?)",
+        [(task_id, now, event_id, kind, summary) for task_id, event_id, kind, summary in entries])
+
+
+async def record_publication(conn: Connection, channel: str, arch: str, source: str,
+                             release: int, names: Iterable[str]) -> None:
+    await conn.execute(
+        "INSERT INTO published (channel, arch, source, release) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO UPDATE SET release = max(release, excluded.release)",
+        (channel, arch, source, release))
+    await conn.executemany(
+        "INSERT OR IGNORE INTO providers (channel, arch, name, source) VALUES (?, ?, ?, ?)",
+        [(channel, arch, name, source) for name in names])
+
+
+async def load_published(db: Database, channel: str, arch: str) -> PublishedIndex:
+    index = PublishedIndex()
+    names: dict[str, list[str]] = {}
+    for row in await db.fetchall("SELECT name, source FROM providers WHERE channel = ? AND "
+                                 "arch = ?", (channel, arch)):
+        names.setdefault(row["source"], []).append(row["name"])
+    for row in await db.fetchall("SELECT source, release FROM published WHERE channel = ? AND"
+                                 " arch = ?", (channel, arch)):
+        index.add(row["source"], row["release"], names.get(row["source"], ()))
+    return index
+
+
+async def has_publications(db: Database, channel: str, arch: str) -> bool:
+    row = await db.fetchone("SELECT 1 FROM published WHERE channel = ? AND arch = ? LIMIT 1",
+                            (channel, arch))
+    return row is not None
+
+
+@dataclass(frozen=True)
+class RepositoryRow:
+    name: str
+    url: str
+    branch: str
+    head: str | None
+    fetched: float | None
+    error: str | None
+
+
+async def upsert_repository(conn: Connection, name: str, url: str, branch: str) -> None:
+    await conn.execute(
+        "INSERT INTO repositories (name, url, branch) VALUES (?, ?, ?) ON CONFLICT (name) "
+        "DO UPDATE SET url = excluded.url, branch = excluded.branch", (name, url, branch))
+
+
+async def set_head(conn: Connection, name: str, head: str | None, error: str | None) -> None:
+    if head is None:
+        await conn.execute("UPDATE repositories SET error = ?, fetched = ? WHERE name = ?",
+                           (error, time.time(), name))
+    else:
+        await conn.execute("UPDATE repositories SET head = ?, error = NULL, fetched = ? "
+                           "WHERE name = ?", (head, time.time(), name))
+
+
+async def repositories(db: Database) -> list[RepositoryRow]:
+    rows = await db.fetchall("SELECT * FROM repositories ORDER BY name")
+    return [RepositoryRow(r["name"], r["url"], r["branch"], r["head"], r["fetched"], r["error"])
+            for r in rows]
+
+
+async def planned_commit(db: Database, repository: str, arch: str) -> str | None:
+    row = await db.fetchone("SELECT commit_id FROM planned WHERE repository = ? AND arch = ?",
+                            (repository, arch))
+    return None if row is None else str(row["commit_id"])
+
+
+async def set_planned(conn: Connection, repository: str, arch: str, commit: str) -> None:
+    await conn.execute("INSERT INTO planned (repository, arch, commit_id) VALUES (?, ?, ?) "
+                       "ON CONFLICT DO UPDATE SET commit_id = excluded.commit_id",
+                       (repository, arch, commit))
+
+
+async def set_recipe_errors(conn: Connection, repository: str,
+                            problems: Sequence[BrokenRecipe]) -> None:
+    """The recipes of a repository that fail to parse now (replacing the previous list)."""
+    await conn.execute("DELETE FROM recipe_errors WHERE repository = ?", (repository,))
+    await conn.executemany(
+        "INSERT OR REPLACE INTO recipe_errors (repository, path, file, line, message) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(repository, p.path, p.file, p.line, p.message) for p in problems])
+
+
+async def recipe_errors(db: Database, repository: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM recipe_errors"
+    params: tuple[str, ...] = ()
+    if repository is not None:
+        sql += " WHERE repository = ?"
+        params = (repository,)
+    return [dict(r) for r in await db.fetchall(sql + " ORDER BY repository, file", params)]

@@ -1,0 +1,67 @@
+"""``cairn vessel``: the repository manager as its own daemon."""
+
+from __future__ import annotations
+
+from daemon.host import Host
+from daemon.runtime import BaseConfig, Health, Section
+from daemon.vessel import store
+from daemon.vessel.config import VesselConfig
+from daemon.vessel.repository import Repository
+from daemon.vessel.service import Vessel
+from events.bus import Bus
+
+
+class VesselSection(Section, frozen=True):
+    """``[vessel]``: where the repository is served and how much it accepts."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8090
+    max_artefact_bytes: int = 2 * 1024**3
+    max_unpacked_bytes: int = 8 * 1024**3
+    download_parallelism: int = 4
+    keep_generations: int = 10
+
+
+class VesselDaemonConfig(BaseConfig, frozen=True):
+    vessel: VesselSection = VesselSection()
+
+
+def repository_config(config: VesselDaemonConfig) -> VesselConfig:
+    section = config.vessel
+    return VesselConfig(state_dir=config.state.path("vessel"),
+                        max_artefact_bytes=section.max_artefact_bytes,
+                        max_unpacked_bytes=section.max_unpacked_bytes,
+                        download_parallelism=section.download_parallelism,
+                        keep_generations=section.keep_generations)
+
+
+class VesselDaemon:
+    """Opens the repository and its database, relays its outbox, imports until stopped."""
+
+    name = "vessel"
+
+    def __init__(self, config: VesselDaemonConfig, health: Health,
+                 bus: Bus | None = None) -> None:
+        self.config = config
+        self.health = health
+        self._bus = bus
+        self._host = Host()
+        self.service: Vessel | None = None
+
+    async def start(self) -> None:
+        repo_config = repository_config(self.config)
+        bus = await self._host.bus(self.config.bus.url, name="cairn-vessel", bus=self._bus,
+                                   publish_timeout=self.config.bus.publish_timeout)
+        db = await self._host.database(repo_config.layout.db, store.MIGRATIONS)
+        relay = await self._host.relay(db, bus)
+        self.health.add_check("outbox", relay.check)
+        repo = Repository.open(repo_config)
+        section = self.config.vessel
+        self.service = Vessel(bus, db, repo, relay, host=section.listen_host,
+                              port=section.listen_port)
+        await self.service.start()
+
+    async def stop(self, timeout: float) -> None:
+        if self.service is not None:
+            await self.service.stop(timeout)
+        await self._host.close()

@@ -1,0 +1,95 @@
+"""The repository service: a thin shell around :class:`daemon.vessel.importer.Importer`.
+
+For each successful ``build-done``: import it all or nothing, and in the very transaction that
+writes the new generation record the event as handled (inbox) and the outcome to announce
+(outbox: ``package-published`` or ``publish-failed``). A redelivered or replayed event finds
+its id in the inbox and changes nothing. Failed builds are summit's business, not vessel's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from daemon.vessel.http import make_app
+from daemon.vessel.importer import Importer, ImportOutcome
+from daemon.vessel.repository import Repository
+from events import inbox, outbox
+from events import payloads as p
+from events.bus import Bus, Consumer
+from events.envelope import Event, new_event
+from events.outbox import OutboxRelay
+from events.sqlite import Connection, Database
+from events.topology import VESSEL
+
+log = structlog.get_logger("cairn.vessel")
+
+CONSUMER = "vessel"
+SOURCE = "cairn/vessel"
+
+
+class Vessel:
+    """Imports builds and serves the repository over HTTP."""
+
+    name = "vessel"
+
+    def __init__(self, bus: Bus, db: Database, repo: Repository, relay: OutboxRelay, *,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.bus = bus
+        self.db = db
+        self.repo = repo
+        self.relay = relay
+        self.importer = Importer(repo)
+        self._host, self._port = host, port
+        self._runner: web.AppRunner | None = None
+        self._consumer: Consumer | None = None
+        self.url = ""
+        self.imported = 0
+
+    async def start(self) -> None:
+        report = await self.repo.reconcile(self.db)
+        log.info("vessel.reconciled", report=str(report))
+        self._runner = web.AppRunner(make_app(self.repo.layout.root), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://{self._host}:{port}"
+        self._consumer = await self.bus.subscribe(VESSEL, self.handle)
+        log.info("vessel.ready", url=self.url, root=str(self.repo.layout.root))
+
+    async def handle(self, event: Event[Any]) -> None:
+        build: p.BuildDone = event.data
+        if build.outcome is not p.Outcome.SUCCESS:
+            async with self.db.transaction() as conn:
+                await inbox.claim(conn, CONSUMER, event.id)
+            return
+        if await inbox.seen(self.db, CONSUMER, event.id):
+            return
+
+        async def emit(conn: Connection, outcome: ImportOutcome) -> None:
+            if not await inbox.claim(conn, CONSUMER, event.id) or outcome.duplicate:
+                return
+            await outbox.add(conn, new_event(outcome.event_payload(), source=SOURCE,
+                                             causation=event))
+
+        with structlog.contextvars.bound_contextvars(task_id=build.task_id, source=build.source):
+            outcome = await self.importer.import_build(self.db, build, emit)
+        self.relay.notify()
+        if outcome.refused is not None:
+            log.warning("vessel.refused", reason=outcome.refused.reason,
+                        retryable=outcome.refused.retryable)
+        elif not outcome.duplicate:
+            self.imported += 1
+            log.info("vessel.published", generation=outcome.published and
+                     outcome.published.generation)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        if self._consumer is not None:
+            await self._consumer.cancel(timeout)
+            self._consumer = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
