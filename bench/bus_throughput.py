@@ -14,8 +14,12 @@ The cairn run adds what a service pays: ``new_event`` (envelope, validation), en
 ``events.consume.process`` and the ack. msgs/s = N / time from the first publish until the
 last message was consumed.
 
-    .venv/bin/python bench/bus_throughput.py --broker amqp://guest:guest@127.0.0.1:5672/ \\
+    .venv/bin/python bench/bus_throughput.py --broker amqp://guest:guest@127.0.0.1:5672/bench \\
         --messages 20000
+
+Point it at a vhost of its own: the cairn run publishes ``task-ready.bench`` to
+``cairn.events``, and any queue bound to ``task-ready.*`` in that vhost would get copies.
+With ``--rounds`` each side is measured that many times (alternating) and the best is kept.
 
 The last line of stdout is one JSON object with ``raw_per_s``, ``cairn_per_s`` and ``ratio``.
 """
@@ -258,7 +262,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=1,
+        default=3,
         help="measure each side this many times; the best is reported",
     )
     parser.add_argument(
