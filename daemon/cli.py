@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "daemon.commands.events",
     "daemon.deploy.cli",
     "daemon.commands.daemons",
+    "daemon.commands.up",
     "daemon.summit.plancli",
     "daemon.summit.cli",
     "daemon.vessel.cli",

@@ -88,8 +88,9 @@ class MemoryTelemetry(Telemetry):
             self._watchers.remove(entry)
 
     async def stop(self) -> None:
-        for _, queue in self._watchers:
-            queue.put_nowait(None)
+        """Nothing to disconnect; watchers end when their tasks are cancelled. (Several
+        services of one process share one instance, so one stopping must not end the
+        others' subscriptions.)"""
 
 
 class MqttTelemetry(Telemetry):
@@ -180,8 +181,12 @@ class MqttTelemetry(Telemetry):
         self._task = None
 
 
+#: The in-process telemetry every ``memory://`` user of this process shares (``cairn up``).
+_PROCESS_TELEMETRY = MemoryTelemetry()
+
+
 def telemetry_from_url(url: str | None, **kwargs: object) -> Telemetry:
-    """``None`` or ``memory://`` → in-process; ``mqtt://host:port`` → Mosquitto."""
+    """``None`` or ``memory://`` → in-process (shared); ``mqtt://host:port`` → Mosquitto."""
     if not url or url.startswith("memory:"):
-        return MemoryTelemetry()
+        return _PROCESS_TELEMETRY
     return MqttTelemetry(url, **kwargs)  # type: ignore[arg-type]

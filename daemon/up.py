@@ -1,0 +1,193 @@
+"""``cairn up``: the whole farm in one process — summit, N builders, vessel, journal.
+
+By default on the embedded broker and in-process telemetry, with every service's SQLite
+state under one directory; with ``--broker``/``--mqtt`` the same services use RabbitMQ and
+Mosquitto. Each service is the very class its own daemon runs, so what ``cairn up`` shows is
+what a distributed deployment does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib.resources import as_file
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+import examples
+from daemon.avalanche.config import SandboxMode
+from daemon.avalanche.daemon import AvalancheDaemon, AvalancheDaemonConfig, AvalancheSection
+from daemon.journal.daemon import JournalDaemon
+from daemon.runtime import BaseConfig, BusSection, Health, MqttSection, StateSection
+from daemon.summit.daemon import (
+    RepositorySection,
+    SummitDaemon,
+    SummitDaemonConfig,
+    SummitSection,
+)
+from daemon.summit.states import TaskState
+from daemon.vessel.daemon import VesselDaemon, VesselDaemonConfig, VesselSection
+from events.errors import CairnError
+
+log = structlog.get_logger("cairn.up")
+
+#: States after which a task will not change by itself.
+FINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED,
+                   TaskState.SUPERSEDED})
+#: States in which something is (or is about to be) happening.
+MOVING = frozenset({TaskState.NEW, TaskState.READY, TaskState.BUILDING,
+                    TaskState.PUBLISHING})
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    state: Path
+    recipes: str | None = None
+    branch: str = "main"
+    builders: int = 2
+    backend: str = "script"
+    broker: str = "memory://"
+    mqtt: str = "memory://"
+    port: int = 8080
+    arch: str = "x86_64"
+    poll_interval: float = 5.0
+
+
+def prepare_recipes(options: UpOptions) -> str:
+    """The repository URL summit watches: the given one, or the bundled examples copied
+    into a git repository under the state directory on first run."""
+    if options.recipes:
+        return options.recipes
+    repo = options.state / "recipes"
+    if not (repo / ".git").exists():
+        with as_file(examples.recipes()) as source:
+            shutil.copytree(source, repo, dirs_exist_ok=True)
+        for args in (["init", "-q", "-b", options.branch], ["add", "-A"],
+                     ["-c", "user.name=cairn", "-c", "user.email=cairn@localhost", "commit",
+                      "-q", "-m", "Example recipes bundled with cairn"]):
+            done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                                  text=True, check=False)
+            if done.returncode != 0:
+                raise CairnError(f"cannot make the example repository at {repo}: "
+                                 f"git {' '.join(args)}: {done.stderr.strip()}")
+    return str(repo)
+
+
+@dataclass
+class Farm:
+    """The running services of ``cairn up``."""
+
+    options: UpOptions
+    repository_url: str
+    journal: JournalDaemon
+    vessel: VesselDaemon
+    summit: SummitDaemon
+    builders: list[AvalancheDaemon] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def summit_url(self) -> str:
+        return self.summit.url
+
+    @property
+    def vessel_url(self) -> str:
+        return self.vessel.service.url if self.vessel.service else ""
+
+    def tasks(self) -> list[Any]:
+        service = self.summit.service
+        if service is None:
+            return []
+        return [t for planner in service.planners.values() for t in planner.tasks.values()]
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(str(t.state) for t in self.tasks()))
+
+    def building(self) -> dict[str, list[int]]:
+        return {b.core.builder: sorted(b.service._running) if b.service else []
+                for b in self.builders}
+
+    async def idle(self) -> bool:
+        """Planned at least once, nothing moving, nothing waiting in the outbox or queues."""
+        service = self.summit.service
+        if service is None or not any(p.commit for p in service.planners.values()):
+            return False
+        if any(t.state in MOVING for t in self.tasks()):
+            return False
+        pending = await service.db.fetchone("SELECT count(*) AS n FROM cairn_outbox")
+        return pending is None or pending["n"] == 0
+
+    def summary(self) -> dict[str, Any]:
+        tasks = self.tasks()
+        return {
+            "tasks": self.counts(),
+            "failed": [{"id": t.task_id, "source": t.source, "release": t.release,
+                        "reason": t.failure} for t in tasks if t.state is TaskState.FAILED],
+            "blocked": [{"id": t.task_id, "source": t.source, "release": t.release,
+                         "blocked_by": [b.to_json() for b in t.blocked_by]}
+                        for t in tasks if t.state is TaskState.BLOCKED],
+            "repository": {"path": str(self.vessel.service.repo.layout.root)
+                           if self.vessel.service else "", "url": self.vessel_url},
+            "summit": self.summit_url,
+            "elapsed_s": round(time.monotonic() - self.started, 3),
+        }
+
+    def all_completed(self) -> bool:
+        return all(t.state is TaskState.COMPLETED for t in self.tasks())
+
+
+def _base(options: UpOptions) -> dict[str, Any]:
+    return {"bus": BusSection(url=options.broker), "mqtt": MqttSection(url=options.mqtt),
+            "state": StateSection(dir=str(options.state))}
+
+
+async def start_farm(options: UpOptions) -> Farm:
+    """Start every service, in an order that lets each one's events find their queues."""
+    options.state.mkdir(parents=True, exist_ok=True)
+    repository_url = prepare_recipes(options)
+    base = _base(options)
+    journal = JournalDaemon(BaseConfig(**base), Health("journal"))
+    vessel = VesselDaemon(VesselDaemonConfig(**base, vessel=VesselSection(
+        listen_port=options.port + 1 if options.port else 0)), Health("vessel"))
+    farm_parts: list[Any] = []
+    try:
+        first: list[Any] = [journal, vessel]
+        for part in first:
+            await part.start()
+            farm_parts.append(part)
+        assert vessel.service is not None
+        summit = SummitDaemon(SummitDaemonConfig(**base, summit=SummitSection(
+            listen_port=options.port, repository_url=vessel.service.url,
+            poll_interval=options.poll_interval,
+            repositories=[RepositorySection(name="recipes", url=repository_url,
+                                            branch=options.branch, arches=[options.arch])],
+        )), Health("summit"))
+        farm = Farm(options, repository_url, journal, vessel, summit)
+        for number in range(1, options.builders + 1):
+            farm.builders.append(AvalancheDaemon(AvalancheDaemonConfig(**base, avalanche=
+                AvalancheSection(builder=f"local-{number}", arch=options.arch,
+                                 backend=options.backend, sandbox=SandboxMode.AUTO)),
+                Health(f"avalanche-{number}")))
+        rest: list[Any] = [*farm.builders, summit]
+        for part in rest:
+            await part.start()
+            farm_parts.append(part)
+    except BaseException:
+        for part in reversed(farm_parts):
+            await part.stop(5.0)
+        raise
+    return farm
+
+
+async def stop_farm(farm: Farm, timeout: float = 10.0) -> None:
+    """Builders and summit first (no new work), then vessel and the journal."""
+    parts: list[Any] = [farm.summit, *farm.builders, farm.vessel, farm.journal]
+    for part in parts:
+        try:
+            await part.stop(timeout)
+        except Exception as exc:  # keep stopping the others
+            log.warning("up.stop_failed", service=getattr(part, "name", "?"), error=repr(exc))
