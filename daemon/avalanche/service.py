@@ -87,6 +87,10 @@ class Avalanche:
 
     async def _on_task(self, event: Event[Any]) -> None:
         task: p.TaskReady = event.data
+        if event.cairnreplayed:
+            # A replay is for looking at what happened, not a request to build again.
+            log.info("avalanche.replay_ignored", task_id=task.task_id)
+            return
         with structlog.contextvars.bound_contextvars(task_id=task.task_id, source=task.source):
             await self.bus.publish(new_event(
                 p.BuildStarted(task_id=task.task_id, builder=self.config.builder,
@@ -114,6 +118,8 @@ class Avalanche:
 
     async def _on_control(self, event: Event[Any]) -> None:
         data = event.data
+        if event.cairnreplayed:
+            return
         if isinstance(data, p.TaskCancelled):
             running = self._running.get(data.task_id)
             if running is not None:

@@ -173,7 +173,7 @@ def test_missing_required_payload_field_is_named(kind: EventType) -> None:
 
 
 def test_decode_payload_for_the_cli() -> None:
-    with pytest.raises(EventValidationError, match="data.outcome"):
+    with pytest.raises(EventValidationError, match=r"data\.outcome"):
         decode_payload("build-done", b'{"task_id": 1, "builder": "b", "source": "s", '
                        b'"version": "1", "release": 1, "build_release": 1, "arch": "x86_64",'
                        b' "outcome": "maybe"}')
