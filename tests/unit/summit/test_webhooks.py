@@ -56,8 +56,9 @@ def test_gitea_and_forgejo_signatures_are_bare_hex_and_all_present_must_match() 
     assert verify_gitea({"X-Gitea-Signature": sig}, BODY, SECRET)
     assert verify_gitea({"X-Forgejo-Signature": sig}, BODY, SECRET)
     assert verify_gitea({"X-Forgejo-Signature": sig, "X-Gitea-Signature": sig}, BODY, SECRET)
-    assert not verify_gitea({"X-Forgejo-Signature": sig, "X-Gitea-Signature": "0" * 64},
-                            BODY, SECRET)
+    assert not verify_gitea(
+        {"X-Forgejo-Signature": sig, "X-Gitea-Signature": "0" * 64}, BODY, SECRET
+    )
     assert not verify_gitea({"X-Gitea-Signature": "sha256=" + sig}, BODY, SECRET)
     assert not verify_gitea({"X-Hub-Signature-256": "sha256=" + sig}, BODY, SECRET)
     assert not verify_gitea({}, BODY, SECRET)
@@ -73,12 +74,11 @@ def test_gitlab_token_is_the_shared_secret() -> None:
 
 
 def test_verify_uses_the_repositorys_secret_for_the_forge() -> None:
-    repo = WebhookRepo("r", ("o/r",), "main", github_secret="g", gitea_secret="t",
-                       gitlab_token="l")
-    assert verify(Forge.GITHUB, repo, {"X-Hub-Signature-256": "sha256=" + hexmac("g", BODY)},
-                  BODY)
-    assert not verify(Forge.GITHUB, repo,
-                      {"X-Hub-Signature-256": "sha256=" + hexmac("t", BODY)}, BODY)
+    repo = WebhookRepo("r", ("o/r",), "main", github_secret="g", gitea_secret="t", gitlab_token="l")
+    assert verify(Forge.GITHUB, repo, {"X-Hub-Signature-256": "sha256=" + hexmac("g", BODY)}, BODY)
+    assert not verify(
+        Forge.GITHUB, repo, {"X-Hub-Signature-256": "sha256=" + hexmac("t", BODY)}, BODY
+    )
     assert verify(Forge.FORGEJO, repo, {"X-Forgejo-Signature": hexmac("t", BODY)}, BODY)
     assert verify(Forge.GITLAB, repo, {"X-Gitlab-Token": "l"}, BODY)
     shown = repr(WebhookRepo("r", ("o/r",), "main", "GH-SECRET", "GT-SECRET", "GL-TOKEN"))
@@ -124,18 +124,30 @@ def test_github_push_is_read_with_branch_commit_and_all_repository_spellings() -
     }
     headers = CIMultiDict({"x-github-event": "push", "x-github-delivery": "d-1"})
     delivery = parse_delivery(Forge.GITHUB, headers, payload, b"{}")
-    assert delivery == Delivery(Forge.GITHUB, "d-1", EventKind.PUSH, "push",
-                                ("github.com/org/repo", "org/repo"), "refs/heads/main",
-                                "b" * 40, False)
+    assert delivery == Delivery(
+        Forge.GITHUB,
+        "d-1",
+        EventKind.PUSH,
+        "push",
+        ("github.com/org/repo", "org/repo"),
+        "refs/heads/main",
+        "b" * 40,
+        False,
+    )
     assert delivery.branch == "main"
 
 
 def test_tags_deletes_pings_and_other_events() -> None:
-    tag = parse_delivery(Forge.GITHUB, {"X-GitHub-Event": "push"},
-                         {"ref": "refs/tags/v1", "after": "c" * 40}, b"x")
+    tag = parse_delivery(
+        Forge.GITHUB, {"X-GitHub-Event": "push"}, {"ref": "refs/tags/v1", "after": "c" * 40}, b"x"
+    )
     assert tag.kind is EventKind.PUSH and tag.branch is None
-    deleted = parse_delivery(Forge.GITHUB, {"X-GitHub-Event": "push"},
-                             {"ref": "refs/heads/gone", "after": "0" * 40, "deleted": True}, b"")
+    deleted = parse_delivery(
+        Forge.GITHUB,
+        {"X-GitHub-Event": "push"},
+        {"ref": "refs/heads/gone", "after": "0" * 40, "deleted": True},
+        b"",
+    )
     assert deleted.deleted and deleted.branch == "gone"
     ping = parse_delivery(Forge.GITHUB, {"X-GitHub-Event": "ping"}, {"zen": "z"}, b"")
     assert ping.kind is EventKind.PING
@@ -166,7 +178,10 @@ def test_forgejo_headers_on_the_gitea_route_are_recorded_as_forgejo() -> None:
     headers = CIMultiDict({"X-Forgejo-Event": "push", "X-Forgejo-Delivery": "f"})
     delivery = parse_delivery(Forge.GITEA, headers, {"ref": "refs/heads/main"}, b"")
     assert (delivery.forge, delivery.kind, delivery.delivery_id) == (
-        Forge.FORGEJO, EventKind.PUSH, "f")
+        Forge.FORGEJO,
+        EventKind.PUSH,
+        "f",
+    )
 
 
 def test_gitlab_project_identifiers_and_system_hooks() -> None:
@@ -180,8 +195,7 @@ def test_gitlab_project_identifiers_and_system_hooks() -> None:
             "web_url": "https://gitlab.example/group/proj",
         },
     }
-    assert repo_identifiers(Forge.GITLAB, payload) == ("gitlab.example/group/proj",
-                                                       "group/proj")
+    assert repo_identifiers(Forge.GITLAB, payload) == ("gitlab.example/group/proj", "group/proj")
     system = parse_delivery(Forge.GITLAB, {"X-Gitlab-Event": "System Hook"}, payload, b"")
     assert system.kind is EventKind.PUSH
     # lenient reading: fields of the wrong type are ignored, not fatal
