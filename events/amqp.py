@@ -28,7 +28,7 @@ from pamqp.commands import Basic
 from yarl import URL
 
 from events.bus import DEFAULT_PUBLISH_TIMEOUT, Bus, Consumer, DeadLetter, Handler, Subscription
-from events.consume import Disposition, Verdict, process
+from events.consume import NO_OBSERVER, BusObserver, Disposition, Verdict, process, tell
 from events.envelope import Event, encode_event
 from events.errors import BusError, PublishTimeout, UnroutableEvent
 from events.names import (
@@ -99,7 +99,8 @@ class _AmqpConsumer(Consumer):
         assert task is not None
         self._inflight.add(task)
         try:
-            verdict = await process(message.body, self._subscription, self._handler)
+            verdict = await process(message.body, self._subscription, self._handler,
+                                    self._bus.observer)
             await self._settle(message, verdict)
         finally:
             self._inflight.discard(task)
@@ -175,6 +176,8 @@ class AmqpBus(Bus):
         self._exchange: AbstractExchange | None = None
         self._dead_exchange: AbstractExchange | None = None
         self._consumers: list[_AmqpConsumer] = []
+        #: Told about verdicts and publishes (metrics); does nothing unless replaced.
+        self.observer: BusObserver = NO_OBSERVER
 
     async def connect(self) -> None:
         try:
@@ -213,7 +216,13 @@ class AmqpBus(Bus):
             message_id=event.id,
             type=event.type,
         )
-        await self._publish(message, event.routing_key, timeout)
+        started = time.perf_counter()
+        try:
+            await self._publish(message, event.routing_key, timeout)
+        except Exception:
+            tell(self.observer.publish_failed, event.type)
+            raise
+        tell(self.observer.published, event.type, time.perf_counter() - started)
 
     async def _publish(self, message: aio_pika.Message, routing_key: str,
                        timeout: float | None, dead_letter: bool = False) -> None:

@@ -8,6 +8,7 @@ makes the rules testable without a broker.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -34,6 +35,45 @@ class Verdict:
     event: Event[Any] | None = None
 
 
+#: The ``type`` label of a body that did not decode as an event.
+INVALID_TYPE = "invalid"
+
+
+class BusObserver:
+    """What the bus tells metrics: verdicts here, publishes in the transports.
+
+    The base class ignores everything, so the bus works the same with no metrics; a service
+    gives its bus a subclass (``bus.observer = ...``, see ``daemon.metrics``). This keeps
+    ``events`` free of any metrics library. Methods must be quick and must not block.
+    """
+
+    def handled(self, event_type: str, queue: str) -> None:
+        """A handler accepted an event (the message is acknowledged)."""
+
+    def retried(self, event_type: str, queue: str) -> None:
+        """A handler failed and is about to run again after a back-off."""
+
+    def dead_lettered(self, event_type: str, queue: str) -> None:
+        """A message was dead-lettered (or dropped, on a terminal queue)."""
+
+    def published(self, event_type: str, seconds: float) -> None:
+        """The broker confirmed a publish that took ``seconds``."""
+
+    def publish_failed(self, event_type: str) -> None:
+        """A publish raised (unroutable, timeout, connection lost)."""
+
+
+NO_OBSERVER = BusObserver()
+
+
+def tell(report: Callable[..., None], *args: Any) -> None:
+    """Call an observer method; a failing observer is logged and never changes a verdict."""
+    try:
+        report(*args)
+    except Exception as exc:
+        log.warning("bus.observer_failed", error=repr(exc))
+
+
 def _parse(body: bytes, subscription: Subscription) -> Event[Any] | Verdict:
     if len(body) > subscription.max_body_bytes:
         return Verdict(
@@ -46,7 +86,8 @@ def _parse(body: bytes, subscription: Subscription) -> Event[Any] | Verdict:
         return Verdict(Disposition.DEAD_LETTER, f"invalid event: {exc}")
 
 
-async def process(body: bytes, subscription: Subscription, handler: Handler) -> Verdict:
+async def process(body: bytes, subscription: Subscription, handler: Handler,
+                  observer: BusObserver = NO_OBSERVER) -> Verdict:
     """Decode, validate and handle one delivery, retrying a failing handler with back-off.
 
     Returns how the transport must settle the message. Cancellation (shutdown, a consumer
@@ -56,6 +97,7 @@ async def process(body: bytes, subscription: Subscription, handler: Handler) -> 
     parsed = _parse(body, subscription)
     if isinstance(parsed, Verdict):
         log.warning("event.dead_lettered", queue=subscription.queue, reason=parsed.reason)
+        tell(observer.dead_lettered, INVALID_TYPE, subscription.queue)
         return parsed
     # bind/reset rather than structlog's bound_contextvars(): that one copies and scans the
     # whole context on every message, which showed up as the largest cost of consuming.
@@ -63,12 +105,13 @@ async def process(body: bytes, subscription: Subscription, handler: Handler) -> 
         event_id=parsed.id, event_type=parsed.type, correlation_id=parsed.correlationid
     )
     try:
-        return await _handle(parsed, subscription, handler)
+        return await _handle(parsed, subscription, handler, observer)
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
 
 
-async def _handle(event: Event[Any], subscription: Subscription, handler: Handler) -> Verdict:
+async def _handle(event: Event[Any], subscription: Subscription, handler: Handler,
+                  observer: BusObserver) -> Verdict:
     """Run the handler, retrying ordinary failures with back-off up to ``max_attempts``."""
     attempt = 0
     while True:
@@ -85,10 +128,13 @@ async def _handle(event: Event[Any], subscription: Subscription, handler: Handle
                 delay = subscription.retry_delay(attempt)
                 log.warning("event.retry", queue=subscription.queue, attempt=attempt,
                             delay_s=delay, error=reason)
+                tell(observer.retried, event.type, subscription.queue)
                 await asyncio.sleep(delay)
                 continue
             reason = f"failed {attempt} times, last: {reason}"
         else:
+            tell(observer.handled, event.type, subscription.queue)
             return Verdict(Disposition.ACK, attempts=attempt, event=event)
         log.error("event.dead_lettered", queue=subscription.queue, reason=reason)
+        tell(observer.dead_lettered, event.type, subscription.queue)
         return Verdict(Disposition.DEAD_LETTER, reason, attempt, event)

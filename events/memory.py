@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import structlog
 
 from events.bus import Bus, Consumer, DeadLetter, Handler, Subscription
-from events.consume import Disposition, Verdict, process
+from events.consume import NO_OBSERVER, BusObserver, Disposition, Verdict, process, tell
 from events.envelope import Event, encode_event
 from events.errors import BusError, UnroutableEvent
 from events.names import (
@@ -142,8 +143,9 @@ class MemoryBroker:
 
 class _MemoryConsumer(Consumer):
     def __init__(self, broker: MemoryBroker, queue: _Queue, subscription: Subscription,
-                 handler: Handler) -> None:
+                 handler: Handler, bus: MemoryBus) -> None:
         self._broker = broker
+        self._bus = bus
         self._queue = queue
         self._subscription = subscription
         self._handler = handler
@@ -155,7 +157,7 @@ class _MemoryConsumer(Consumer):
 
     def deliver(self, message: _Message) -> None:
         task = asyncio.get_running_loop().create_task(
-            process(message.body, self._subscription, self._handler)
+            process(message.body, self._subscription, self._handler, self._bus.observer)
         )
         self._inflight[task] = message
         task.add_done_callback(self._settle)
@@ -195,6 +197,8 @@ class MemoryBus(Bus):
         self.broker = broker if broker is not None else MemoryBroker()
         self._consumers: list[_MemoryConsumer] = []
         self._open = False
+        #: Told about verdicts and publishes (metrics); does nothing unless replaced.
+        self.observer: BusObserver = NO_OBSERVER
 
     async def connect(self) -> None:
         self._open = True
@@ -209,17 +213,20 @@ class MemoryBus(Bus):
 
     async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
         self._check_open()
+        started = time.perf_counter()
         if not self.broker.route(encode_event(event), event.routing_key):
+            tell(self.observer.publish_failed, event.type)
             raise UnroutableEvent(
                 f"event {event.type} ({event.routing_key}) is bound to no queue: it would be lost"
             )
         await asyncio.sleep(0)
+        tell(self.observer.published, event.type, time.perf_counter() - started)
 
     async def subscribe(self, subscription: Subscription, handler: Handler) -> Consumer:
         self._check_open()
         self.broker.declare(subscription)
         queue = self.broker.queue(subscription.queue)
-        consumer = _MemoryConsumer(self.broker, queue, subscription, handler)
+        consumer = _MemoryConsumer(self.broker, queue, subscription, handler, self)
         queue.consumers.append(consumer)
         self._consumers.append(consumer)
         self.broker.pump(queue)
