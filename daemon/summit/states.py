@@ -182,6 +182,9 @@ def _unchanged(task: Task) -> Reaction:
 
 def on_build_started(task: Task, event: BuildStarted) -> Reaction:
     """A builder took the task: ``ready → building``; a repeat or a stale start is ignored."""
+    if task.state is TaskState.BUILDING and event.builder != task.builder:
+        # The broker gave the task to another builder (the first one died holding it).
+        return Reaction(task=replace(task, builder=event.builder))
     if task.state is not TaskState.READY or event.attempt < task.attempt:
         return _unchanged(task)
     return Reaction(task=move(task, TaskState.BUILDING, builder=event.builder))
@@ -201,7 +204,7 @@ def on_build_done(
     if current.state is not TaskState.BUILDING:
         return _unchanged(task)
     if event.outcome is Outcome.SUCCESS:
-        return Reaction(task=move(current, TaskState.PUBLISHING))
+        return Reaction(task=move(current, TaskState.PUBLISHING, builder=event.builder))
     retryable = event.outcome in (Outcome.INFRASTRUCTURE, Outcome.CANCELLED)
     why = f"{event.outcome}: {event.reason}" if event.reason else str(event.outcome)
     return _retry_or_fail(current, retryable, why, repo, critical_path, max_attempts)

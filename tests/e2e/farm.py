@@ -1,0 +1,183 @@
+"""A whole cairn farm as separate OS processes on real RabbitMQ and Mosquitto, for the
+end-to-end tests: journal, vessel, summit and builders, each `cairn <service>` started with
+its configuration in the environment, killable with real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.unit.avalanche.support import EXAMPLES, git
+
+MQTT_URL = os.environ.get("CAIRN_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def recipe_repo(path: Path, extra: dict[str, str] | None = None) -> Path:
+    """The bundled examples (plus ``extra`` recipes: name → stone.yaml) as a git repo."""
+    shutil.copytree(EXAMPLES, path)
+    for name, stone in (extra or {}).items():
+        (path / name).mkdir()
+        (path / name / "stone.yaml").write_text(stone)
+    git(path, "init", "-q", "-b", "main")
+    commit(path, "recipes")
+    return path
+
+
+def commit(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def bump_release(repo: Path, name: str, release: int, build: str | None = None) -> None:
+    path = repo / name / "stone.yaml"
+    lines = []
+    for line in path.read_text().splitlines():
+        if line.startswith("release"):
+            line = f"release     : {release}"
+        lines.append(line)
+    text = "\n".join(lines) + "\n"
+    if build is not None:
+        head, _, _ = text.partition("build       :")
+        rest = text.split("build       :", 1)[1].split("\ninstall", 1)[1]
+        text = f"{head}build       : |\n    {build}\ninstall{rest}"
+    path.write_text(text)
+
+
+@dataclass
+class Farm:
+    """The processes of one farm; ``state`` holds each service's directory and log."""
+
+    bus_url: str
+    repo: Path
+    state: Path
+    summit_port: int = field(default_factory=free_port)
+    vessel_port: int = field(default_factory=free_port)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def summit_url(self) -> str:
+        return f"http://127.0.0.1:{self.summit_port}"
+
+    @property
+    def vessel_url(self) -> str:
+        return f"http://127.0.0.1:{self.vessel_port}"
+
+    def _env(self, name: str, extra: dict[str, str]) -> dict[str, str]:
+        return {**os.environ, "CAIRN_BUS_URL": self.bus_url, "CAIRN_MQTT_URL": MQTT_URL,
+                "CAIRN_STATE_DIR": str(self.state / name), "CAIRN_LOG_LEVEL": "info",
+                "CAIRN_BUS_PUBLISH_TIMEOUT": "30", **extra}
+
+    def start(self, name: str, service: str, **extra: str) -> None:
+        (self.state / name).mkdir(parents=True, exist_ok=True)
+        log = (self.state / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", service], env=self._env(name, extra),
+            stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def start_summit(self) -> None:
+        repos = json.dumps([{"name": "recipes", "url": str(self.repo), "branch": "main"}])
+        self.start("summit", "summit", CAIRN_SUMMIT_LISTEN_PORT=str(self.summit_port),
+                   CAIRN_SUMMIT_REPOSITORY_URL=self.vessel_url,
+                   CAIRN_SUMMIT_POLL_INTERVAL="1.0", CAIRN_SUMMIT_REPOSITORIES=repos,
+                   CAIRN_SUMMIT_ADMIN_TOKEN="test-token")
+
+    def start_builder(self, name: str) -> None:
+        self.start(name, "avalanche", CAIRN_AVALANCHE_BUILDER=name, CAIRN_AVALANCHE_JOBS="2",
+                   CAIRN_AVALANCHE_TIMEOUT_S="300")
+
+    def start_all(self, builders: int = 2) -> None:
+        self.start("journal", "journal")
+        self.start("vessel", "vessel", CAIRN_VESSEL_LISTEN_PORT=str(self.vessel_port))
+        time.sleep(1.5)  # their queues exist before summit publishes
+        self.start_summit()
+        for number in range(1, builders + 1):
+            self.start_builder(f"builder{number}")
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
+        process = self.processes[name]
+        if process.poll() is None:
+            process.send_signal(sig)
+        return process.wait(timeout=60)
+
+    def stop_all(self) -> dict[str, int]:
+        codes = {}
+        for name in reversed(list(self.processes)):
+            codes[name] = self.kill(name, signal.SIGTERM)
+        return codes
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}"
+                         for p in sorted(self.state.glob("*.log")))
+
+    async def tasks(self) -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as session, session.get(
+                f"{self.summit_url}/api/v1/tasks?limit=500") as response:
+            response.raise_for_status()
+            data = await response.json()
+            tasks: list[dict[str, Any]] = data["tasks"]
+            return tasks
+
+    async def wait_tasks(self, done: Callable[[list[dict[str, Any]]], bool],
+                         timeout: float = 240) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        last: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            try:
+                last = await self.tasks()
+            except aiohttp.ClientError:
+                pass
+            else:
+                if done(last):
+                    return last
+            await asyncio.sleep(0.5)
+        states = {t["source"]: (t["release"], t["state"]) for t in last}
+        raise AssertionError(f"the farm did not get there in {timeout}s: {states}\n"
+                             f"{self.logs()}")
+
+    def index(self) -> dict[str, Any]:
+        path = self.state / "vessel" / "vessel" / "repo" / "volatile" / "x86_64" / "current"
+        data: dict[str, Any] = json.loads((path / "index.json").read_text())
+        return data
+
+    def journal(self) -> list[dict[str, Any]]:
+        out = subprocess.run([sys.executable, "-m", "daemon.cli", "events", "export",
+                              "--journal", str(self.state / "journal" / "journal.sqlite")],
+                             capture_output=True, text=True, check=True).stdout
+        return [json.loads(line) for line in out.splitlines()]
+
+
+def all_final(expected: int) -> Callable[[list[dict[str, Any]]], bool]:
+    """At least ``expected`` tasks, none of them still moving."""
+    moving = {"new", "ready", "building", "publishing"}
+    return lambda tasks: len(tasks) >= expected and not any(t["state"] in moving
+                                                            for t in tasks)
+
+
+def latest_by_source(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for task in sorted(tasks, key=lambda t: t["id"]):
+        out[task["source"]] = task
+    return out
+
+

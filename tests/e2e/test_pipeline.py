@@ -1,0 +1,221 @@
+"""End to end (issue 6): every service its own OS process on real RabbitMQ and Mosquitto, a
+git repository made by the test, the script backend compiling real C."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.e2e.farm import Farm, all_final, bump_release, commit, latest_by_source, recipe_repo
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.mqtt, pytest.mark.slow,
+              pytest.mark.timeout(600)]
+
+EXAMPLES = {"libgreet", "greet", "greet-banner", "diamond-a", "diamond-b", "diamond-c",
+            "diamond-d"}
+SLOW = """name        : slow
+version     : 1.0.0
+release     : 1
+summary     : Talks while it takes its time
+license     : MPL-2.0
+build       : |
+    for i in $(seq 1 16); do echo "slow step $i"; sleep 0.5; done
+install     : |
+    mkdir -p $installdir/usr/share/slow && echo done > $installdir/usr/share/slow/done
+"""
+
+
+@pytest.fixture
+async def farm(tmp_path: Path, private_rabbitmq_url: str) -> AsyncIterator[Farm]:
+    repo = recipe_repo(tmp_path / "recipes", {"slow": SLOW})
+    running = Farm(private_rabbitmq_url, repo, tmp_path / "state")
+    running.start_all(builders=2)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+def _verify(farm: Farm) -> None:
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", "repo", "verify",
+                           farm.vessel_url, "--channel", "volatile", "--arch", "x86_64"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _index_names(farm: Farm) -> list[str]:
+    return sorted(p["name"] for p in farm.index()["packages"])
+
+
+def _by_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == kind]
+
+
+async def test_first_commit_builds_in_order_in_parallel_then_a_bump_rebuilds_one(
+        farm: Farm) -> None:
+    tasks = await farm.wait_tasks(all_final(8))
+    assert {t["source"] for t in tasks} == EXAMPLES | {"slow"}
+    assert all(t["state"] == "completed" for t in tasks), tasks
+    _verify(farm)
+    events = farm.journal()
+    published_at = {e["data"]["task_id"]: i for i, e in enumerate(events)
+                    if e["type"] == "package-published"}
+    started_at = {e["data"]["task_id"]: i for i, e in enumerate(events)
+                  if e["type"] == "build-started"}
+    by_source = {t["source"]: t["id"] for t in tasks}
+    order = [("libgreet", "greet"), ("greet", "greet-banner"), ("diamond-a", "diamond-b"),
+             ("diamond-a", "diamond-c"), ("diamond-b", "diamond-d"), ("diamond-c", "diamond-d")]
+    for provider, user in order:
+        assert published_at[by_source[provider]] < started_at[by_source[user]], (provider, user)
+    # Two builders worked side by side: some build started while another was running.
+    running: set[str] = set()
+    overlapped = False
+    for event in events:
+        if event["type"] == "build-started":
+            overlapped |= bool(running)
+            running.add(event["data"]["builder"])
+        elif event["type"] == "build-done":
+            running.discard(event["data"]["builder"])
+    assert overlapped, "no two builds ran at the same time"
+    assert {e["data"]["builder"] for e in _by_type(events, "build-started")} == {
+        "builder1", "builder2"}
+
+    generation = farm.index()["generation"]
+    bump_release(farm.repo, "greet", 2)
+    commit(farm.repo, "greet: release 2")
+    tasks = await farm.wait_tasks(all_final(9))
+    new = [t for t in tasks if t["id"] not in by_source.values()]
+    assert [(t["source"], t["release"], t["state"], t["reason"]) for t in new] == [
+        ("greet", 2, "completed", "release bump")]
+    index = farm.index()
+    assert index["generation"] == generation + 1
+    greet = [p for p in index["packages"] if p["source"] == "greet"]
+    assert greet and all(p["release"] == 2 for p in greet)
+    _verify(farm)
+
+
+FAILING = "echo 'this build is broken on purpose' >&2; exit 3"
+
+
+async def test_failure_blocks_dependents_and_a_fix_unblocks_them(
+        tmp_path: Path, private_rabbitmq_url: str) -> None:
+    repo = recipe_repo(tmp_path / "recipes")
+    recipe = repo / "diamond-a" / "stone.yaml"
+    good = recipe.read_text()
+    bump_release(repo, "diamond-a", 1, build=FAILING)
+    commit(repo, "diamond-a: broken")
+    farm = Farm(private_rabbitmq_url, repo, tmp_path / "state")
+    farm.start_all(builders=2)
+    try:
+        await _fail_then_fix(farm, recipe, good)
+    finally:
+        farm.stop_all()
+
+
+async def _fail_then_fix(farm: Farm, recipe: Path, good: str) -> None:
+    tasks = await farm.wait_tasks(all_final(7))
+    latest = latest_by_source(tasks)
+    failed = latest["diamond-a"]
+    assert failed["state"] == "failed", failed
+    assert "broken on purpose" in failed["failure"] or "3" in failed["failure"], failed
+    for user in ("diamond-b", "diamond-c"):
+        assert latest[user]["state"] == "blocked"
+        assert {"kind": "failed", "source": "diamond-a", "task_id": failed["id"]} in latest[
+            user]["blocked_by"], latest[user]
+    assert latest["diamond-d"]["state"] == "blocked"
+    assert latest["greet"]["state"] == "completed"
+
+    recipe.write_text(good)
+    bump_release(farm.repo, "diamond-a", 2)
+    commit(farm.repo, "diamond-a: fixed")
+    tasks = await farm.wait_tasks(lambda ts: all(
+        t["state"] == "completed" for t in latest_by_source(ts).values()))
+    latest = latest_by_source(tasks)
+    assert latest["diamond-a"]["release"] == 2
+    assert latest["diamond-d"]["state"] == "completed"
+    _verify(farm)
+
+
+async def test_builder_killed_mid_build_another_completes_it(farm: Farm) -> None:
+    builder = await _builder_of(farm, "slow")
+    await asyncio.sleep(1.5)
+    assert farm.kill(builder) == -signal.SIGKILL
+    tasks = await farm.wait_tasks(all_final(8))
+    latest = latest_by_source(tasks)
+    assert latest["slow"]["state"] == "completed"
+    assert latest["slow"]["builder"] != builder
+    done = [e for e in _by_type(farm.journal(), "build-done")
+            if e["data"]["task_id"] == latest["slow"]["id"]]
+    assert [e["data"]["builder"] for e in done] == [latest["slow"]["builder"]]
+    assert _index_names(farm).count("slow") == 1
+    _verify(farm)
+
+
+async def _builder_of(farm: Farm, source: str, timeout: float = 120) -> str:
+    for _ in range(int(timeout / 0.5)):
+        try:
+            tasks = await farm.tasks()
+        except aiohttp.ClientError:
+            tasks = []
+        for task in tasks:
+            if task["source"] == source and task["state"] == "building" and task["builder"]:
+                return str(task["builder"])
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{source} never started building\n{farm.logs()}")
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+async def test_rabbitmq_restarted_mid_run(farm: Farm) -> None:
+    await _builder_of(farm, "slow")
+    _rabbitmqctl("stop_app")
+    await asyncio.sleep(2)
+    _rabbitmqctl("start_app")
+    _rabbitmqctl("await_startup")
+    tasks = await farm.wait_tasks(all_final(8), timeout=300)
+    latest = latest_by_source(tasks)
+    assert all(t["state"] == "completed" for t in latest.values()), latest
+    names = _index_names(farm)
+    assert len(names) == len(set(names)), names
+    events = farm.journal()
+    published = [e["data"]["task_id"] for e in _by_type(events, "package-published")]
+    assert len(published) == len(set(published)), "a build was published twice"
+    _verify(farm)
+
+
+async def test_summit_killed_and_restarted_mid_run(farm: Farm) -> None:
+    await _builder_of(farm, "slow")
+    assert farm.kill("summit") == -signal.SIGKILL
+    await asyncio.sleep(1)
+    farm.start_summit()
+    tasks = await farm.wait_tasks(all_final(8))
+    assert len(tasks) == 8, tasks
+    assert all(t["state"] == "completed" for t in tasks), tasks
+    assert sorted(t["source"] for t in tasks) == sorted(EXAMPLES | {"slow"})
+    _verify(farm)
+
+
+async def test_replaying_every_event_changes_nothing(farm: Farm) -> None:
+    tasks = await farm.wait_tasks(all_final(8))
+    index = farm.index()
+    before = farm.journal()
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", "events", "replay",
+                           "--journal", str(farm.state / "journal" / "journal.sqlite"),
+                           "--to", "live", "--broker", farm.bus_url],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"replayed {len(before)} event(s)" in done.stderr
+    await asyncio.sleep(8)
+    assert await farm.tasks() == tasks
+    assert farm.index() == index
+    assert [e["id"] for e in farm.journal()] == [e["id"] for e in before]
