@@ -104,6 +104,8 @@ class ServiceMetrics(BusObserver):
         self._refreshers: list[Refresher] = []
         self._task_states: set[str] = set()
         self._depth_known: set[str] = set()
+        self._handled: dict[tuple[str, str], Counter] = {}
+        self._published: dict[str, Histogram] = {}
         r = self.registry
         Info("cairn_service", "The service behind this endpoint.", registry=r).info(
             {"service": service, "version": _version()}
@@ -164,8 +166,14 @@ class ServiceMetrics(BusObserver):
 
     # -- the bus (events.consume.BusObserver) ------------------------------------------
 
+    # handled and published run for every message: their labelled children are cached
+    # (``labels()`` takes a lock and builds a key each time; this halves the cost).
+
     def handled(self, event_type: str, queue: str) -> None:
-        self.events_handled.labels(event_type, queue).inc()
+        child = self._handled.get((event_type, queue))
+        if child is None:
+            child = self._handled[event_type, queue] = self.events_handled.labels(event_type, queue)
+        child.inc()
 
     def retried(self, event_type: str, queue: str) -> None:
         self.events_retried.labels(event_type, queue).inc()
@@ -174,7 +182,10 @@ class ServiceMetrics(BusObserver):
         self.events_dead_lettered.labels(event_type, queue).inc()
 
     def published(self, event_type: str, seconds: float) -> None:
-        self.publish_latency.labels(event_type).observe(seconds)
+        child = self._published.get(event_type)
+        if child is None:
+            child = self._published[event_type] = self.publish_latency.labels(event_type)
+        child.observe(seconds)
 
     def publish_failed(self, event_type: str) -> None:
         self.publish_failures.labels(event_type).inc()

@@ -415,8 +415,12 @@ class WebhookReceiver:
         if await self.seen_delivery(delivery.delivery_id):
             return _answer(200, status="duplicate")
         assert delivery.after is not None  # _ignore_reason refused pushes without one
-        for repo in targets:
-            await self.on_push(repo.name, delivery.after, delivery.delivery_id)
+        try:
+            for repo in targets:
+                await self.on_push(repo.name, delivery.after, delivery.delivery_id)
+        except CairnError as exc:  # summit cannot take it now; the poll will find the commit
+            log.error("webhook.push_failed", delivery=delivery.delivery_id, error=str(exc))
+            return _answer(503, error=f"summit could not record the push: {exc}")
         log.info(
             "webhook.accepted",
             forge=delivery.forge,

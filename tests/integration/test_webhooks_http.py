@@ -35,6 +35,7 @@ from daemon.summit.webhooks import (
     WebhookRepo,
     webhook_routes,
 )
+from events.errors import CairnError
 
 EXAMPLES_PACKAGE = "@octokit/webhooks-examples@7"
 GITHUB_SECRET = "github-hook-secret"
@@ -539,3 +540,25 @@ async def test_form_encoded_github_delivery(summit: Summit) -> None:
     headers["Content-Type"] = "application/x-www-form-urlencoded"
     assert await summit.post(GITHUB_PATH, body, headers) == (202, {"status": "accepted"})
     assert summit.pushes == [("github-recipes", "3" * 40, headers["X-GitHub-Delivery"])]
+
+
+async def test_a_push_summit_cannot_record_answers_503() -> None:
+    async def failing(repo: str, commit: str, delivery: str) -> None:
+        raise CairnError("the database is read-only")
+
+    app = web.Application()
+    app.add_routes(webhook_routes(REPOS, failing, MemoryDeliveries()))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        body = json.dumps(gitlab_push()).encode()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}{GITLAB_PATH}"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=body, headers=gitlab_headers(GITLAB_TOKEN)) as response,
+        ):
+            assert response.status == 503
+            assert "read-only" in (await response.json())["error"]
+    finally:
+        await runner.cleanup()
