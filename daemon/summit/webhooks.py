@@ -455,9 +455,10 @@ def webhook_routes(
 
     ``on_push(repo_name, commit, delivery_id)`` runs for every watched repository the push
     is for, after the delivery was authenticated and found new; ``seen_delivery(id)``
-    records the id and says whether it was already there. If ``on_push`` raises, the forge
-    gets a 500 and the delivery stays recorded: the poll finds the commit anyway (or record
-    the id in ``on_push``'s own transaction and make ``seen_delivery`` a pure check)."""
+    records the id and says whether it was already there. If ``on_push`` raises a
+    ``CairnError`` the forge gets 503 with the reason (anything else: 500), and the delivery
+    stays recorded: the poll finds the commit anyway (or record the id in ``on_push``'s own
+    transaction and make ``seen_delivery`` a pure check)."""
     receiver = WebhookReceiver(repos, on_push, seen_delivery, max_body)
     return [
         web.post(GITHUB_PATH, receiver.github),
