@@ -89,6 +89,20 @@ class Summit:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
+        await self.prepare()
+        self._consumers.append(await self.bus.subscribe(SUMMIT, self.handle))
+        for arch in self.arches:
+            self._consumers.append(await self.bus.subscribe(work_dead_letters(arch),
+                                                            self.handle_dead_task))
+        for name in self.repos:
+            self._refresh[name] = asyncio.Event()
+            self._watchers.append(asyncio.create_task(self._watch(name), name=f"watch-{name}"))
+        log.info("summit.ready", repositories=sorted(self.repos), arches=self.arches,
+                 tasks=len(self._owner))
+
+    async def prepare(self) -> None:
+        """Everything but consuming and watching: mirrors, what is published, the planners
+        rebuilt from the database (also what a dry-run replay needs)."""
         for arch in self.arches:
             await self.bus.declare(work(arch))
         for repo in self.repos.values():
@@ -99,15 +113,6 @@ class Summit:
         for arch in self.arches:
             await self._seed_published(arch)
         await self._load_planners()
-        self._consumers.append(await self.bus.subscribe(SUMMIT, self.handle))
-        for arch in self.arches:
-            self._consumers.append(await self.bus.subscribe(work_dead_letters(arch),
-                                                            self.handle_dead_task))
-        for name in self.repos:
-            self._refresh[name] = asyncio.Event()
-            self._watchers.append(asyncio.create_task(self._watch(name), name=f"watch-{name}"))
-        log.info("summit.ready", repositories=sorted(self.repos), arches=self.arches,
-                 tasks=len(self._owner))
 
     async def stop(self, timeout: float = 10.0) -> None:
         for watcher in self._watchers:
@@ -215,6 +220,12 @@ class Summit:
                 names = [n for pkg in data.packages for n in (pkg.name, *pkg.provides)]
                 await store.record_publication(conn, data.channel, data.arch, data.source,
                                                data.release, names)
+                await store.record_generation(
+                    conn, data.channel, data.arch, data.generation, data.task_id, data.source,
+                    data.release, data.build_release, [pkg.name for pkg in data.packages])
+            if isinstance(data, p.BuildDone):
+                await store.record_build(conn, data.task_id, data.builder, str(data.outcome),
+                                         data.reason, data.log_url, data.duration_s)
             for planner in planners:
                 decision = self._call(planner, planner.handle, data)
                 await self._write(conn, decision, event, planner)
@@ -272,6 +283,16 @@ class Summit:
                       "(delivery limit reached)")
             decision = self._call(planner, planner.fail, data.task_id, reason)
             await self._commit(decision, event, planner)
+
+    # -- reading (API, dashboard) ---------------------------------------------------------
+    def task(self, task_id: int) -> Task | None:
+        """The task with this id, whichever planner owns it."""
+        owner = self._owner.get(task_id)
+        planner = self.planners.get(owner) if owner is not None else None
+        return planner.tasks.get(task_id) if planner is not None else None
+
+    def all_tasks(self) -> list[Task]:
+        return [t for planner in self.planners.values() for t in planner.tasks.values()]
 
     # -- operator requests ----------------------------------------------------------------
     async def retry(self, task_id: int) -> Task:

@@ -4,6 +4,7 @@ git repository made by the test, the script backend compiling real C."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -205,10 +206,21 @@ async def test_summit_killed_and_restarted_mid_run(farm: Farm) -> None:
     _verify(farm)
 
 
-async def test_replaying_every_event_changes_nothing(farm: Farm) -> None:
+async def test_replaying_every_event_changes_nothing(farm: Farm, tmp_path: Path) -> None:
     tasks = await farm.wait_tasks(all_final(8))
     index = farm.index()
     before = farm.journal()
+
+    # Issue 8: the recorded run fed to a fresh summit that publishes nothing reaches the same
+    # task states as the original.
+    recording = tmp_path / "run.jsonl"
+    recording.write_text("".join(json.dumps(e) + "\n" for e in before))
+    dry = subprocess.run([sys.executable, "-m", "daemon.cli", "summit", "--replay",
+                          str(recording), "--dry-run", "--json"], capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    replayed = json.loads(dry.stdout)["tasks"]
+    assert [(t["id"], t["source"], t["release"], t["state"]) for t in replayed] == sorted(
+        (t["id"], t["source"], t["release"], t["state"]) for t in tasks)
     done = subprocess.run([sys.executable, "-m", "daemon.cli", "events", "replay",
                            "--journal", str(farm.state / "journal" / "journal.sqlite"),
                            "--to", "live", "--broker", farm.bus_url],

@@ -1,0 +1,103 @@
+"""``cairn summit --replay FILE --dry-run``: feed a recorded run to a fresh summit.
+
+The summit is real — same planner, same handlers, its own throw-away database — but it is
+connected to a bus that publishes nothing, and it watches nothing: it only sees the events of
+the file, in order. What it decides must be what the original summit decided, which makes a
+recorded run (``cairn events export``) a reproducible bug report.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from daemon.summit import store
+from daemon.summit.gitrepo import RepoConfig
+from daemon.summit.service import Summit, SummitSettings
+from daemon.summit.states import Task
+from events import payloads as p
+from events.bus import Bus, Consumer, DeadLetter, Handler, Subscription
+from events.envelope import Event, decode_event
+from events.errors import CairnError
+from events.outbox import OutboxRelay
+from events.sqlite import Database
+
+
+class DryBus(Bus):
+    """A bus that accepts everything and sends nothing; it counts what would have gone."""
+
+    def __init__(self) -> None:
+        self.would_publish: list[Event[Any]] = []
+
+    async def connect(self) -> None:
+        return None
+
+    async def declare(self, subscription: Subscription) -> None:
+        return None
+
+    async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
+        self.would_publish.append(event)
+
+    async def subscribe(self, subscription: Subscription, handler: Handler) -> Consumer:
+        raise CairnError("a dry-run summit consumes nothing from a bus")
+
+    async def dead_letters(self, queue: str, *, remove: bool = False) -> list[DeadLetter]:
+        return []
+
+    async def queue_depth(self, queue: str) -> int:
+        return 0
+
+    async def close(self, timeout: float = 10.0) -> None:
+        return None
+
+
+def read_events(path: Path) -> list[Event[Any]]:
+    """A JSON-lines file of events (``cairn events export``), validated line by line."""
+    events = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(decode_event(line))
+        except CairnError as exc:
+            raise CairnError(f"{path}:{number}: {exc}") from None
+    return events
+
+
+def repositories_of(events: list[Event[Any]]) -> list[RepoConfig]:
+    """The repositories the recorded run watched, as its ``commit-seen`` events name them."""
+    found: dict[str, RepoConfig] = {}
+    for event in events:
+        data = event.data
+        if isinstance(data, p.CommitSeen) and data.repository not in found:
+            found[data.repository] = RepoConfig(name=data.repository, url=data.url,
+                                                branch=data.branch,
+                                                arches=tuple(data.arches) or ("x86_64",))
+    return list(found.values())
+
+
+HANDLED = (p.CommitSeen, p.BuildStarted, p.BuildDone, p.PackagePublished, p.PublishFailed)
+
+
+async def replay(path: Path, channel: str = "volatile") -> list[Task]:
+    """The task states a fresh summit reaches on the recorded events of ``path``."""
+    events = read_events(path)
+    repos = repositories_of(events)
+    if not repos:
+        raise CairnError(f"{path} has no commit-seen event: nothing to plan")
+    with tempfile.TemporaryDirectory(prefix="cairn-replay-") as scratch:
+        root = Path(scratch)
+        async with Database.open(root / "summit.sqlite", store.MIGRATIONS) as db:
+            bus = DryBus()
+            summit = Summit(bus, db, OutboxRelay(db, bus),
+                            SummitSettings(repositories=repos, mirrors_dir=root / "mirrors",
+                                           channel=channel))
+            await summit.prepare()
+            for mirror in summit.mirrors.values():
+                await mirror.afetch()
+            for event in events:
+                if isinstance(event.data, HANDLED):
+                    await summit.handle(event)
+            return sorted((t for pl in summit.planners.values() for t in pl.tasks.values()),
+                          key=lambda t: t.task_id)

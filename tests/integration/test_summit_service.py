@@ -1,0 +1,122 @@
+"""Summit on real RabbitMQ (issue 3 acceptance): a publication of a task's last dependency
+dispatches it at once, a failed build blocks its dependents with the reason, and the same
+events delivered again change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.runtime import BusSection, Health, StateSection
+from daemon.summit.daemon import (
+    RepositorySection,
+    SummitDaemon,
+    SummitDaemonConfig,
+    SummitSection,
+)
+from events import payloads as p
+from events.amqp import AmqpBus
+from events.envelope import Event, new_event
+from events.testing import Captured, captured_events
+from events.topology import JOURNAL, VESSEL
+from tests.unit.avalanche.support import make_repo
+
+pytestmark = [pytest.mark.rabbitmq]
+SHA = "0" * 64
+
+
+@pytest.fixture
+async def bus(private_rabbitmq_url: str) -> AsyncIterator[AmqpBus]:
+    connected = AmqpBus(private_rabbitmq_url, name="test")
+    async with connected:
+        for subscription in (VESSEL, JOURNAL):  # their queues exist in a real deployment
+            await connected.declare(subscription)
+        yield connected
+
+
+async def _summit(tmp_path: Path, url: str) -> SummitDaemon:
+    repo, _ = make_repo(tmp_path / "recipes")
+    config = SummitDaemonConfig(
+        bus=BusSection(url=url), state=StateSection(dir=str(tmp_path / "state")),
+        summit=SummitSection(listen_port=0, repository_url="", poll_interval=30,
+                             repositories=[RepositorySection(name="recipes", url=str(repo))]))
+    daemon = SummitDaemon(config, Health("summit"))
+    await daemon.start()
+    return daemon
+
+
+def _ready(seen: Captured) -> dict[str, p.TaskReady]:
+    return {e.data.source: e.data for e in seen.of_type("task-ready")}
+
+
+async def _settle(seen: Captured, count: int) -> None:
+    await seen.wait_for("task-ready", count=count, timeout=20)
+    await asyncio.sleep(0.5)
+
+
+def _published(task: p.TaskReady, provides: list[str]) -> p.PackagePublished:
+    return p.PackagePublished(
+        task_id=task.task_id, source=task.source, release=task.release, build_release=1,
+        arch="x86_64", channel="volatile", generation=task.task_id,
+        packages=[p.PublishedPackage(name=task.source, version=task.version,
+                                     release=task.release, build_release=1, sha256=SHA,
+                                     provides=provides)])
+
+
+def _done(task: p.TaskReady, outcome: p.Outcome, reason: str | None = None) -> p.BuildDone:
+    return p.BuildDone(task_id=task.task_id, builder="b1", source=task.source,
+                       version=task.version, release=task.release, build_release=1,
+                       arch="x86_64", outcome=outcome, reason=reason)
+
+
+async def test_publication_dispatches_failure_blocks_replay_changes_nothing(
+        tmp_path: Path, bus: AmqpBus, private_rabbitmq_url: str) -> None:
+    async with captured_events(bus, "task-ready") as seen:
+        summit = await _summit(tmp_path, private_rabbitmq_url)
+        try:
+            await _settle(seen, 2)
+            first = _ready(seen)
+            assert set(first) == {"libgreet", "diamond-a"}
+            assert first["libgreet"].critical_path > 0
+            sent: list[Event[Any]] = []
+            for payload in (
+                p.BuildStarted(task_id=first["libgreet"].task_id, builder="b1", arch="x86_64"),
+                _done(first["libgreet"], p.Outcome.SUCCESS),
+                _published(first["libgreet"], ["pkgconfig(libgreet)", "soname(libgreet.so.1"
+                                               "(x86_64))"]),
+                p.BuildStarted(task_id=first["diamond-a"].task_id, builder="b2", arch="x86_64"),
+                _done(first["diamond-a"], p.Outcome.FAILED, "step build exited with status 2"),
+            ):
+                event = new_event(payload, source="test")
+                sent.append(event)
+                await bus.publish(event)
+            await _settle(seen, 3)
+            ready = _ready(seen)
+            assert set(ready) == {"libgreet", "diamond-a", "greet"}
+            assert seen.of_type("task-ready")[-1].causationid == sent[2].id
+
+            service = summit.service
+            assert service is not None
+            tasks = {t.source: t for pl in service.planners.values() for t in pl.tasks.values()}
+            assert str(tasks["diamond-a"].state) == "failed"
+            assert "status 2" in (tasks["diamond-a"].failure or "")
+            for user in ("diamond-b", "diamond-c"):
+                reasons = [b.to_json() for b in tasks[user].blocked_by]
+                assert {"kind": "failed", "source": "diamond-a",
+                        "task_id": tasks["diamond-a"].task_id} in reasons
+            assert str(tasks["greet"].state) == "ready"
+            snapshot = {t.task_id: t for t in tasks.values()}
+
+            for event in sent:  # the same events again: redelivery or replay
+                await bus.publish(event)
+            await asyncio.sleep(2)
+            after = {t.task_id: t for pl in service.planners.values()
+                     for t in pl.tasks.values()}
+            assert after == snapshot
+            assert len(seen.of_type("task-ready")) == 3
+        finally:
+            await summit.stop(5)
