@@ -15,7 +15,7 @@ import contextlib
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -137,13 +137,18 @@ def make_app(store: ArtefactStore, prune_every_s: float | None = None) -> web.Ap
 class ArtefactServer:
     """Runs :func:`make_app` on ``host:port`` (port 0: ephemeral) and sets the store's URL."""
 
-    def __init__(self, store: ArtefactStore, public_url: str | None = None) -> None:
+    def __init__(self, store: ArtefactStore, public_url: str | None = None,
+                 mounts: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self.store = store
         self.public_url = public_url
+        self.mounts = tuple(mounts)
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(make_app(self.store))
+        app = make_app(self.store)
+        for mount in self.mounts:  # the builder's /metrics and /healthz
+            mount(app)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()

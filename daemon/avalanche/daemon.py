@@ -8,6 +8,7 @@ import socket
 from daemon.avalanche.config import AvalancheConfig, SandboxMode
 from daemon.avalanche.service import Avalanche
 from daemon.host import Host
+from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
 from events.names import builder_status_topic
 from events.telemetry import Message, telemetry_from_url
@@ -53,10 +54,12 @@ class AvalancheDaemon:
         self.name = f"avalanche-{self.core.builder}"
         self._host = Host()
         self.service: Avalanche | None = None
+        self.metrics = ServiceMetrics(self.name)
 
     async def start(self) -> None:
         bus = await self._host.bus(self.config.bus.url, name=self.name,
                                    publish_timeout=self.config.bus.publish_timeout)
+        self.metrics.attach(bus)
         will = Message(builder_status_topic(self.core.builder),
                        b'{"builder": "%s", "state": "offline"}' % self.core.builder.encode(),
                        retain=True)
@@ -67,7 +70,8 @@ class AvalancheDaemon:
         self.service = Avalanche(bus, telemetry, self.core, slots=section.slots,
                                  host=section.listen_host, port=section.listen_port,
                                  public_url=section.public_url or None,
-                                 retention_s=section.retention_s)
+                                 retention_s=section.retention_s, metrics=self.metrics,
+                                 mounts=[self.metrics.mount, self.health.mount])
         await self.service.start()
 
     async def stop(self, timeout: float) -> None:

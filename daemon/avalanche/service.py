@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any
 
 import msgspec
 import structlog
+from aiohttp import web
 
 from daemon.avalanche.artefacts import ArtefactServer, ArtefactStore
 from daemon.avalanche.config import AvalancheConfig
 from daemon.avalanche.runner import RunningBuild, start_build
+from daemon.metrics import ServiceMetrics
 from events import payloads as p
 from events.bus import Bus, Consumer
 from events.envelope import Event, new_event
@@ -49,7 +52,9 @@ class Avalanche:
 
     def __init__(self, bus: Bus, telemetry: Telemetry, config: AvalancheConfig, *,
                  slots: int = 1, host: str = "127.0.0.1", port: int = 0,
-                 public_url: str | None = None, retention_s: float = 7 * 86400) -> None:
+                 public_url: str | None = None, retention_s: float = 7 * 86400,
+                 metrics: ServiceMetrics | None = None,
+                 mounts: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self.name = f"avalanche-{config.builder}"
         self.bus = bus
         self.telemetry = telemetry
@@ -57,7 +62,8 @@ class Avalanche:
         self.slots = slots
         self._host, self._port, self._public_url = host, port, public_url
         self.store = ArtefactStore(config.artefacts_dir, retention_s=retention_s)
-        self._server = ArtefactServer(self.store, public_url)
+        self._server = ArtefactServer(self.store, public_url, mounts)
+        self.metrics = metrics
         self._running: dict[int, RunningBuild] = {}
         self._consumers: list[Consumer] = []
         self.builds_done = 0
@@ -113,6 +119,8 @@ class Avalanche:
                 done = _with_reason(done, running.cancel_reason)
             await self.bus.publish(new_event(done, source=self.source, causation=event))
             self.builds_done += 1
+            if self.metrics is not None:
+                self.metrics.observe_build(str(result.outcome), result.duration_s)
             log.info("avalanche.build_done", outcome=result.outcome, reason=result.reason,
                      duration_s=round(result.duration_s, 3))
 

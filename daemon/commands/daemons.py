@@ -85,7 +85,9 @@ async def _run(args: argparse.Namespace) -> int:
     configure_logging(config.log, service=args.daemon_name)
     health = Health(args.daemon_name)
     service = factory(config, health)
-    server = (HealthServer(health, config.health.host, config.health.port)
+    metrics = getattr(service, "metrics", None)
+    server = (HealthServer(health, config.health.host, config.health.port,
+                           mounts=[metrics.mount] if metrics is not None else [])
               if config.health.enabled else None)
     return await run_service(service, health_server=server)
 

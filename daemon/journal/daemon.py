@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from daemon.host import Host
+from daemon.metrics import ServiceMetrics
 from daemon.journal.service import Journal
 from daemon.journal.store import MIGRATIONS
 from daemon.runtime import BaseConfig, Health
 from events.bus import Bus
+from events.topology import JOURNAL
 
 
 class JournalDaemon:
@@ -20,9 +22,12 @@ class JournalDaemon:
         self._bus = bus
         self._host = Host()
         self.journal: Journal | None = None
+        self.metrics = ServiceMetrics("journal")
 
     async def start(self) -> None:
         bus = await self._host.bus(self.config.bus.url, name="cairn-journal", bus=self._bus)
+        self.metrics.attach(bus)
+        self.metrics.watch_queues(bus, [JOURNAL.queue])
         db = await self._host.database(self.config.state.path("journal.sqlite"), MIGRATIONS)
         self.journal = Journal(bus, db)
         await self.journal.start()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -81,8 +81,10 @@ class Health:
 class HealthServer:
     """A standalone aiohttp server for the health endpoint (``port=0``: an ephemeral port)."""
 
-    def __init__(self, health: Health, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, health: Health, host: str = "127.0.0.1", port: int = 0,
+                 mounts: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self.health = health
+        self.mounts = tuple(mounts)
         self.host = host
         self.requested_port = port
         self.port: int | None = None
@@ -91,6 +93,8 @@ class HealthServer:
     async def start(self) -> None:
         app = web.Application()
         self.health.mount(app)
+        for mount in self.mounts:  # e.g. the service's /metrics beside /healthz
+            mount(app)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.requested_port)

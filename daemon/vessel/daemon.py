@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from daemon.host import Host
+from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
 from daemon.vessel import store
 from daemon.vessel.config import VesselConfig
 from daemon.vessel.repository import Repository
 from daemon.vessel.service import Vessel
 from events.bus import Bus
+from events.topology import VESSEL
 
 
 class VesselSection(Section, frozen=True):
@@ -47,18 +49,22 @@ class VesselDaemon:
         self._bus = bus
         self._host = Host()
         self.service: Vessel | None = None
+        self.metrics = ServiceMetrics("vessel")
 
     async def start(self) -> None:
         repo_config = repository_config(self.config)
         bus = await self._host.bus(self.config.bus.url, name="cairn-vessel", bus=self._bus,
                                    publish_timeout=self.config.bus.publish_timeout)
+        self.metrics.attach(bus)
+        self.metrics.watch_queues(bus, [VESSEL.queue])
         db = await self._host.database(repo_config.layout.db, store.MIGRATIONS)
         relay = await self._host.relay(db, bus)
         self.health.add_check("outbox", relay.check)
         repo = Repository.open(repo_config)
         section = self.config.vessel
         self.service = Vessel(bus, db, repo, relay, host=section.listen_host,
-                              port=section.listen_port)
+                              port=section.listen_port, metrics=self.metrics,
+                              mounts=[self.metrics.mount, self.health.mount])
         await self.service.start()
 
     async def stop(self, timeout: float) -> None:

@@ -12,6 +12,7 @@ key are ``no-cache`` so clients revalidate and see a new generation at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -26,10 +27,14 @@ _IMMUTABLE = "public, max-age=31536000, immutable"
 ROOT_KEY = web.AppKey("vessel_root", Path)
 
 
-def make_app(root: Path) -> web.Application:
-    """An application serving ``root`` (vessel's ``STATE/repo``) read-only."""
+def make_app(root: Path, mounts: Sequence[Callable[[web.Application], None]] = ()
+             ) -> web.Application:
+    """An application serving ``root`` (vessel's ``STATE/repo``) read-only; ``mounts`` add
+    routes (``/metrics``, ``/healthz``) before the repository's catch-all."""
     app = web.Application()
     app[ROOT_KEY] = root.resolve()
+    for mount in mounts:
+        mount(app)
     app.router.add_get("/{path:.*}", _serve)  # GET also answers HEAD
     return app
 

@@ -8,11 +8,14 @@ its id in the inbox and changes nothing. Failed builds are summit's business, no
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 from aiohttp import web
 
+from daemon.metrics import ServiceMetrics
 from daemon.vessel.http import make_app
 from daemon.vessel.importer import Importer, ImportOutcome
 from daemon.vessel.repository import Repository
@@ -36,7 +39,9 @@ class Vessel:
     name = "vessel"
 
     def __init__(self, bus: Bus, db: Database, repo: Repository, relay: OutboxRelay, *,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0,
+                 metrics: ServiceMetrics | None = None,
+                 mounts: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self.bus = bus
         self.db = db
         self.repo = repo
@@ -47,11 +52,13 @@ class Vessel:
         self._consumer: Consumer | None = None
         self.url = ""
         self.imported = 0
+        self.metrics = metrics
+        self._mounts = tuple(mounts)
 
     async def start(self) -> None:
         report = await self.repo.reconcile(self.db)
         log.info("vessel.reconciled", report=str(report))
-        self._runner = web.AppRunner(make_app(self.repo.layout.root), access_log=None)
+        self._runner = web.AppRunner(make_app(self.repo.layout.root, self._mounts), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
@@ -75,8 +82,12 @@ class Vessel:
             await outbox.add(conn, new_event(outcome.event_payload(), source=SOURCE,
                                              causation=event))
 
+        started = time.monotonic()
         with structlog.contextvars.bound_contextvars(task_id=build.task_id, source=build.source):
             outcome = await self.importer.import_build(self.db, build, emit)
+        if self.metrics is not None and not outcome.duplicate:
+            self.metrics.observe_import("refused" if outcome.refused else "published",
+                                        time.monotonic() - started)
         self.relay.notify()
         if outcome.refused is not None:
             log.warning("vessel.refused", reason=outcome.refused.reason,
