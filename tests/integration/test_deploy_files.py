@@ -84,9 +84,11 @@ def test_bad_arguments_are_refused_with_a_reason(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["summit", "vessel", "journal", "avalanche"])
 def test_example_configs_load_with_the_runtime_loader(name: str) -> None:
-    """The shared sections are exact; service sections stay commented until they exist."""
-    from daemon.runtime.config import BaseConfig, load_config
+    """Each example loads with its own daemon's configuration type (unknown keys refused)."""
+    from daemon.commands.daemons import DAEMONS
+    from daemon.runtime.config import load_config
 
-    config = load_config(DEPLOY / "config" / f"{name}.toml", BaseConfig, env={})
+    config_type, _ = DAEMONS[name][1]()
+    config = load_config(DEPLOY / "config" / f"{name}.toml", config_type, env={})
     assert config.bus.url.startswith("amqp://") and "@" in config.bus.url
     assert config.state.dir == f"/var/lib/cairn/{name}"
