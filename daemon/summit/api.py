@@ -1,31 +1,79 @@
-"""Summit's JSON API (``/api/v1``): what the CLI and, later, the dashboard read and do.
+"""Summit's JSON API (``/api/v1``): what the CLI, the dashboard and scripts read and do.
 
 Reads are open; calls that change something (retry, cancel, refresh) need the admin token
-as ``Authorization: Bearer <token>``, compared in constant time.
+as ``Authorization: Bearer <token>``, compared in constant time. Every answer is JSON,
+errors included (``{"error": "..."}``): a bad query parameter is a 400 naming it, an
+unknown id a 404. Lists are paginated with ``limit``/``offset`` and say their ``total``.
+The whole surface is described by :mod:`daemon.summit.openapi` at ``/api/v1/openapi.json``.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
+import structlog
 from aiohttp import web
 
 from daemon.summit import store
+from daemon.summit.apiread import (
+    ApiError,
+    Channels,
+    builders,
+    events,
+    generations,
+    overview,
+    queue,
+    recipes,
+    task_log,
+)
+from daemon.summit.live import Live
+from daemon.summit.openapi import document
 from daemon.summit.service import Summit
-from daemon.summit.states import TaskState
+from daemon.summit.states import Task, TaskState
+from daemon.summit.streams import stream_log, stream_updates
+from daemon.summit.views import counts, explain_task
 from events.errors import CairnError
+
+log = structlog.get_logger("cairn.summit.api")
 
 SUMMIT_KEY = web.AppKey("summit", Summit)
 TOKEN_KEY = web.AppKey("admin_token", str)
+LIVE_KEY = web.AppKey("live", Live)
+CHANNELS_KEY = web.AppKey("channels", Channels)
 MAX_PAGE = 500
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Under ``/api/``, every error is a JSON object with a message, whatever raised it."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error(exc.status, str(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 405:
+            allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
+            answer = _error(405, f"{request.method} is not allowed on {request.path}; "
+                                 f"allowed: {allowed or 'none'}")
+            answer.headers["Allow"] = allowed
+            return answer
+        if exc.status == 404 and (exc.text or "").startswith("404"):
+            return _error(404, f"there is nothing at {request.path}; the API is described "
+                               "at /api/v1/openapi.json")
+        return _error(exc.status, exc.text or exc.reason)
 
 
 def admin(handler: Handler) -> Handler:
@@ -40,67 +88,139 @@ def admin(handler: Handler) -> Handler:
     return guarded
 
 
-def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+# -- query parameters ----------------------------------------------------------------------
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]; anything else is a 400 naming it."""
     raw = request.query.get(name)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
-    return max(low, min(high, value))
+        raise ApiError(400, f"{name} must be an integer, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def page(request: web.Request, default: int = 100) -> tuple[int, int]:
+    return (int_param(request, "limit", default, 1, MAX_PAGE),
+            int_param(request, "offset", 0, 0, 10**9))
+
+
+def paginated(request: web.Request, key: str, items: Sequence[T],
+              render: Callable[[T], Any], **extra: Any) -> web.Response:
+    limit, offset = page(request)
+    return web.json_response({"total": len(items), "offset": offset, "limit": limit, **extra,
+                              key: [render(i) for i in items[offset:offset + limit]]})
+
+
+def _text(request: web.Request, name: str) -> str | None:
+    value = request.query.get(name)
+    if value is not None and ("\x00" in value or len(value) > 200):
+        raise ApiError(400, f"{name} must be at most 200 characters, without NUL")
+    return value or None
+
+
+# -- tasks ---------------------------------------------------------------------------------
+def _matches(task: Task, state: str | None, source: str | None, text: str,
+             repository: str | None, arch: str | None) -> bool:
+    if state is not None and task.state != state:
+        return False
+    if source is not None and task.source != source:
+        return False
+    if repository is not None and task.repository != repository:
+        return False
+    if arch is not None and task.arch != arch:
+        return False
+    if not text:
+        return True
+    return any(text in (field or "").lower() for field in
+               (task.source, task.failure, task.builder, task.version))
+
+
+def filter_tasks(request: web.Request) -> list[Task]:
+    """The tasks the query asks for, newest first (shared with the dashboard's list)."""
+    summit = request.app[SUMMIT_KEY]
+    state = _text(request, "state")
+    if state is not None and state not in set(TaskState):
+        raise ApiError(400, f"unknown state {state!r}; one of {', '.join(TaskState)}")
+    source, repository, arch = (_text(request, n) for n in ("source", "repository", "arch"))
+    text = (_text(request, "q") or "").lower()
+    tasks = [t for t in summit.all_tasks()
+             if _matches(t, state, source, text, repository, arch)]
+    tasks.sort(key=lambda t: t.task_id, reverse=True)
+    return tasks
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    summit = request.app[SUMMIT_KEY]
-    state = request.query.get("state")
-    if state is not None and state not in set(TaskState):
-        return _error(400, f"unknown state {state!r}; one of {', '.join(TaskState)}")
-    source = request.query.get("source")
-    text = (request.query.get("q") or "").lower()
-    limit = _int(request, "limit", 100, 1, MAX_PAGE)
-    offset = _int(request, "offset", 0, 0, 10**9)
-    tasks = [t for planner in summit.planners.values() for t in planner.tasks.values()
-             if (state is None or t.state == state) and (source is None or t.source == source)
-             and (not text or text in t.source.lower() or text in (t.failure or "").lower())]
-    tasks.sort(key=lambda t: t.task_id, reverse=True)
-    counts: dict[str, int] = {}
-    for planner in summit.planners.values():
-        for t in planner.tasks.values():
-            counts[str(t.state)] = counts.get(str(t.state), 0) + 1
-    page = tasks[offset:offset + limit]
-    return web.json_response({"total": len(tasks), "offset": offset, "limit": limit,
-                              "counts": counts,
-                              "tasks": [store.task_json(t) for t in page]})
+    tasks = filter_tasks(request)
+    return paginated(request, "tasks", tasks, store.task_json,
+                     counts=counts(request.app[SUMMIT_KEY].all_tasks()))
 
 
-def _task_or_404(request: web.Request) -> tuple[Summit, Any]:
+def task_or_404(request: web.Request) -> tuple[Summit, Task]:
     summit = request.app[SUMMIT_KEY]
-    try:
-        task_id = int(request.match_info["task_id"])
-    except ValueError:
-        raise web.HTTPNotFound(text="no such task") from None
-    for planner in summit.planners.values():
-        if task_id in planner.tasks:
-            return summit, planner.tasks[task_id]
-    raise web.HTTPNotFound(text=f"no task {task_id}")
+    raw = request.match_info["task_id"]
+    task = summit.task(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    if task is None:
+        raise ApiError(404, f"there is no task {raw}")
+    return summit, task
+
+
+async def task_detail(summit: Summit, task: Task) -> dict[str, Any]:
+    """A task with what it waits for, what waits for it, its blockers in words, its
+    timeline and its builds (with their log URLs)."""
+    planner = summit.planners[(task.repository, task.arch)]
+    depends = sorted(planner.schedule.effective_deps(task.source))
+    dependents = sorted(planner.schedule.effective_dependents(task.source))
+
+    def refs(sources: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for source in sources:
+            other = planner.latest(source)
+            out.append({"source": source, "id": other.task_id if other else None,
+                        "state": str(other.state) if other else None})
+        return out
+
+    timeline = await summit.db.fetchall(
+        "SELECT seq, time, event_id, type, summary FROM timeline WHERE task_id = ? "
+        "ORDER BY seq", (task.task_id,))
+    builds = await summit.db.fetchall(
+        "SELECT builder, outcome, reason, log_url, duration_s, time FROM builds "
+        "WHERE task_id = ? ORDER BY seq", (task.task_id,))
+    return store.task_json(
+        task, critical_path=planner.critical_path(task.source), depends_on=depends,
+        dependencies=refs(depends), dependents=refs(dependents),
+        blockers=[e.to_json() for e in explain_task(task, planner)],
+        timeline=[dict(r) for r in timeline], builds=[dict(r) for r in builds])
 
 
 async def show_task(request: web.Request) -> web.Response:
-    summit, task = _task_or_404(request)
-    rows = await summit.db.fetchall(
-        "SELECT time, event_id, type, summary FROM timeline WHERE task_id = ? ORDER BY seq",
-        (task.task_id,))
-    planner = summit.planners[(task.repository, task.arch)]
-    depends = sorted(planner.schedule.effective_deps(task.source))
-    return web.json_response(store.task_json(
-        task, critical_path=planner.critical_path(task.source), depends_on=depends,
-        timeline=[dict(r) for r in rows]))
+    summit, task = task_or_404(request)
+    return web.json_response(await task_detail(summit, task))
+
+
+async def show_log(request: web.Request) -> web.Response:
+    _, task = task_or_404(request)
+    after = int_param(request, "after", 0, 0, 10**12)
+    return web.json_response(await task_log(request.app[SUMMIT_KEY], request.app[LIVE_KEY],
+                                            task, after))
+
+
+async def log_stream(request: web.Request) -> web.StreamResponse:
+    _, task = task_or_404(request)
+    after = int_param(request, "after", 0, 0, 10**12)
+    return await stream_log(request, request.app[LIVE_KEY], task.task_id, after)
+
+
+async def updates_stream(request: web.Request) -> web.StreamResponse:
+    return await stream_updates(request, request.app[LIVE_KEY])
 
 
 @admin
 async def retry_task(request: web.Request) -> web.Response:
-    summit, task = _task_or_404(request)
+    summit, task = task_or_404(request)
     try:
         new = await summit.retry(task.task_id)
     except CairnError as exc:
@@ -110,7 +230,7 @@ async def retry_task(request: web.Request) -> web.Response:
 
 @admin
 async def cancel_task(request: web.Request) -> web.Response:
-    summit, task = _task_or_404(request)
+    summit, task = task_or_404(request)
     try:
         changed = await summit.cancel(task.task_id)
     except CairnError as exc:
@@ -118,17 +238,35 @@ async def cancel_task(request: web.Request) -> web.Response:
     return web.json_response(store.task_json(changed))
 
 
-async def list_repositories(request: web.Request) -> web.Response:
-    summit = request.app[SUMMIT_KEY]
+# -- repositories --------------------------------------------------------------------------
+async def repositories_json(summit: Summit) -> list[dict[str, Any]]:
     errors = await store.recipe_errors(summit.db)
+    planned = await summit.db.fetchall("SELECT repository, arch, commit_id FROM planned")
     out = []
     for row in await store.repositories(summit.db):
         config = summit.repos.get(row.name)
         out.append({"name": row.name, "url": row.url, "branch": row.branch, "head": row.head,
                     "fetched": row.fetched, "error": row.error,
                     "arches": list(config.arches) if config else [],
+                    "planned": {r["arch"]: r["commit_id"] for r in planned
+                                if r["repository"] == row.name},
+                    "recipes": sum(len(p.graph.recipes) for (name, _), p in
+                                   summit.planners.items() if name == row.name),
                     "recipe_errors": [e for e in errors if e["repository"] == row.name]})
-    return web.json_response({"repositories": out})
+    return out
+
+
+async def list_repositories(request: web.Request) -> web.Response:
+    repos = await repositories_json(request.app[SUMMIT_KEY])
+    return paginated(request, "repositories", repos, lambda r: r)
+
+
+async def show_repository(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    for repo in await repositories_json(request.app[SUMMIT_KEY]):
+        if repo["name"] == name:
+            return web.json_response(repo)
+    raise ApiError(404, f"there is no repository {name!r}")
 
 
 @admin
@@ -141,12 +279,85 @@ async def refresh_repository(request: web.Request) -> web.Response:
     return web.json_response({"status": "refreshing"}, status=202)
 
 
-def add_routes(app: web.Application, summit: Summit, admin_token: str) -> None:
+# -- the rest ------------------------------------------------------------------------------
+async def list_recipes(request: web.Request) -> web.Response:
+    found = recipes(request.app[SUMMIT_KEY], _text(request, "repository"),
+                    _text(request, "arch"), (_text(request, "q") or "").lower())
+    return paginated(request, "recipes", found, lambda r: r)
+
+
+async def list_builders(request: web.Request) -> web.Response:
+    return web.json_response({"builders": builders(request.app[LIVE_KEY])})
+
+
+async def show_queue(request: web.Request) -> web.Response:
+    graph = queue(request.app[SUMMIT_KEY], _text(request, "repository"), _text(request, "arch"))
+    return web.json_response(graph.to_json())
+
+
+async def list_events(request: web.Request) -> web.Response:
+    limit, offset = page(request, 50)
+    task_id = int_param(request, "task_id", 0, 0, 10**12) or None
+    total, rows = await events(request.app[SUMMIT_KEY], task_id, limit, offset)
+    return web.json_response({"total": total, "offset": offset, "limit": limit,
+                              "events": rows})
+
+
+async def show_overview(request: web.Request) -> web.Response:
+    return web.json_response(await overview(request.app[SUMMIT_KEY], request.app[LIVE_KEY]))
+
+
+async def list_channels(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[CHANNELS_KEY].get())
+
+
+async def list_generations(request: web.Request) -> web.Response:
+    limit, offset = page(request)
+    total, rows = await generations(request.app[SUMMIT_KEY], _text(request, "channel"),
+                                    _text(request, "arch"), limit, offset)
+    return web.json_response({"total": total, "offset": offset, "limit": limit,
+                              "generations": rows})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
+async def api_root(request: web.Request) -> web.Response:
+    return web.json_response({"name": "cairn summit", "openapi": "/api/v1/openapi.json",
+                              "dashboard": "/"})
+
+
+def add_routes(app: web.Application, summit: Summit, admin_token: str,
+               live: Live | None = None) -> None:
+    """Mount the API; without ``live`` (no telemetry) builders and logs are simply empty."""
     app[SUMMIT_KEY] = summit
     app[TOKEN_KEY] = admin_token
-    app.router.add_get("/api/v1/tasks", list_tasks)
-    app.router.add_get("/api/v1/tasks/{task_id}", show_task)
-    app.router.add_post("/api/v1/tasks/{task_id}/retry", retry_task)
-    app.router.add_post("/api/v1/tasks/{task_id}/cancel", cancel_task)
-    app.router.add_get("/api/v1/repositories", list_repositories)
-    app.router.add_post("/api/v1/repositories/{name}/refresh", refresh_repository)
+    app[LIVE_KEY] = live if live is not None else Live.offline(summit)
+    app[CHANNELS_KEY] = Channels(summit)
+
+    async def close_streams(app: web.Application) -> None:
+        app[LIVE_KEY].close_streams()
+
+    app.on_shutdown.append(close_streams)
+    app.middlewares.append(json_errors)
+    get, post = app.router.add_get, app.router.add_post
+    get("/api/v1", api_root)
+    get("/api/v1/openapi.json", openapi)
+    get("/api/v1/overview", show_overview)
+    get("/api/v1/stream", updates_stream)
+    get("/api/v1/tasks", list_tasks)
+    get("/api/v1/tasks/{task_id}", show_task)
+    get("/api/v1/tasks/{task_id}/log", show_log)
+    get("/api/v1/tasks/{task_id}/log/stream", log_stream)
+    post("/api/v1/tasks/{task_id}/retry", retry_task)
+    post("/api/v1/tasks/{task_id}/cancel", cancel_task)
+    get("/api/v1/repositories", list_repositories)
+    get("/api/v1/repositories/{name}", show_repository)
+    post("/api/v1/repositories/{name}/refresh", refresh_repository)
+    get("/api/v1/recipes", list_recipes)
+    get("/api/v1/builders", list_builders)
+    get("/api/v1/queue", show_queue)
+    get("/api/v1/events", list_events)
+    get("/api/v1/channels", list_channels)
+    get("/api/v1/generations", list_generations)

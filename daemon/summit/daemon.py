@@ -13,9 +13,12 @@ from daemon.host import Host
 from daemon.runtime import BaseConfig, Health, Section
 from daemon.summit import store
 from daemon.summit.api import add_routes
+from daemon.summit.dashboard import add_dashboard
 from daemon.summit.gitrepo import RepoConfig
+from daemon.summit.live import Live
 from daemon.summit.service import Summit, SummitSettings
 from events.bus import Bus
+from events.telemetry import telemetry_from_url
 
 
 class RepositorySection(Section, frozen=True):
@@ -83,6 +86,7 @@ class SummitDaemon:
         self._bus = bus
         self._host = Host()
         self.service: Summit | None = None
+        self.live: Live | None = None
         self.app = web.Application()
         self.url = ""
 
@@ -95,10 +99,17 @@ class SummitDaemon:
         self.health.add_check("outbox", relay.check)
         self.service = Summit(bus, db, relay, settings_of(self.config))
         token = admin_token(state, self.config.summit.admin_token)
-        add_routes(self.app, self.service, token)
+        telemetry = telemetry_from_url(self.config.mqtt.url, client_id="cairn-summit")
+        await telemetry.start()
+        self._host.on_close(telemetry.stop)
+        self.live = Live(self.service, telemetry)
+        add_routes(self.app, self.service, token, self.live)
+        add_dashboard(self.app)
         self.health.mount(self.app, "/healthz")
         await self.service.start()
         self._host.on_close(self._stop_service)
+        await self.live.start()
+        self._host.on_close(self.live.stop)
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         self._host.on_close(runner.cleanup)

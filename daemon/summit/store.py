@@ -81,6 +81,34 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX timeline_task ON timeline (task_id, seq);
     """,
+    # The dashboard and API: each build's report (where its log is) and each generation
+    # of the repository that summit learned of from package-published.
+    """
+    CREATE TABLE builds (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id INTEGER NOT NULL,
+        builder TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        log_url TEXT,
+        duration_s REAL NOT NULL,
+        time REAL NOT NULL
+    );
+    CREATE INDEX builds_task ON builds (task_id, seq);
+    CREATE TABLE generations (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        arch TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        task_id INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        release INTEGER NOT NULL,
+        build_release INTEGER NOT NULL,
+        packages TEXT NOT NULL,
+        time REAL NOT NULL
+    );
+    CREATE INDEX generations_channel ON generations (channel, arch, generation);
+    """,
 )
 
 
@@ -233,3 +261,23 @@ async def recipe_errors(db: Database, repository: str | None = None) -> list[dic
         sql += " WHERE repository = ?"
         params = (repository,)
     return [dict(r) for r in await db.fetchall(sql + " ORDER BY repository, file", params)]
+
+
+async def record_build(conn: Connection, task_id: int, builder: str, outcome: str,
+                       reason: str | None, log_url: str | None, duration_s: float) -> None:
+    """A build's report, kept so the API can point at its full log after the live one."""
+    await conn.execute(
+        "INSERT INTO builds (task_id, builder, outcome, reason, log_url, duration_s, time) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (task_id, builder, outcome, reason, log_url, duration_s, time.time()))
+
+
+async def record_generation(conn: Connection, channel: str, arch: str, generation: int,
+                            task_id: int, source: str, release: int, build_release: int,
+                            packages: Sequence[str]) -> None:
+    """A generation vessel published with a task's packages (as package-published said)."""
+    await conn.execute(
+        "INSERT INTO generations (channel, arch, generation, task_id, source, release, "
+        "build_release, packages, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (channel, arch, generation, task_id, source, release, build_release,
+         json.dumps(list(packages)), time.time()))

@@ -1,0 +1,185 @@
+"""The API's read models: recipes, builders, the queue graph, events, a task's log, and the
+repository's channels and generations, as plain JSON-ready data.
+
+Channels are read from vessel itself, over the same read-only HTTP every builder uses:
+each channel's ``current/index.json.minisig`` is small and its signed trusted comment names
+the generation and when it was signed, so summit reports what vessel really serves (a
+promotion or a rollback made with ``cairn vessel`` included). The history of generations
+is what summit learned from ``package-published`` events, and is labelled as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+from daemon.summit.live import Live
+from daemon.summit.service import Summit
+from daemon.summit.states import Task, TaskState
+from daemon.summit.views import Graph, counts, queue_graph
+from events.errors import CairnError
+
+#: Channels looked for at vessel besides the one summit builds into.
+KNOWN_CHANNELS = ("volatile", "unstable", "stable")
+#: How long one look at vessel's channels is reused (a page refresh must not hammer it).
+CHANNEL_CACHE_S = 2.0
+_FETCH_TIMEOUT = aiohttp.ClientTimeout(total=3)
+
+
+class ApiError(CairnError):
+    """A request the API refuses, with the HTTP status to answer and why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def recipes(summit: Summit, repository: str | None, arch: str | None,
+            text: str) -> list[dict[str, Any]]:
+    """Every recipe of the planners' graphs, with what is published and its latest task."""
+    out = []
+    for (repo, planner_arch), planner in sorted(summit.planners.items()):
+        if (repository and repo != repository) or (arch and planner_arch != arch):
+            continue
+        for name in sorted(planner.graph.recipes):
+            recipe = planner.graph.recipes[name]
+            if text and text not in name.lower() and text not in recipe.summary.lower():
+                continue
+            latest = planner.latest(name)
+            out.append({
+                "name": name, "version": recipe.version, "release": recipe.release,
+                "path": recipe.path, "summary": recipe.summary, "repository": repo,
+                "arch": planner_arch, "build_deps": list(recipe.build_deps),
+                "provides": sorted(planner.graph.provides.get(name, ())),
+                "published_release": planner.published.releases.get(name),
+                "latest_task": None if latest is None else
+                {"id": latest.task_id, "state": str(latest.state), "release": latest.release},
+            })
+    return out
+
+
+def builders(live: Live) -> list[dict[str, Any]]:
+    return [live.builder_json(live.builders[name]) for name in sorted(live.builders)]
+
+
+def queue(summit: Summit, repository: str | None, arch: str | None) -> Graph:
+    return queue_graph(p for (repo, a), p in sorted(summit.planners.items())
+                       if (not repository or repo == repository) and (not arch or a == arch))
+
+
+async def events(summit: Summit, task_id: int | None, limit: int,
+                 offset: int) -> tuple[int, list[dict[str, Any]]]:
+    """Timeline entries (every task state change and the event that caused it), newest
+    first, with the task's source."""
+    total = await summit.db.fetchone(
+        "SELECT count(*) AS n FROM timeline WHERE ? IS NULL OR task_id = ?", (task_id, task_id))
+    rows = await summit.db.fetchall(
+        "SELECT timeline.seq, timeline.time, timeline.task_id, timeline.event_id, "
+        "timeline.type, timeline.summary, tasks.source FROM timeline "
+        "LEFT JOIN tasks USING (task_id) WHERE ? IS NULL OR timeline.task_id = ? "
+        "ORDER BY seq DESC LIMIT ? OFFSET ?", (task_id, task_id, limit, offset))
+    return (int(total["n"]) if total else 0), [dict(r) for r in rows]
+
+
+async def overview(summit: Summit, live: Live) -> dict[str, Any]:
+    tasks = summit.all_tasks()
+    _, recent = await events(summit, None, 15, 0)
+    return {"counts": counts(tasks), "builders": builders(live), "recent": recent,
+            "open": sum(1 for t in tasks if t.state in (
+                TaskState.NEW, TaskState.BLOCKED, TaskState.READY, TaskState.BUILDING,
+                TaskState.PUBLISHING))}
+
+
+async def task_log(summit: Summit, live: Live, task: Task, after: int) -> dict[str, Any]:
+    """The kept lines of a task's live log from ``after`` on, and where its full logs are."""
+    kept = live.logs.get(task.task_id)
+    lines = kept.after(after) if kept else []
+    first = kept.first_seq if kept else 0
+    builds = await summit.db.fetchall(
+        "SELECT log_url FROM builds WHERE task_id = ? AND log_url IS NOT NULL ORDER BY seq",
+        (task.task_id,))
+    return {"task_id": task.task_id, "state": str(task.state),
+            "lines": [{"seq": line.seq, "text": line.text} for line in lines],
+            "first_seq": first, "next_seq": kept.next_seq if kept else 0,
+            "truncated": first > after,
+            "live": task.state in (TaskState.READY, TaskState.BUILDING),
+            "log_urls": [r["log_url"] for r in builds]}
+
+
+def parse_trusted_comment(signature: str) -> dict[str, str]:
+    """``trusted comment: timestamp:…\\tchannel:…\\tgeneration:…`` → its fields."""
+    for line in signature.splitlines():
+        if line.startswith("trusted comment:"):
+            fields = line.removeprefix("trusted comment:").strip().split("\t")
+            return dict(f.split(":", 1) for f in fields if ":" in f)
+    return {}
+
+
+async def _current(session: aiohttp.ClientSession, base: str, channel: str,
+                   arch: str) -> dict[str, Any]:
+    url = f"{base}/{channel}/{arch}/current/index.json"
+    entry: dict[str, Any] = {"channel": channel, "arch": arch, "index_url": url,
+                             "generation": None, "signed": None, "error": None}
+    try:
+        async with session.get(url + ".minisig", timeout=_FETCH_TIMEOUT) as response:
+            if response.status == 404:
+                entry["error"] = "not published"
+                return entry
+            response.raise_for_status()
+            fields = parse_trusted_comment(await response.text())
+    except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
+        entry["error"] = f"vessel unreachable: {exc or type(exc).__name__}"
+        return entry
+    if fields.get("generation", "").isdigit():
+        entry["generation"] = int(fields["generation"])
+    if fields.get("timestamp", "").isdigit():
+        entry["signed"] = int(fields["timestamp"])
+    return entry
+
+
+class Channels:
+    """What vessel serves now in each channel and arch, looked up at most every
+    :data:`CHANNEL_CACHE_S` seconds."""
+
+    def __init__(self, summit: Summit) -> None:
+        self.summit = summit
+        self._cached: tuple[float, dict[str, Any]] | None = None
+
+    async def get(self) -> dict[str, Any]:
+        if self._cached is not None and time.monotonic() - self._cached[0] < CHANNEL_CACHE_S:
+            return self._cached[1]
+        settings = self.summit.settings
+        base = (settings.repository_url or "").rstrip("/")
+        names = sorted({*KNOWN_CHANNELS, settings.channel})
+        found: list[dict[str, Any]] = []
+        if base:
+            async with aiohttp.ClientSession() as session:
+                found = list(await asyncio.gather(*(
+                    _current(session, base, c, a) for c in names for a in self.summit.arches)))
+        result = {"repository_url": base or None, "build_channel": settings.channel,
+                  "channels": found}
+        self._cached = (time.monotonic(), result)
+        return result
+
+
+async def generations(summit: Summit, channel: str | None, arch: str | None, limit: int,
+                      offset: int) -> tuple[int, list[dict[str, Any]]]:
+    """Generations summit saw published (from package-published), newest first."""
+    params = (channel, channel, arch, arch)
+    total = await summit.db.fetchone(
+        "SELECT count(*) AS n FROM generations "
+        "WHERE (? IS NULL OR channel = ?) AND (? IS NULL OR arch = ?)", params)
+    rows = await summit.db.fetchall(
+        "SELECT channel, arch, generation, task_id, source, release, build_release, packages, "
+        "time FROM generations WHERE (? IS NULL OR channel = ?) AND (? IS NULL OR arch = ?) "
+        "ORDER BY seq DESC LIMIT ? OFFSET ?", (*params, limit, offset))
+    out = []
+    for row in rows:
+        item = dict(row)
+        item["packages"] = json.loads(item["packages"])
+        out.append(item)
+    return (int(total["n"]) if total else 0), out

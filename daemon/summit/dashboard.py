@@ -1,0 +1,135 @@
+"""Summit's dashboard: server-rendered pages (jinja2) with a little local JavaScript.
+
+Why server-rendered: every page is complete and readable without JavaScript, in any
+browser, and says the same as the API because it is built from the same read models
+(:mod:`daemon.summit.apiread`, :mod:`daemon.summit.views`). ``static/live.js`` then keeps
+the page current over server-sent events (state badges, counts, builders, recent events,
+the log and the timeline of a task) without reloading. Every asset is served from
+``static/``: the dashboard works on a farm with no internet access.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+
+from daemon.summit.api import (
+    CHANNELS_KEY,
+    LIVE_KEY,
+    SUMMIT_KEY,
+    filter_tasks,
+    repositories_json,
+    task_detail,
+)
+from daemon.summit.apiread import ApiError, builders, events, generations, task_log
+from daemon.summit.views import STATE_ORDER, counts, explain_task, layout, queue_graph
+
+HERE = Path(__file__).resolve().parent
+ENV_KEY = web.AppKey("dashboard_env", jinja2.Environment)
+PAGE_SIZE = 50
+
+
+def clock(epoch: float | None) -> str:
+    """A UTC time of day for a page (live.js rewrites it into the browser's time zone)."""
+    if not epoch:
+        return "-"
+    return time.strftime("%H:%M:%S", time.gmtime(epoch))
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]),
+                             undefined=jinja2.StrictUndefined)
+    env.filters["clock"] = clock
+    env.filters["short"] = lambda commit: (commit or "-")[:12]
+    env.globals["STATES"] = STATE_ORDER
+    return env
+
+
+def render(request: web.Request, template: str, status: int = 200,
+           **context: Any) -> web.Response:
+    html = request.app[ENV_KEY].get_template(template).render(**context)
+    return web.Response(text=html, status=status, content_type="text/html")
+
+
+async def overview(request: web.Request) -> web.Response:
+    summit = request.app[SUMMIT_KEY]
+    tasks = summit.all_tasks()
+    _, recent = await events(summit, None, 20, 0)
+    failed = sorted((t for t in tasks if t.state == "failed"), key=lambda t: -t.task_id)[:10]
+    blocked = sorted((t for t in tasks if t.state == "blocked"), key=lambda t: t.task_id)[:10]
+    explained = [(t, explain_task(t, summit.planners[(t.repository, t.arch)]))
+                 for t in blocked]
+    return render(request, "overview.html", page="overview", counts=counts(tasks),
+                  builders=builders(request.app[LIVE_KEY]), recent=recent, failed=failed,
+                  blocked=explained, repositories=await repositories_json(summit))
+
+
+async def task_list(request: web.Request) -> web.Response:
+    try:
+        tasks = filter_tasks(request)
+    except ApiError as exc:
+        return render(request, "error.html", status=exc.status, page="tasks",
+                      message=str(exc))
+    raw_page = request.query.get("page", "1")
+    number = int(raw_page) if raw_page.isdigit() and 0 < len(raw_page) < 7 else 1
+    pages = max(1, -(-len(tasks) // PAGE_SIZE))
+    number = min(max(number, 1), pages)
+    shown = tasks[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
+    summit = request.app[SUMMIT_KEY]
+    rows = [(t, explain_task(t, summit.planners[(t.repository, t.arch)])) for t in shown]
+    query = {k: v for k, v in request.query.items() if k in ("state", "q", "source") and v}
+
+    def link(n: int) -> str:
+        return "/tasks?" + urlencode({**query, "page": n})
+
+    return render(request, "tasks.html", page="tasks", rows=rows, total=len(tasks),
+                  number=number, pages=pages, link=link, query=query,
+                  counts=counts(summit.all_tasks()))
+
+
+async def task_page(request: web.Request) -> web.Response:
+    summit = request.app[SUMMIT_KEY]
+    raw = request.match_info["task_id"]
+    task = summit.task(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    if task is None:
+        return render(request, "error.html", status=404, page="tasks",
+                      message=f"There is no task {raw}.")
+    planner = summit.planners[(task.repository, task.arch)]
+    detail = await task_detail(summit, task)
+    log = await task_log(summit, request.app[LIVE_KEY], task, 0)
+    return render(request, "task.html", page="task", task=task, detail=detail, log=log,
+                  blockers=explain_task(task, planner))
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    summit = request.app[SUMMIT_KEY]
+    graph = queue_graph(p for _, p in sorted(summit.planners.items()))
+    waves = sorted({n.wave for n in graph.nodes})
+    running = any(n.state in ("building", "publishing") for n in graph.nodes)
+    return render(request, "queue.html", page="queue", graph=graph, layout=layout(graph),
+                  waves=waves, running=running)
+
+
+async def repository_page(request: web.Request) -> web.Response:
+    summit = request.app[SUMMIT_KEY]
+    _, kept = await generations(summit, None, None, 50, 0)
+    return render(request, "repository.html", page="repository",
+                  repositories=await repositories_json(summit),
+                  channels=await request.app[CHANNELS_KEY].get(), generations=kept)
+
+
+def add_dashboard(app: web.Application) -> None:
+    """Mount the pages and their assets (needs :func:`daemon.summit.api.add_routes`)."""
+    app[ENV_KEY] = environment()
+    app.router.add_get("/", overview)
+    app.router.add_get("/tasks", task_list)
+    app.router.add_get("/tasks/{task_id}", task_page)
+    app.router.add_get("/queue", queue_page)
+    app.router.add_get("/repository", repository_page)
+    app.router.add_static("/static", HERE / "static", append_version=False)

@@ -1,0 +1,270 @@
+"""The OpenAPI 3.1 description of summit's API, written as data.
+
+Why by hand rather than generated: the document is the API's contract for people and for
+``schemathesis``; writing it beside the handlers (and testing the running server against it)
+keeps it honest, while generating it from code would only describe whatever the code does.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from daemon.summit.states import BlockKind, TaskReason, TaskState
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(kind: str) -> dict[str, Any]:
+    return {"type": [kind, "null"]}
+
+
+def _obj(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _list(key: str, item: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A paginated list answer: total, offset, limit and the items under ``key``."""
+    return _obj(["total", "offset", "limit", key], total=_INT0, offset=_INT0,
+                limit={"type": "integer", "minimum": 1},
+                **{key: {"type": "array", "items": item}}, **extra)
+
+
+_INT0 = {"type": "integer", "minimum": 0}
+_STR = {"type": "string"}
+_TIME = {"type": "number", "description": "seconds since the epoch"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj(["error"], error={"type": "string", "description": "what went wrong, "
+                                    "for a person"}),
+    "BlockReason": _obj(
+        ["kind"], kind={"enum": list(BlockKind)}, source=_nullable("string"),
+        task_id=_nullable("integer"), members={"type": "array", "items": _STR},
+        name=_nullable("string")),
+    "Blocker": _obj(["kind", "text", "tasks", "parts"], kind={"enum": list(BlockKind)},
+                    text={"type": "string", "description": "the reason in words"},
+                    tasks={"type": "array", "items": {"type": "integer"}},
+                    parts={"type": "array", "description": "the text in pieces; a piece "
+                           "with a task names (and may link to) that task",
+                           "items": _obj(["text", "task"], text=_STR,
+                                         task=_nullable("integer"))}),
+    "Task": _obj(
+        ["id", "source", "version", "release", "build_release", "arch", "repository",
+         "commit", "recipe_path", "reason", "state", "blocked_by", "attempt", "builder",
+         "failure"],
+        id={"type": "integer"}, source=_STR, version=_STR, release=_INT0,
+        build_release={"type": "integer", "minimum": 1}, arch=_STR, repository=_STR,
+        commit=_STR, recipe_path=_STR, reason={"enum": list(TaskReason)},
+        state={"enum": list(TaskState)},
+        blocked_by={"type": "array", "items": _ref("BlockReason")},
+        attempt={"type": "integer", "minimum": 1}, builder=_nullable("string"),
+        failure=_nullable("string")),
+    "TaskRef": _obj(["source", "id", "state"], source=_STR, id=_nullable("integer"),
+                    state=_nullable("string")),
+    "TimelineEntry": _obj(["seq", "time", "type", "summary"], seq={"type": "integer"},
+                          time=_TIME, event_id=_nullable("string"), type=_STR, summary=_STR),
+    "Build": _obj(["builder", "outcome", "log_url", "duration_s", "time"], builder=_STR,
+                  outcome=_STR, reason=_nullable("string"), log_url=_nullable("string"),
+                  duration_s={"type": "number"}, time=_TIME),
+    "Counts": {"type": "object", "required": list(TaskState),
+               "properties": {s: _INT0 for s in TaskState}, "additionalProperties": False},
+    "Repository": _obj(
+        ["name", "url", "branch", "head", "fetched", "error", "arches", "planned", "recipes",
+         "recipe_errors"],
+        name=_STR, url=_STR, branch=_STR,
+        head={"type": ["string", "null"], "description": "the last commit seen on the branch"},
+        fetched={"type": ["number", "null"]}, error=_nullable("string"),
+        arches={"type": "array", "items": _STR},
+        planned={"type": "object", "additionalProperties": _STR,
+                 "description": "arch → the commit its plan is based on"},
+        recipes=_INT0,
+        recipe_errors={"type": "array", "items": _obj(
+            ["repository", "path", "file", "message"], repository=_STR, path=_STR,
+            file=_STR, line=_nullable("integer"), message=_STR)}),
+    "Recipe": _obj(
+        ["name", "version", "release", "path", "repository", "arch", "build_deps",
+         "provides", "published_release", "latest_task"],
+        name=_STR, version=_STR, release=_INT0, path=_STR, summary=_STR, repository=_STR,
+        arch=_STR, build_deps={"type": "array", "items": _STR},
+        provides={"type": "array", "items": _STR}, published_release=_nullable("integer"),
+        latest_task={"oneOf": [{"type": "null"}, _obj(
+            ["id", "state", "release"], id={"type": "integer"}, state={"enum": list(TaskState)},
+            release=_INT0)]}),
+    "Builder": _obj(
+        ["builder", "state", "tasks"], builder=_STR, arch=_nullable("string"),
+        state={"type": "string", "description": "online, building or offline"},
+        tasks={"type": "array", "items": _obj(["id"], id={}, source=_nullable("string"),
+                                              state=_nullable("string"))},
+        slots={}, time={}),
+    "Event": _obj(["seq", "time", "task_id", "type", "summary", "source"],
+                  seq={"type": "integer"}, time=_TIME, task_id={"type": "integer"},
+                  event_id=_nullable("string"), type=_STR, summary=_STR,
+                  source=_nullable("string")),
+    "Channel": _obj(["channel", "arch", "index_url", "generation", "signed", "error"],
+                    channel=_STR, arch=_STR, index_url=_STR,
+                    generation=_nullable("integer"),
+                    signed={"type": ["integer", "null"],
+                            "description": "when vessel signed the index (epoch seconds)"},
+                    error=_nullable("string")),
+    "Generation": _obj(
+        ["channel", "arch", "generation", "task_id", "source", "release", "build_release",
+         "packages", "time"],
+        channel=_STR, arch=_STR, generation={"type": "integer"}, task_id={"type": "integer"},
+        source=_STR, release=_INT0, build_release={"type": "integer"},
+        packages={"type": "array", "items": _STR}, time=_TIME),
+}
+SCHEMAS["TaskDetail"] = {"allOf": [_ref("Task"), _obj(
+    ["critical_path", "depends_on", "dependencies", "dependents", "blockers", "timeline",
+     "builds"],
+    critical_path=_INT0, depends_on={"type": "array", "items": _STR},
+    dependencies={"type": "array", "items": _ref("TaskRef")},
+    dependents={"type": "array", "items": _ref("TaskRef")},
+    blockers={"type": "array", "items": _ref("Blocker")},
+    timeline={"type": "array", "items": _ref("TimelineEntry")},
+    builds={"type": "array", "items": _ref("Build")})]}
+SCHEMAS["Log"] = _obj(
+    ["task_id", "state", "lines", "first_seq", "next_seq", "truncated", "live", "log_urls"],
+    task_id={"type": "integer"}, state={"enum": list(TaskState)},
+    lines={"type": "array", "items": _obj(["seq", "text"], seq=_INT0, text=_STR)},
+    first_seq=_INT0, next_seq=_INT0,
+    truncated={"type": "boolean", "description": "older lines than asked were dropped"},
+    live={"type": "boolean"}, log_urls={"type": "array", "items": _STR})
+SCHEMAS["Queue"] = _obj(
+    ["nodes", "edges"],
+    nodes={"type": "array", "items": _obj(
+        ["id", "source", "state", "repository", "arch", "wave", "critical_path"],
+        id={"type": "integer"}, source=_STR, state={"enum": list(TaskState)},
+        repository=_STR, arch=_STR, wave=_INT0, critical_path=_INT0)},
+    edges={"type": "array", "description": "from waits for to",
+           "items": _obj(["from", "to"], **{"from": {"type": "integer"},
+                                            "to": {"type": "integer"}})})
+
+
+def _param(name: str, schema: dict[str, Any], description: str,
+           where: str = "query") -> dict[str, Any]:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema,
+            "description": description}
+
+
+_TEXT = {"type": "string", "maxLength": 200}
+LIMIT = _param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size")
+OFFSET = _param("offset", {"type": "integer", "minimum": 0, "maximum": 10**9},
+                "items to skip")
+TASK_ID = _param("task_id", {"type": "integer", "minimum": 0}, "a task id", "path")
+REPO_NAME = _param("name", {"type": "string"}, "a repository's name", "path")
+REPOSITORY = _param("repository", _TEXT, "only this repository")
+ARCH = _param("arch", _TEXT, "only this architecture")
+
+
+def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    if schema is None:
+        schema = _ref("Error")
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+BAD = {"400": _answer("a query parameter is invalid (the message names it)")}
+MISSING = {"404": _answer("no such id")}
+
+
+def _get(summary: str, schema: dict[str, Any], params: list[dict[str, Any]] | None = None,
+         errors: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": params or [],
+                    "responses": {"200": _answer("OK", schema), **(errors or {})}}}
+
+
+def _admin(summary: str, status: str, schema: dict[str, Any],
+           params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"post": {"summary": summary, "parameters": params,
+                     "security": [{"admin": []}],
+                     "responses": {status: _answer("done", schema),
+                                   "401": _answer("the admin token is missing or wrong"),
+                                   **MISSING,
+                                   "409": _answer("the task is not in a state that allows it")}}}
+
+
+_SSE = {"description": "a stream of server-sent events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+
+PATHS: dict[str, Any] = {
+    "/api/v1": _get("where things are", _obj(["openapi"], name=_STR, openapi=_STR,
+                                             dashboard=_STR)),
+    "/api/v1/openapi.json": _get("this document", {"type": "object"}),
+    "/api/v1/overview": _get("counts by state, builders, recent events", _obj(
+        ["counts", "builders", "recent", "open"], counts=_ref("Counts"),
+        builders={"type": "array", "items": _ref("Builder")},
+        recent={"type": "array", "items": _ref("Event")}, open=_INT0)),
+    "/api/v1/tasks": _get(
+        "tasks, newest first", _list("tasks", _ref("Task"), counts=_ref("Counts")),
+        [_param("state", {"enum": list(TaskState)}, "only tasks in this state"),
+         _param("source", _TEXT, "only this source"),
+         _param("q", _TEXT, "text in the source, version, builder or failure"),
+         REPOSITORY, ARCH, LIMIT, OFFSET], BAD),
+    "/api/v1/tasks/{task_id}": _get(
+        "a task with its dependencies, dependents, blockers, timeline and builds",
+        _ref("TaskDetail"), [TASK_ID], MISSING),
+    "/api/v1/tasks/{task_id}/log": _get(
+        "the kept lines of the task's live log, and the URLs of its full logs", _ref("Log"),
+        [TASK_ID, _param("after", {"type": "integer", "minimum": 0, "maximum": 10**12},
+                         "first line number wanted")], {**BAD, **MISSING}),
+    "/api/v1/tasks/{task_id}/log/stream": {"get": {
+        "summary": "the task's log lines and state changes, live (SSE events `log`, "
+                   "`task`, `truncated`; resumes from Last-Event-ID)",
+        "parameters": [TASK_ID], "responses": {"200": _SSE, **MISSING}}},
+    "/api/v1/tasks/{task_id}/retry": _admin("build a failed task again", "201",
+                                            _ref("Task"), [TASK_ID]),
+    "/api/v1/tasks/{task_id}/cancel": _admin("cancel a task (its build is stopped)", "200",
+                                             _ref("Task"), [TASK_ID]),
+    "/api/v1/repositories": _get("watched recipe repositories with their last commit and "
+                                 "recipe errors", _list("repositories", _ref("Repository")),
+                                 [LIMIT, OFFSET], BAD),
+    "/api/v1/repositories/{name}": _get("one repository", _ref("Repository"), [REPO_NAME],
+                                        MISSING),
+    "/api/v1/repositories/{name}/refresh": {"post": {
+        "summary": "fetch the repository now", "parameters": [REPO_NAME],
+        "security": [{"admin": []}],
+        "responses": {"202": _answer("fetching", _obj(["status"], status=_STR)),
+                      "401": _answer("the admin token is missing or wrong"), **MISSING}}},
+    "/api/v1/recipes": _get("recipes of the planned trees", _list("recipes", _ref("Recipe")),
+                            [REPOSITORY, ARCH, _param("q", _TEXT, "text in name or summary"),
+                             LIMIT, OFFSET], BAD),
+    "/api/v1/builders": _get("builders, from their telemetry presence", _obj(
+        ["builders"], builders={"type": "array", "items": _ref("Builder")})),
+    "/api/v1/queue": _get("the open queue as a graph: open tasks, and which waits for which",
+                          _ref("Queue"), [REPOSITORY, ARCH], BAD),
+    "/api/v1/events": _get("task events (state changes), newest first",
+                           _list("events", _ref("Event")),
+                           [_param("task_id", {"type": "integer", "minimum": 0,
+                                               "maximum": 10**12}, "only this task"),
+                            LIMIT, OFFSET], BAD),
+    "/api/v1/channels": _get("what vessel serves now in each channel", _obj(
+        ["repository_url", "build_channel", "channels"],
+        repository_url=_nullable("string"), build_channel=_STR,
+        channels={"type": "array", "items": _ref("Channel")})),
+    "/api/v1/generations": _get("generations summit saw published, newest first",
+                                _list("generations", _ref("Generation")),
+                                [_param("channel", _TEXT, "only this channel"), ARCH, LIMIT,
+                                 OFFSET], BAD),
+    "/api/v1/stream": {"get": {
+        "summary": "live updates for the dashboard (SSE events `task`, `counts`, `builder`)",
+        "responses": {"200": _SSE}}},
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "cairn summit", "version": "1",
+             "description": "Summit's scheduler state: tasks, recipes, builders, the queue, "
+                            "the repository's channels. Errors are `{\"error\": ...}`."},
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS, "securitySchemes": {
+        "admin": {"type": "http", "scheme": "bearer",
+                  "description": "summit's admin token (STATE/summit/admin.token)"}}},
+}
+
+
+def document() -> dict[str, Any]:
+    """A copy of the document (callers may not change the module's)."""
+    return copy.deepcopy(DOCUMENT)
