@@ -27,6 +27,7 @@ import zstandard
 
 from daemon.vessel import minisign
 from daemon.vessel.config import Layout
+from daemon.vessel.pool import fsync_dir
 
 INDEX = "index.json"
 INDEX_ZST = "index.json.zst"
@@ -65,9 +66,9 @@ def write_generation(layout: Layout, key: minisign.SecretKey, channel: str, arch
         _write_file(tmp / INDEX, index)
         _write_file(tmp / INDEX_ZST, compressed.result())
         _write_file(tmp / SIGNATURE, signature.result().encode())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     os.rename(tmp, final)
-    _fsync_dir(parent)
+    fsync_dir(parent)
     return final
 
 
@@ -79,7 +80,7 @@ def switch_current(layout: Layout, channel: str, arch: str, generation: int) -> 
     tmp = link.with_name(f".current-{secrets.token_hex(4)}")
     os.symlink(str(generation), tmp)
     os.replace(tmp, link)
-    _fsync_dir(link.parent)
+    fsync_dir(link.parent)
 
 
 def read_current(layout: Layout, channel: str, arch: str) -> int | None:
@@ -117,7 +118,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     _write_file(tmp, data, mode)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -131,9 +132,3 @@ def _write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -37,7 +37,7 @@ def place(layout: Layout, sha256: str, source: Path) -> Path:
         _fsync(tmp)
         os.rename(tmp, final)
         source.unlink()
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     return final
 
 
@@ -57,17 +57,14 @@ def collect_garbage(layout: Layout, referenced: set[str]) -> list[str]:
     return removed
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable."""
+    _fsync(path, os.O_RDONLY | os.O_DIRECTORY)
