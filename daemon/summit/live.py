@@ -246,7 +246,7 @@ class Live:
     async def poll_once(self) -> int:
         """Relay timeline rows written since the last call; returns how many."""
         rows = await self.summit.db.fetchall(
-            "SELECT seq, task_id, time, type, summary FROM timeline WHERE seq > ? "
+            "SELECT seq, task_id, time, event_id, type, summary FROM timeline WHERE seq > ? "
             "ORDER BY seq LIMIT 1000", (self._last_seq,))
         if not rows:
             return 0

@@ -136,9 +136,10 @@ SCHEMAS["Log"] = _obj(
 SCHEMAS["Queue"] = _obj(
     ["nodes", "edges"],
     nodes={"type": "array", "items": _obj(
-        ["id", "source", "state", "repository", "arch", "wave", "critical_path"],
+        ["id", "source", "state", "repository", "arch", "wave", "critical_path", "stuck"],
         id={"type": "integer"}, source=_STR, state={"enum": list(TaskState)},
-        repository=_STR, arch=_STR, wave=_INT0, critical_path=_INT0)},
+        repository=_STR, arch=_STR, wave=_INT0, critical_path=_INT0,
+        stuck={"type": "boolean", "description": "cannot start as things stand"})},
     edges={"type": "array", "description": "from waits for to",
            "items": _obj(["from", "to"], **{"from": {"type": "integer"},
                                             "to": {"type": "integer"}})})
@@ -211,7 +212,7 @@ PATHS: dict[str, Any] = {
         [TASK_ID, _param("after", {"type": "integer", "minimum": 0, "maximum": 10**12},
                          "first line number wanted")], {**BAD, **MISSING}),
     "/api/v1/tasks/{task_id}/log/stream": {"get": {
-        "summary": "the task's log lines and state changes, live (SSE events `log`, "
+        "summary": "the task's log lines, live, and task changes (SSE events `log`, "
                    "`task`, `truncated`; resumes from Last-Event-ID)",
         "parameters": [TASK_ID], "responses": {"200": _SSE, **MISSING}}},
     "/api/v1/tasks/{task_id}/retry": _admin("build a failed task again", "201",

@@ -69,11 +69,12 @@ async def stream_updates(request: web.Request, live: Live) -> web.StreamResponse
 
 async def stream_log(request: web.Request, live: Live, task_id: int,
                      after: int) -> web.StreamResponse:
-    """One task's log lines (kept ones first, from ``after``) and its own state changes."""
+    """One task's log lines (kept ones first, from ``after``) and task changes (its own,
+    and those of the tasks its page shows: a page needs one stream, not two)."""
     def accepts(event: str, data: Any) -> bool:
         if event == "log":
             return bool(data["task"] == task_id)
-        return event == "task" and data["task"]["id"] == task_id
+        return event == "task"
 
     start = _resume_from(request, after)
     async with live.subscribe(accepts) as subscriber:

@@ -124,11 +124,14 @@ class Node:
     #: The column: 0 for what is already running, then the build waves; stuck tasks last.
     wave: int
     critical_path: int
+    #: It cannot start as things stand (a blocked cycle, a failed or unresolvable
+    #: dependency, or downstream of one).
+    stuck: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.task_id, "source": self.source, "state": self.state,
                 "repository": self.repository, "arch": self.arch, "wave": self.wave,
-                "critical_path": self.critical_path}
+                "critical_path": self.critical_path, "stuck": self.stuck}
 
 
 @dataclass(frozen=True)
@@ -157,12 +160,11 @@ def queue_graph(planners: Iterable[Planner]) -> Graph:
         wave_of = {s: k + shift for k, wave in enumerate(planner.waves()) for s in wave}
         last = max(wave_of.values(), default=shift - 1) + 1
         for task in sorted(open_tasks, key=lambda t: t.task_id):
-            if task.state in (TaskState.BUILDING, TaskState.PUBLISHING):
-                wave = 0
-            else:
-                wave = wave_of.get(task.source, last)
+            running = task.state in (TaskState.BUILDING, TaskState.PUBLISHING)
+            stuck = not running and task.source not in wave_of
+            wave = 0 if running else wave_of.get(task.source, last)
             nodes.append(Node(task.task_id, task.source, str(task.state), task.repository,
-                              task.arch, wave, planner.critical_path(task.source)))
+                              task.arch, wave, planner.critical_path(task.source), stuck))
             schedule = planner.schedule
             # A cycle edge broken by building against the published member is no wait.
             waits = set(schedule.edges.get(task.source, ())) - \
@@ -190,6 +192,17 @@ class Layout:
     edges: tuple[tuple[float, float, float, float, int, int], ...]
     node_width: float
     node_height: float
+    #: (x of the column, its heading).
+    columns: tuple[tuple[float, str], ...] = ()
+
+
+def column_title(nodes: Sequence[Node], position: int) -> str:
+    """What a column of the drawn queue holds."""
+    if all(n.stuck for n in nodes):
+        return "cannot start"
+    if any(n.state in (TaskState.BUILDING, TaskState.PUBLISHING) for n in nodes):
+        return "building now"
+    return f"then, wave {position}" if position else "first"
 
 
 def layout(graph: Graph, *, node_width: float = 150, node_height: float = 30,
@@ -200,10 +213,13 @@ def layout(graph: Graph, *, node_width: float = 150, node_height: float = 30,
     for node in graph.nodes:
         columns.setdefault(node.wave, []).append(node)
     placed: dict[int, Placed] = {}
+    headings: list[tuple[float, str]] = []
+    top = margin + 20
     for index, wave in enumerate(sorted(columns)):
         x = margin + index * (node_width + column_gap)
+        headings.append((x, column_title(columns[wave], index)))
         for row, node in enumerate(sorted(columns[wave], key=lambda n: n.source)):
-            placed[node.task_id] = Placed(node, x, margin + row * (node_height + row_gap))
+            placed[node.task_id] = Placed(node, x, top + row * (node_height + row_gap))
     lines = []
     for a, b in graph.edges:
         if a in placed and b in placed:
@@ -212,6 +228,6 @@ def layout(graph: Graph, *, node_width: float = 150, node_height: float = 30,
                           pb.y + node_height / 2, a, b))
     width = margin * 2 + max(len(columns), 1) * (node_width + column_gap) - column_gap
     rows = max((len(c) for c in columns.values()), default=1)
-    height = margin * 2 + rows * (node_height + row_gap) - row_gap
+    height = top + margin + rows * (node_height + row_gap) - row_gap
     return Layout(width, height, tuple(placed.values()), tuple(lines), node_width,
-                  node_height)
+                  node_height, tuple(headings))

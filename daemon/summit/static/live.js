@@ -118,6 +118,9 @@
       while (recent.children.length > 20) recent.removeChild(recent.lastChild);
     }
     if (taskId !== t.id) return;
+    var liveNote = document.getElementById("log-live");
+    if (liveNote) liveNote.hidden = !(t.state === "ready" || t.state === "building");
+    if (t.state !== "ready" && t.state !== "building") showLogUrls(t.id);
     var builder = document.getElementById("task-builder");
     if (builder) builder.textContent = t.builder || "-";
     var failure = document.getElementById("task-failure");
@@ -132,6 +135,22 @@
       [c1, c2, el("td", {}, entry.summary), c4].forEach(function (c) { tr.appendChild(c); });
       timeline.appendChild(tr);
     }
+  }
+
+  function showLogUrls(id) {
+    var holder = document.getElementById("log-urls");
+    if (!holder || !window.fetch) return;
+    fetch("/api/v1/tasks/" + id + "/log?after=1000000000000").then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (data) {
+      if (!data || !data.log_urls.length) return;
+      holder.textContent = "Full log, as the builder keeps it: ";
+      data.log_urls.forEach(function (url, i) {
+        if (i) holder.appendChild(document.createTextNode(", "));
+        holder.appendChild(el("a", { href: url }, "attempt " + (i + 1)));
+      });
+      holder.hidden = false;
+    }).catch(function () { /* the link is a nicety */ });
   }
 
   function onLog(line) {
