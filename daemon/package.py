@@ -22,7 +22,10 @@ ARCHIVE_SUFFIX = ".tar.zst"
 INDEX_FORMAT = 1
 
 PackageName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")]
-_FIELD = re.compile(r"^[A-Za-z0-9_.+~]+$")
+#: Versions and arches in archive names. ``-`` is allowed after the first character because real
+#: upstream versions carry it (``3.0.0-rc.3``, ``2024-07-02``); names already contain ``-``, so
+#: archive names are read from the manifest inside, never parsed from the file name.
+_FIELD = re.compile(r"^[A-Za-z0-9_.+~][A-Za-z0-9_.+~-]*$")
 
 
 class FileType(StrEnum):

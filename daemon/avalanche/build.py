@@ -183,9 +183,10 @@ def _build(
     stone = export_recipe(
         config.cache_dir, task.repository_url, task.commit, task.recipe_path, tree.recipe_dir
     )
-    recipe = load_recipe(stone, origin=f"{task.repository}:{task.recipe_path}")
-    _check_identity(task, recipe)
     backend = get_backend(config.backend)
+    recipe = load_recipe(stone, origin=f"{task.repository}:{task.recipe_path}",
+                         sources=backend.needs_inputs)
+    _check_identity(task, recipe)
     sandbox = _sandbox(config, tree, log) if backend.needs_inputs else Sandbox(bwrap=None)
     env = _base_env(tree)
     if backend.needs_inputs:

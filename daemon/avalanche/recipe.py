@@ -60,18 +60,22 @@ class Recipe:
         return dict(self.steps).get(name, "")
 
 
-def load_recipe(path: Path, *, origin: str | None = None) -> Recipe:
-    """Read ``stone.yaml`` at ``path``; errors name the file and the field."""
+def load_recipe(path: Path, *, origin: str | None = None, sources: bool = True) -> Recipe:
+    """Read ``stone.yaml`` at ``path``; errors name the file and the field.
+
+    ``sources=False`` skips the upstreams (left empty): a backend that fetches nothing
+    (``noop``) must not fail on an upstream kind this builder could not fetch."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise RecipeError(f"cannot read recipe {path}: {exc}") from exc
     if not isinstance(doc, Mapping):
         raise RecipeError(f"recipe {path} is not a YAML mapping")
-    return parse_recipe(doc, origin=origin or str(path))
+    return parse_recipe(doc, origin=origin or str(path), sources=sources)
 
 
-def parse_recipe(doc: Mapping[str, Any], *, origin: str = "stone.yaml") -> Recipe:
+def parse_recipe(doc: Mapping[str, Any], *, origin: str = "stone.yaml",
+                 sources: bool = True) -> Recipe:
     """Turn a parsed ``stone.yaml`` mapping into a :class:`Recipe`."""
     for key in ("name", "version", "release"):
         if doc.get(key) in (None, ""):
@@ -87,7 +91,7 @@ def parse_recipe(doc: Mapping[str, Any], *, origin: str = "stone.yaml") -> Recip
         version=str(doc["version"]),
         release=release,
         summary=str(doc.get("summary") or ""),
-        upstreams=tuple(_upstreams(doc.get("upstreams"), origin)),
+        upstreams=tuple(_upstreams(doc.get("upstreams"), origin)) if sources else (),
         builddeps=_strings(doc, "builddeps", origin),
         checkdeps=_strings(doc, "checkdeps", origin),
         rundeps=_strings(doc, "rundeps", origin),
