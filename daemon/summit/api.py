@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
+from multidict import MultiMapping
 
 from daemon.summit import store
 from daemon.summit.apiread import (
@@ -43,6 +44,7 @@ TOKEN_KEY = web.AppKey("admin_token", str)
 LIVE_KEY = web.AppKey("live", Live)
 CHANNELS_KEY = web.AppKey("channels", Channels)
 MAX_PAGE = 500
+MAX_TEXT = 100
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
@@ -89,9 +91,17 @@ def admin(handler: Handler) -> Handler:
 
 
 # -- query parameters ----------------------------------------------------------------------
+def _once(query: MultiMapping[str], name: str) -> str | None:
+    """A query parameter given at most once (``?state=a&state=b`` is ambiguous: a 400)."""
+    values = query.getall(name, [])
+    if len(values) > 1:
+        raise ApiError(400, f"{name} is given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
 def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     """An integer query parameter within [low, high]; anything else is a 400 naming it."""
-    raw = request.query.get(name)
+    raw = _once(request.query, name)
     if raw is None:
         return default
     try:
@@ -115,11 +125,17 @@ def paginated(request: web.Request, key: str, items: Sequence[T],
                               key: [render(i) for i in items[offset:offset + limit]]})
 
 
-def _text(request: web.Request, name: str) -> str | None:
-    value = request.query.get(name)
-    if value is not None and ("\x00" in value or len(value) > 200):
-        raise ApiError(400, f"{name} must be at most 200 characters, without NUL")
+def text_param(query: MultiMapping[str], name: str) -> str | None:
+    """A text filter: at most :data:`MAX_TEXT` characters (so a URL stays under the HTTP
+    server's line limit); empty means not given."""
+    value = _once(query, name)
+    if value is not None and len(value) > MAX_TEXT:
+        raise ApiError(400, f"{name} must be at most {MAX_TEXT} characters")
     return value or None
+
+
+def _text(request: web.Request, name: str) -> str | None:
+    return text_param(request.query, name)
 
 
 # -- tasks ---------------------------------------------------------------------------------
@@ -139,14 +155,13 @@ def _matches(task: Task, state: str | None, source: str | None, text: str,
                (task.source, task.failure, task.builder, task.version))
 
 
-def filter_tasks(request: web.Request) -> list[Task]:
+def filter_tasks(summit: Summit, query: MultiMapping[str]) -> list[Task]:
     """The tasks the query asks for, newest first (shared with the dashboard's list)."""
-    summit = request.app[SUMMIT_KEY]
-    state = _text(request, "state")
+    state = _once(query, "state")
     if state is not None and state not in set(TaskState):
         raise ApiError(400, f"unknown state {state!r}; one of {', '.join(TaskState)}")
-    source, repository, arch = (_text(request, n) for n in ("source", "repository", "arch"))
-    text = (_text(request, "q") or "").lower()
+    source, repository, arch = (text_param(query, n) for n in ("source", "repository", "arch"))
+    text = (text_param(query, "q") or "").lower()
     tasks = [t for t in summit.all_tasks()
              if _matches(t, state, source, text, repository, arch)]
     tasks.sort(key=lambda t: t.task_id, reverse=True)
@@ -154,7 +169,7 @@ def filter_tasks(request: web.Request) -> list[Task]:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    tasks = filter_tasks(request)
+    tasks = filter_tasks(request.app[SUMMIT_KEY], request.query)
     return paginated(request, "tasks", tasks, store.task_json,
                      counts=counts(request.app[SUMMIT_KEY].all_tasks()))
 

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
+from multidict import MultiDict
 
 from daemon.summit.api import (
     CHANNELS_KEY,
@@ -71,8 +72,10 @@ async def overview(request: web.Request) -> web.Response:
 
 
 async def task_list(request: web.Request) -> web.Response:
+    # A form leaves unused fields empty: they mean "any", not "the empty value".
+    given = MultiDict((k, v) for k, v in request.query.items() if v)
     try:
-        tasks = filter_tasks(request)
+        tasks = filter_tasks(request.app[SUMMIT_KEY], given)
     except ApiError as exc:
         return render(request, "error.html", status=exc.status, page="tasks",
                       message=str(exc))

@@ -151,12 +151,13 @@ def _param(name: str, schema: dict[str, Any], description: str,
             "description": description}
 
 
-_TEXT = {"type": "string", "maxLength": 200}
+_TEXT = {"type": "string", "maxLength": 100}
 LIMIT = _param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size")
 OFFSET = _param("offset", {"type": "integer", "minimum": 0, "maximum": 10**9},
                 "items to skip")
 TASK_ID = _param("task_id", {"type": "integer", "minimum": 0}, "a task id", "path")
-REPO_NAME = _param("name", {"type": "string"}, "a repository's name", "path")
+REPO_NAME = _param("name", {"type": "string", "maxLength": 100}, "a repository's name",
+                   "path")
 REPOSITORY = _param("repository", _TEXT, "only this repository")
 ARCH = _param("arch", _TEXT, "only this architecture")
 

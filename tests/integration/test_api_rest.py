@@ -1,0 +1,171 @@
+"""Summit's REST API on a real ``cairn up``: while ``slow`` builds, ``after-slow`` waits for
+it (blocker in words, queue edge, builder presence, live log over SSE); once both are
+published, generations, channels, logs and the admin calls answer as documented."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.summit_farm import Farm, make_recipes, running_farm
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    root = tmp_path_factory.mktemp("api")
+    with running_farm(root, make_recipes(root, lines=12, pause=0.5)) as running:
+        yield running
+
+
+def call(farm: Farm, method: str, path: str, token: str | None = None
+         ) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(farm.url + path, method=method, data=b"" if
+                                     method == "POST" else None)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("application/json")
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        assert exc.headers["Content-Type"].startswith("application/json"), path
+        return exc.code, json.loads(exc.read())
+
+
+def by_source(farm: Farm) -> dict[str, dict[str, Any]]:
+    return {t["source"]: t for t in farm.get("/api/v1/tasks")["tasks"]}
+
+
+def sse_events(farm: Farm, path: str, wanted: int) -> list[tuple[str, dict[str, Any]]]:
+    """Read ``wanted`` events from a server-sent event stream."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    with urllib.request.urlopen(farm.url + path, timeout=20) as response:
+        assert response.headers["Content-Type"] == "text/event-stream"
+        event = ""
+        for raw in response:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                out.append((event, json.loads(line[6:])))
+                if len(out) >= wanted:
+                    return out
+    return out
+
+
+def test_while_building(farm: Farm) -> None:
+    slow = farm.wait_for("slow building", lambda: by_source(farm).get("slow", {}).get(
+        "state") == "building" and by_source(farm)["slow"])
+    after = by_source(farm)["after-slow"]
+    detail = farm.get(f"/api/v1/tasks/{after['id']}")
+    assert detail["state"] == "blocked"
+    assert [b["text"] for b in detail["blockers"]] == [
+        f"waiting for slow (task {slow['id']}) to be published"]
+    assert detail["dependencies"] == [{"source": "slow", "id": slow["id"],
+                                       "state": "building"}]
+    queue = farm.get("/api/v1/queue")
+    assert {n["source"] for n in queue["nodes"]} == {"slow", "after-slow"}
+    assert queue["edges"] == [{"from": after["id"], "to": slow["id"]}]
+    builders = farm.wait_for("the builder's presence", lambda: [
+        b for b in farm.get("/api/v1/builders")["builders"] if b["tasks"]])
+    assert builders[0]["tasks"][0] == {"id": slow["id"], "source": "slow",
+                                       "state": "building"}
+    # The live log: what is kept so far, then new lines over SSE, numbered in order.
+    farm.wait_for("log lines", lambda: farm.get(f"/api/v1/tasks/{slow['id']}/log")["lines"])
+    events = sse_events(farm, f"/api/v1/tasks/{slow['id']}/log/stream", 4)
+    logs = [data for kind, data in events if kind == "log"]
+    assert [line["seq"] for line in logs] == list(range(logs[0]["seq"], logs[0]["seq"] +
+                                                         len(logs)))
+    assert logs[0]["seq"] == 0 and all(line["task"] == slow["id"] for line in logs)
+
+
+def test_after_publication(farm: Farm) -> None:
+    farm.wait_for("both completed", lambda: {t["state"] for t in by_source(farm).values()}
+                  == {"completed"})
+    tasks = by_source(farm)
+    log = farm.get(f"/api/v1/tasks/{tasks['slow']['id']}/log")
+    texts = [line["text"] for line in log["lines"]]
+    assert "slow step 12 of 12" in texts and log["live"] is False
+    assert len(log["log_urls"]) == 1 and log["log_urls"][0].endswith("build.log")
+    gens = farm.get("/api/v1/generations")
+    assert gens["total"] == 2
+    assert [g["source"] for g in gens["generations"]] == ["after-slow", "slow"]
+    newest = gens["generations"][0]["generation"]
+    channels = farm.get("/api/v1/channels")
+    volatile = [c for c in channels["channels"] if c["channel"] == "volatile"]
+    assert [c["generation"] for c in volatile] == [newest]
+    stable = [c for c in channels["channels"] if c["channel"] == "stable"]
+    assert stable[0]["generation"] is None and stable[0]["error"] == "not published"
+    recipes = farm.get("/api/v1/recipes?q=after")
+    assert [r["name"] for r in recipes["recipes"]] == ["after-slow"]
+    assert recipes["recipes"][0]["published_release"] == 1
+    repo = farm.get("/api/v1/repositories/recipes")
+    assert repo["head"] and repo["recipes"] == 2 and repo["recipe_errors"] == []
+    events = farm.get(f"/api/v1/events?task_id={tasks['slow']['id']}")
+    assert [e["type"] for e in reversed(events["events"])] == [
+        "ready", "building", "publishing", "completed"]
+
+
+def test_filters_pagination_and_errors(farm: Farm) -> None:
+    page = farm.get("/api/v1/tasks?limit=1&offset=1")
+    assert page["total"] == 2 and len(page["tasks"]) == 1 and page["offset"] == 1
+    assert farm.get("/api/v1/tasks?source=slow")["total"] == 1
+    assert farm.get("/api/v1/tasks?q=AFTER")["total"] == 1
+    assert farm.get("/api/v1/tasks?state=failed")["total"] == 0
+    for path, status, words in (
+            ("/api/v1/tasks?state=bogus", 400, "unknown state 'bogus'"),
+            ("/api/v1/tasks?limit=x", 400, "limit must be an integer"),
+            ("/api/v1/tasks?limit=501", 400, "limit must be between 1 and 500"),
+            ("/api/v1/tasks?state=new&state=failed", 400, "state is given 2 times"),
+            ("/api/v1/tasks?q=" + "x" * 101, 400, "q must be at most 100 characters"),
+            ("/api/v1/tasks/424242", 404, "there is no task 424242"),
+            ("/api/v1/tasks/abc/log", 404, "there is no task abc"),
+            ("/api/v1/repositories/nope", 404, "there is no repository 'nope'"),
+            ("/api/v1/nowhere", 404, "openapi.json")):
+        code, body = call(farm, "GET", path)
+        assert code == status and words in body["error"], (path, body)
+    code, body = call(farm, "DELETE", "/api/v1/tasks")
+    assert code == 405 and "allowed" in body["error"]
+
+
+def test_admin_calls(farm: Farm) -> None:
+    slow = by_source(farm)["slow"]
+    code, body = call(farm, "POST", f"/api/v1/tasks/{slow['id']}/retry")
+    assert code == 401 and "admin token" in body["error"]
+    code, body = call(farm, "POST", f"/api/v1/tasks/{slow['id']}/retry", token="wrong")
+    assert code == 401
+    token = farm.token()
+    farm.wait_for("slow completed", lambda: by_source(farm)["slow"]["state"] == "completed")
+    code, body = call(farm, "POST", f"/api/v1/tasks/{slow['id']}/retry", token=token)
+    assert code == 409 and "only failed tasks can be retried" in body["error"]
+    code, body = call(farm, "POST", f"/api/v1/tasks/{slow['id']}/cancel", token=token)
+    assert code == 409 and "cannot be cancelled" in body["error"]
+    code, body = call(farm, "POST", "/api/v1/repositories/recipes/refresh", token=token)
+    assert code == 202 and body == {"status": "refreshing"}
+    code, body = call(farm, "POST", "/api/v1/repositories/nope/refresh", token=token)
+    assert code == 404
+
+
+def test_update_stream_starts_with_counts(farm: Farm) -> None:
+    kind, counts = sse_events(farm, "/api/v1/stream", 1)[0]
+    assert kind == "counts"
+    assert counts == farm.get("/api/v1/overview")["counts"]
+
+
+def test_openapi_describes_every_route(farm: Farm) -> None:
+    document = farm.get("/api/v1/openapi.json")
+    assert document["openapi"].startswith("3.")
+    paths = set(document["paths"])
+    for path in ("/api/v1/tasks", "/api/v1/tasks/{task_id}", "/api/v1/tasks/{task_id}/log",
+                 "/api/v1/builders", "/api/v1/queue", "/api/v1/channels",
+                 "/api/v1/generations", "/api/v1/recipes", "/api/v1/repositories",
+                 "/api/v1/tasks/{task_id}/retry", "/api/v1/tasks/{task_id}/cancel",
+                 "/api/v1/repositories/{name}/refresh", "/api/v1/stream"):
+        assert path in paths
