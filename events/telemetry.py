@@ -68,7 +68,9 @@ class MemoryTelemetry(Telemetry):
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         message = Message(topic, payload, retain)
-        if retain:
+        if retain and not payload:  # MQTT: an empty retained message clears the topic
+            self._retained.pop(topic, None)
+        elif retain:
             self._retained[topic] = message
         for pattern, queue in self._watchers:
             if topic_matches(pattern, topic) and queue.qsize() < QUEUE_LIMIT:

@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from daemon.host import Host
+from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
 from daemon.summit import store
 from daemon.summit.api import add_routes
@@ -17,8 +18,11 @@ from daemon.summit.dashboard import add_dashboard
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.live import Live
 from daemon.summit.service import Summit, SummitSettings
+from daemon.summit.states import TaskState
+from daemon.summit.webhooks import WebhookRepo, webhook_routes
 from events.bus import Bus
 from events.telemetry import telemetry_from_url
+from events.topology import SUMMIT, work
 
 
 class RepositorySection(Section, frozen=True):
@@ -28,6 +32,13 @@ class RepositorySection(Section, frozen=True):
     url: str
     branch: str = "main"
     arches: list[str] = msgspec.field(default_factory=lambda: ["x86_64"])
+    #: Other spellings forges use for it (ssh and web URLs, ``owner/name``) for webhooks.
+    webhook_urls: list[str] = msgspec.field(default_factory=list)
+    #: Webhook secrets, per forge; an empty one means that forge cannot notify summit.
+    #: Set them from the environment (CAIRN_SUMMIT_REPOSITORIES as JSON) or a 0600 file.
+    github_secret: str = ""
+    gitea_secret: str = ""
+    gitlab_token: str = ""
 
 
 class SummitSection(Section, frozen=True):
@@ -64,6 +75,13 @@ def admin_token(state_dir: Path, configured: str) -> str:
     return token
 
 
+def webhook_repos(config: SummitDaemonConfig) -> list[WebhookRepo]:
+    return [WebhookRepo(name=r.name, urls=(r.url, *r.webhook_urls), branch=r.branch,
+                        github_secret=r.github_secret, gitea_secret=r.gitea_secret,
+                        gitlab_token=r.gitlab_token)
+            for r in config.summit.repositories]
+
+
 def settings_of(config: SummitDaemonConfig) -> SummitSettings:
     section = config.summit
     return SummitSettings(
@@ -87,6 +105,7 @@ class SummitDaemon:
         self._host = Host()
         self.service: Summit | None = None
         self.live: Live | None = None
+        self.metrics = ServiceMetrics("summit")
         self.app = web.Application()
         self.url = ""
 
@@ -105,6 +124,10 @@ class SummitDaemon:
         self.live = Live(self.service, telemetry)
         add_routes(self.app, self.service, token, self.live)
         add_dashboard(self.app)
+        self.app.add_routes(webhook_routes(
+            webhook_repos(self.config), self.service.pushed, self.service.delivery_seen))
+        self._watch_metrics(bus)
+        self.metrics.mount(self.app)
         self.health.mount(self.app, "/healthz")
         await self.service.start()
         self._host.on_close(self._stop_service)
@@ -117,6 +140,27 @@ class SummitDaemon:
         await site.start()
         port = runner.addresses[0][1]
         self.url = f"http://{self.config.summit.listen_host}:{port}"
+
+    def _watch_metrics(self, bus: Bus) -> None:
+        """Bus counters, plus what a scrape reads fresh: tasks by state, queue depths and
+        builders online (from their presence)."""
+        self.metrics.attach(bus)
+        service = self.service
+        assert service is not None
+        self.metrics.watch_queues(bus, [SUMMIT.queue, *(work(a).queue for a in service.arches)])
+
+        async def refresh() -> None:
+            counts: dict[str, int] = {}
+            for planner in service.planners.values():
+                for task in planner.tasks.values():
+                    counts[task.state] = counts.get(task.state, 0) + 1
+            self.metrics.set_tasks(counts, states=TaskState)
+            live = self.live
+            online = [b for b in (live.builders.values() if live else ())
+                      if b.get("state") != "offline"]
+            self.metrics.set_builders_online(len(online))
+
+        self.metrics.add_refresher(refresh)
 
     async def _stop_service(self) -> None:
         if self.service is not None:

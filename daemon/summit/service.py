@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,8 @@ class Summit:
         self._lock = asyncio.Lock()
         self._refresh: dict[str, asyncio.Event] = {}
         self._wake_via: dict[str, p.SeenVia] = {}
+        #: One fetch at a time per mirror (git locks its refs while fetching).
+        self._fetching: dict[str, asyncio.Lock] = {}
         self._watchers: list[asyncio.Task[None]] = []
         self._consumers: list[Consumer] = []
 
@@ -246,6 +249,10 @@ class Summit:
             log.warning("summit.unknown_repository", repository=data.repository)
             return
         mirror = self.mirrors[repo.name]
+        try:
+            await asyncio.to_thread(mirror.resolve, data.new_commit)
+        except CairnError:  # announced by a webhook before the mirror has it
+            await self._fetch(repo.name)
         decisions: list[tuple[Planner, Decision]] = []
         for arch in repo.arches:
             planner = self.planners[(repo.name, arch)]
@@ -319,6 +326,29 @@ class Summit:
         self._wake_via[name] = via
         self._refresh[name].set()
 
+    # -- webhooks ---------------------------------------------------------------------------
+    async def delivery_seen(self, delivery_id: str) -> bool:
+        """Whether a forge delivery was already acted on (pure check; recorded on push)."""
+        row = await self.db.fetchone(
+            "SELECT 1 FROM webhook_deliveries WHERE delivery_id = ?", (delivery_id,))
+        return row is not None
+
+    async def pushed(self, name: str, commit: str, delivery_id: str) -> None:
+        """A forge says ``name``'s branch is now ``commit``: store ``commit-seen`` (with the
+        delivery, once) before any slow work, then fetch at once instead of at the next poll.
+        """
+        repo = self.repos.get(name)
+        if repo is None:
+            raise CairnError(f"there is no repository {name!r}")
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT OR IGNORE INTO webhook_deliveries (delivery_id, repository, commit_id,"
+                " received) VALUES (?, ?, ?, ?)", (delivery_id, name, commit, time.time()))
+            if cursor.rowcount == 1:
+                await self._record_head(conn, repo, commit, p.SeenVia.WEBHOOK)
+        self.relay.notify()
+        self.refresh(name, p.SeenVia.WEBHOOK)
+
     # -- watching -------------------------------------------------------------------------
     async def _watch(self, name: str) -> None:
         repo, mirror, wake = self.repos[name], self.mirrors[name], self._refresh[name]
@@ -326,7 +356,7 @@ class Summit:
         while True:
             wake.clear()
             try:
-                await mirror.afetch()
+                await self._fetch(name)
                 head = await mirror.ahead()
             except CairnError as exc:
                 log.warning("summit.fetch_failed", repository=name, error=str(exc))
@@ -339,21 +369,31 @@ class Summit:
             via = self._wake_via.pop(name, p.SeenVia.REQUEST) if wake.is_set() \
                 else p.SeenVia.POLL
 
+    async def _fetch(self, name: str) -> None:
+        async with self._fetching.setdefault(name, asyncio.Lock()):
+            await self.mirrors[name].afetch()
+
     async def _saw(self, repo: RepoConfig, head: str, via: p.SeenVia) -> None:
         """Record the branch head; when it moved, emit ``commit-seen`` in the same commit."""
         async with self.db.transaction() as conn:
-            row = await (await conn.execute("SELECT head FROM repositories WHERE name = ?",
-                                            (repo.name,))).fetchone()
-            old = row["head"] if row is not None else None
-            await store.set_head(conn, repo.name, head, None)
-            if old == head:
-                return
-            seen = p.CommitSeen(repository=repo.name, url=repo.url, branch=repo.branch,
-                                new_commit=head, old_commit=old, arches=list(repo.arches),
-                                seen_via=via)
-            await outbox.add(conn, new_event(seen, source=SOURCE))
+            moved = await self._record_head(conn, repo, head, via)
+        if moved:
+            self.relay.notify()
+
+    async def _record_head(self, conn: Connection, repo: RepoConfig, head: str,
+                           via: p.SeenVia) -> bool:
+        row = await (await conn.execute("SELECT head FROM repositories WHERE name = ?",
+                                        (repo.name,))).fetchone()
+        old = row["head"] if row is not None else None
+        await store.set_head(conn, repo.name, head, None)
+        if old == head:
+            return False
+        seen = p.CommitSeen(repository=repo.name, url=repo.url, branch=repo.branch,
+                            new_commit=head, old_commit=old, arches=list(repo.arches),
+                            seen_via=via)
+        await outbox.add(conn, new_event(seen, source=SOURCE))
         log.info("summit.commit_seen", repository=repo.name, commit=head[:12], via=str(via))
-        self.relay.notify()
+        return True
 
 
 def _summary(task: Task) -> str:

@@ -109,6 +109,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX generations_channel ON generations (channel, arch, generation);
     """,
+    # Forge webhook deliveries already acted on (a forge redelivers on timeouts).
+    """
+    CREATE TABLE webhook_deliveries (
+        delivery_id TEXT PRIMARY KEY,
+        repository TEXT NOT NULL,
+        commit_id TEXT NOT NULL,
+        received REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 

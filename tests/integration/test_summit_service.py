@@ -120,3 +120,61 @@ async def test_publication_dispatches_failure_blocks_replay_changes_nothing(
             assert len(seen.of_type("task-ready")) == 3
         finally:
             await summit.stop(5)
+
+
+async def test_signed_webhook_push_plans_at_once_and_metrics_show_it(
+        tmp_path: Path, bus: AmqpBus, private_rabbitmq_url: str) -> None:
+    import hashlib
+    import hmac
+    import json
+
+    import aiohttp
+
+    from tests.e2e.farm import bump_release, commit
+
+    repo, _ = make_repo(tmp_path / "recipes")
+    config = SummitDaemonConfig(
+        bus=BusSection(url=private_rabbitmq_url), state=StateSection(dir=str(tmp_path / "s")),
+        summit=SummitSection(listen_port=0, repository_url="", poll_interval=3600,
+                             repositories=[RepositorySection(
+                                 name="recipes", url=str(repo),
+                                 webhook_urls=["https://forge.example/distro/recipes"],
+                                 github_secret="s3cret")]))
+    summit = SummitDaemon(config, Health("summit"))
+    async with captured_events(bus, "commit-seen", "task-ready") as seen:
+        await summit.start()
+        try:
+            await seen.wait_for("task-ready", count=2, timeout=20)
+            bump_release(repo, "diamond-a", 2)  # supersedes the undispatched release 1
+            head = commit(repo, "diamond-a: release 2")
+            body = json.dumps({
+                "ref": "refs/heads/main", "after": head, "before": "0" * 40,
+                "repository": {"full_name": "distro/recipes",
+                               "clone_url": "https://forge.example/distro/recipes.git",
+                               "html_url": "https://forge.example/distro/recipes"},
+                "commits": [{"id": head}]}).encode()
+            signature = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+            headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1",
+                       "X-Hub-Signature-256": signature, "Content-Type": "application/json"}
+            url = f"{summit.url}/api/v1/webhooks/github"
+            async with aiohttp.ClientSession() as session:
+                async with session.post(url, data=body, headers={
+                        **headers, "X-Hub-Signature-256": "sha256=" + "0" * 64}) as refused:
+                    assert refused.status == 401
+                async with session.post(url, data=body, headers=headers) as accepted:
+                    assert accepted.status == 202, await accepted.text()
+                async with session.post(url, data=body, headers=headers) as again:
+                    assert (await again.json())["status"] == "duplicate"
+                commits = await seen.wait_for("commit-seen", count=2, timeout=20)
+                assert commits[-1].data.new_commit == head
+                assert str(commits[-1].data.seen_via) == "webhook"
+                await seen.wait_for("task-ready", count=3, timeout=20)
+                latest = seen.of_type("task-ready")[-1].data
+                assert (latest.source, latest.release) == ("diamond-a", 2)
+                async with session.get(f"{summit.url}/metrics") as metrics:
+                    text = await metrics.text()
+            assert 'cairn_tasks{state="ready"}' in text
+            assert 'cairn_events_handled_total{queue="cairn.summit",type="commit-seen"}' in text
+            assert "cairn_queue_depth" in text and "cairn_builders_online" in text
+        finally:
+            await summit.stop(5)

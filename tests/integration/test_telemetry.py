@@ -30,7 +30,8 @@ async def _collect(source: AsyncIterator[Message], count: int) -> list[Message]:
 
 async def _roundtrip(publisher: Telemetry, watcher: Telemetry, builder: str) -> None:
     status = builder_status_topic(builder)
-    publisher.publish(status, b'{"state": "online"}', retain=True)
+    publisher.publish(status, b'{"builder": "%s", "state": "online"}' % builder.encode(),
+                      retain=True)
     await asyncio.sleep(0.3)
     # A watcher that arrives later still sees the retained status first.
     collecting = asyncio.create_task(_collect(watcher.subscribe(f"cairn/+/{builder}/#"), 1))
@@ -42,6 +43,7 @@ async def _roundtrip(publisher: Telemetry, watcher: Telemetry, builder: str) -> 
     lines = await asyncio.wait_for(logs, 10)
     assert first[0].topic == status and json.loads(first[0].payload)["state"] == "online"
     assert [m.payload for m in lines] == [b"line one", b"line two"]
+    publisher.publish(status, b"", retain=True)  # an empty retained message clears it
 
 
 async def test_memory_telemetry_retains_and_streams() -> None:
@@ -68,10 +70,12 @@ import asyncio, sys
 from events.telemetry import MqttTelemetry, Message
 async def main():
     topic = sys.argv[2]
+    who = sys.argv[3].encode()
     t = MqttTelemetry(sys.argv[1], client_id=sys.argv[3],
-                      will=Message(topic, b'{"state": "offline"}', retain=True))
+                      will=Message(topic, b'{"builder": "%s", "state": "offline"}' % who,
+                                   retain=True))
     await t.start()
-    t.publish(topic, b'{"state": "online"}', retain=True)
+    t.publish(topic, b'{"builder": "%s", "state": "online"}' % who, retain=True)
     await t.connected.wait()
     await asyncio.sleep(0.3)
     print("up", flush=True)
@@ -105,6 +109,8 @@ async def test_last_will_turns_a_killed_builder_offline() -> None:
         child.send_signal(signal.SIGKILL)
         await asyncio.wait_for(watching, 30)  # keepalive 10 s: the broker notices in ~15 s
         assert states[-1] == "offline"
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-t", topic, "-r", "-n"],
+                       check=True, timeout=10)
     finally:
         child.kill()
         child.wait()
