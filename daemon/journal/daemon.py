@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from daemon.host import Host
-from daemon.metrics import ServiceMetrics
 from daemon.journal.service import Journal
 from daemon.journal.store import MIGRATIONS
+from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health
 from events.bus import Bus
 from events.topology import JOURNAL
