@@ -92,7 +92,7 @@ async def _tasks_ls(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    print("  ".join(f"{k}={v}" for k, v in sorted(data["counts"].items())))
+    print("  ".join(f"{k}={v}" for k, v in sorted(data["counts"].items()) if v))
     for t in data["tasks"]:
         extra = _blockers(t) or (t["failure"] or "") or (t["builder"] or "")
         print(f"{t['id']:>6}  {t['state']:<11} {t['source']:<28} {t['version']}-{t['release']}"
