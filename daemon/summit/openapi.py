@@ -172,6 +172,23 @@ BAD = {"400": _answer("a query parameter is invalid (the message names it)")}
 MISSING = {"404": _answer("no such id")}
 
 
+def _webhook(forge: str, auth: str) -> dict[str, Any]:
+    """A forge's push webhook: authenticated by the forge's own scheme, never by the token."""
+    status = _obj(["status"], status=_STR, reason=_STR)
+    return {"post": {
+        "summary": f"{forge} push webhook ({auth}); pushes to a watched branch are planned "
+                   "at once",
+        "requestBody": {"required": True, "content": {JSON: {"schema": {"type": "object"}}}},
+        "responses": {
+            "200": _answer("ping answered, or a delivery already handled", status),
+            "202": _answer("accepted, or ignored (unknown repository, other branch, tag)",
+                           status),
+            "400": _answer("the body is not a JSON object"),
+            "401": _answer("bad or missing signature for that repository"),
+            "413": _answer("the body exceeds the limit"),
+            "503": _answer("summit could not record the push; the forge should redeliver")}}}
+
+
 def _get(summary: str, schema: dict[str, Any], params: list[dict[str, Any]] | None = None,
          errors: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"get": {"summary": summary, "parameters": params or [],
@@ -250,6 +267,11 @@ PATHS: dict[str, Any] = {
                                 _list("generations", _ref("Generation")),
                                 [_param("channel", _TEXT, "only this channel"), ARCH, LIMIT,
                                  OFFSET], BAD),
+    **{f"/api/v1/webhooks/{forge}": _webhook(forge, auth)
+       for forge, auth in (("github", "X-Hub-Signature-256: sha256=HMAC-SHA256 of the body"),
+                           ("gitea", "X-Gitea-Signature or X-Forgejo-Signature: hex "
+                                     "HMAC-SHA256 of the body"),
+                           ("gitlab", "X-Gitlab-Token: the shared secret"))},
     "/api/v1/stream": {"get": {
         "summary": "live updates for the dashboard (SSE events `task`, `counts`, `builder`)",
         "responses": {"200": _SSE}}},
