@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from daemon.avalanche.config import SandboxMode
+from daemon.avalanche.checkout import ensure_commit
+from daemon.avalanche.config import AvalancheConfig, SandboxMode
 from daemon.avalanche.daemon import AvalancheDaemon, AvalancheDaemonConfig, AvalancheSection
 from daemon.runtime import BusSection, Health, MqttSection, StateSection
 from daemon.up import Farm, UpOptions, start_farm, stop_farm
@@ -97,7 +98,11 @@ class BenchFarm(Protocol):
     @property
     def journal_db(self) -> Path: ...
 
-    def cpu_seconds(self) -> float: ...
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far: ``summit`` (see ``cpu_basis``) and each other part measured."""
+        ...
+
+    def builder_configs(self) -> list[AvalancheConfig]: ...
 
     async def refresh(self) -> None: ...
 
@@ -127,8 +132,11 @@ class EmbeddedFarm:
     async def start(self) -> None:
         self.farm = await start_farm(self.options)
 
-    def cpu_seconds(self) -> float:
-        return time.process_time()
+    def cpu_seconds(self) -> dict[str, float]:
+        return {"summit": time.process_time()}
+
+    def builder_configs(self) -> list[AvalancheConfig]:
+        return [b.core for b in self.farm.builders] if self.farm else []
 
     async def refresh(self) -> None:
         assert self.farm is not None and self.farm.summit.service is not None
@@ -202,6 +210,7 @@ class ProcessFarm:
                 stdout=log, stderr=subprocess.STDOUT)
 
     async def start(self) -> None:
+        rabbitmqctl("await_startup")  # another user may be restarting the broker
         rabbitmqctl("add_vhost", self.vhost)
         self._vhost_made = True
         rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
@@ -245,9 +254,14 @@ class ProcessFarm:
                 raise FarmError(f"{name} exited with {process.returncode}; see "
                                 f"{self.state / (name + '.log')}")
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> dict[str, float]:
         self._check_alive()
-        return proc_cpu_seconds(self.processes["summit"].pid)
+        out = {name: proc_cpu_seconds(p.pid) for name, p in self.processes.items()}
+        out["builders (benchmark process)"] = time.process_time()
+        return out
+
+    def builder_configs(self) -> list[AvalancheConfig]:
+        return [b.core for b in self.builders]
 
     async def refresh(self) -> None:
         import aiohttp
@@ -272,5 +286,13 @@ class ProcessFarm:
                     process.kill()
                     await asyncio.to_thread(process.wait, 10)
         if self._vhost_made:
+            await asyncio.to_thread(rabbitmqctl, "await_startup")
             await asyncio.to_thread(rabbitmqctl, "delete_vhost", self.vhost)
             self._vhost_made = False
+
+
+async def warm_builders(farm: BenchFarm, repo: Path, commit: str) -> None:
+    """Give every builder its mirror of the recipes at ``commit``, as builders that built
+    the published release would have: the rebuild then fetches only the bump."""
+    await asyncio.gather(*(asyncio.to_thread(ensure_commit, c.cache_dir, str(repo), commit)
+                           for c in farm.builder_configs()))

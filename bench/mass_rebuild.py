@@ -36,7 +36,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.mass_farm import MOVING, BenchFarm, EmbeddedFarm, ProcessFarm, snapshot, unfinished
+from bench.mass_farm import (
+    MOVING,
+    BenchFarm,
+    EmbeddedFarm,
+    ProcessFarm,
+    snapshot,
+    unfinished,
+    warm_builders,
+)
 from bench.mass_seed import bump_all, make_repo, seed_vessel
 from daemon.journal import store as journal_store
 from daemon.runtime import LogLevel, LogSection, configure_logging
@@ -56,7 +64,7 @@ DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpor
 class Run:
     bump: str
     idle_wall: float
-    cpu_s: float
+    cpu_s: dict[str, float]
     states: dict[str, int]
 
 
@@ -102,12 +110,14 @@ async def drive(farm: BenchFarm, repo: Path, first: str, args: argparse.Namespac
     """Wait for the first plan (nothing to do), bump, wait for idle."""
     await wait_for(farm.summit_db, first, 120, 0.2, want_tasks=False)
     print("summit planned the published commit: nothing to build", flush=True)
+    await warm_builders(farm, repo, first)
     bump = await asyncio.to_thread(bump_all, repo)
     cpu0 = farm.cpu_seconds()
     await farm.refresh()
     print(f"bumped every release in {bump[:12]}; building", flush=True)
     idle = await wait_for(farm.summit_db, bump, args.timeout, args.poll, want_tasks=True)
-    cpu = farm.cpu_seconds() - cpu0
+    cpu1 = farm.cpu_seconds()
+    cpu = {name: round(cpu1[name] - cpu0[name], 3) for name in cpu1}
     await settle_journal(farm.journal_db)
     return Run(bump, idle, cpu, snapshot(farm.summit_db).states)
 
@@ -154,8 +164,9 @@ def analyse(events: list[Event[Any]], run: Run) -> dict[str, Any]:
         "p99_ms": round(percentile(latencies, 99), 2) if latencies else None,
         "max_ms": round(max(latencies), 2) if latencies else None,
         "latency_method": LATENCY_METHOD,
-        "summit_cpu_s": round(run.cpu_s, 3),
-        "summit_cpu_s_per_task": round(run.cpu_s / total, 5) if total else None,
+        "summit_cpu_s": run.cpu_s["summit"],
+        "summit_cpu_s_per_task": round(run.cpu_s["summit"] / total, 5) if total else None,
+        "cpu_s": run.cpu_s,
         "publications": sum(1 for e in events if e.type == "package-published"
                             and e.time >= start),
     }
@@ -202,7 +213,7 @@ def report(result: dict[str, Any]) -> None:
           f"p99 {result['p99_ms']} ms, max {result['max_ms']} ms "
           f"({result['dispatched_at_commit']} dispatched at the commit itself)")
     print(f"summit CPU: {result['summit_cpu_s']} s, {result['summit_cpu_s_per_task']} s/task "
-          f"[{result['cpu_basis']}]")
+          f"[{result['cpu_basis']}]; CPU seconds by part: {result['cpu_s']}")
     for task in result["not_completed"]:
         print(f"not completed: {task['source']} {task['state']}: "
               f"{task['failure'] or task['blocked_by']}")

@@ -108,6 +108,11 @@ class Importer:
         self.repo = repo
         self._session = session
         self._on_step = on_step or (lambda _step: None)
+        #: Held from an import's transaction until ``current`` names its generation. Imports
+        #: share one database lock; without this, an import's ``current`` switch (which reads
+        #: the heads) queued behind every other import's transaction, and its announcement
+        #: waited for them all (seconds in a mass rebuild). Downloads still overlap.
+        self._publishing = asyncio.Lock()
 
     async def import_build(self, db: Database, build: BuildDone, emit: Emit) -> ImportOutcome:
         """Import ``build`` entirely or not at all; see the module docstring for the contract."""
@@ -119,16 +124,19 @@ class Importer:
         prepared: Prepared | None = None
         try:
             prepared = await self.prepare(build)
-            async with db.transaction() as conn:
-                try:
-                    published = await self.commit(conn, prepared)
-                    outcome = ImportOutcome(build, published=published)
-                except ImportRefused as exc:
-                    outcome = ImportOutcome(build, refused=exc)
-                await emit(conn, outcome)
-            self._on_step("committed")
+            async with self._publishing:
+                async with db.transaction() as conn:
+                    try:
+                        published = await self.commit(conn, prepared)
+                        outcome = ImportOutcome(build, published=published)
+                    except ImportRefused as exc:
+                        outcome = ImportOutcome(build, refused=exc)
+                    await emit(conn, outcome)
+                self._on_step("committed")
+                if outcome.published is not None and not outcome.duplicate:
+                    await self.switch(db, outcome.published)
             if outcome.published is not None and not outcome.duplicate:
-                await self.finish(db, outcome.published)
+                await self.repo.prune(db)
             return outcome
         except ImportRefused as exc:
             outcome = ImportOutcome(build, refused=exc)
@@ -196,9 +204,13 @@ class Importer:
 
     async def finish(self, db: Database, published: Published) -> None:
         """After the commit: move ``current``, then prune by policy."""
+        await self.switch(db, published)
+        await self.repo.prune(db)
+
+    async def switch(self, db: Database, published: Published) -> None:
+        """After the commit: move ``current`` (step ``switched``: the publication is served)."""
         await self.repo.sync_current(db, [(published.channel, published.arch)])
         self._on_step("switched")
-        await self.repo.prune(db)
 
     async def discard(self, prepared: Prepared) -> None:
         await asyncio.to_thread(shutil.rmtree, prepared.workdir, True)

@@ -46,7 +46,7 @@ class Vessel:
         self.db = db
         self.repo = repo
         self.relay = relay
-        self.importer = Importer(repo)
+        self.importer = Importer(repo, on_step=self._on_import_step)
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
         self._consumer: Consumer | None = None
@@ -66,6 +66,11 @@ class Vessel:
         self.url = f"http://{self._host}:{port}"
         self._consumer = await self.bus.subscribe(VESSEL, self.handle)
         log.info("vessel.ready", url=self.url, root=str(self.repo.layout.root))
+
+    def _on_import_step(self, step: str) -> None:
+        """Announce a publication as soon as ``current`` serves it, before pruning."""
+        if step == "switched":
+            self.relay.notify()
 
     async def handle(self, event: Event[Any]) -> None:
         build: p.BuildDone = event.data
