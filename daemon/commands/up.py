@@ -60,7 +60,7 @@ def _table(farm: Farm) -> Group:
     for name, running in farm.building().items():
         doing = ", ".join(f"{names.get(i, '?')} (#{i})" for i in running) or "idle"
         builders.add_row(name, doing)
-    header = Text(f"summit {farm.summit_url}   repository {farm.vessel_url}   "
+    header = Text(f"dashboard {farm.summit_url}   repository {farm.vessel_url}   "
                   f"recipes {farm.repository_url}", style="bold")
     return Group(header, states, builders)
 
@@ -94,7 +94,7 @@ async def _run(farm: Farm, args: argparse.Namespace, stop: asyncio.Event) -> Non
                     return
                 await _pause(stop, 0.25)
         return
-    print(f"summit {farm.summit_url}  repository {farm.vessel_url}", flush=True)
+    print(f"dashboard {farm.summit_url}  repository {farm.vessel_url}", flush=True)
     while not stop.is_set():
         line = _line(farm)
         if line != last:
