@@ -9,6 +9,7 @@ after the source.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +18,19 @@ from daemon.package import FileType, Manifest, name_provider
 from .backend import BACKENDS, BuildContext, BuildProducts, DeclaredPackage
 from .errors import RecipeError
 
+#: A string (group 1, kept; may run to the end of the text; written as "unrolled loop" so
+#: long strings cost one C scan), a line comment or a block comment (removed; an
+#: unterminated one runs to the end).
+_JSONC_TOKEN = re.compile(r'("[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z))|//[^\n]*|/\*.*?(?:\*/|\Z)',
+                          re.DOTALL)
+
 
 def strip_jsonc(text: str) -> str:
-    """Remove ``//`` and ``/* */`` comments outside strings (JSON with comments -> JSON)."""
-    out: list[str] = []
-    i, n, in_string = 0, len(text), False
-    while i < n:
-        c = text[i]
-        if in_string:
-            out.append(c)
-            if c == "\\" and i + 1 < n:
-                out.append(text[i + 1])
-                i += 1
-            elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-            out.append(c)
-        elif text.startswith("//", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
+    """Remove ``//`` and ``/* */`` comments outside strings (JSON with comments -> JSON).
+
+    One regular expression rather than a character loop: a builder strips a manifest of
+    thousands of lines per noop build, and the loop was most of a mass rebuild's build CPU."""
+    return _JSONC_TOKEN.sub(r"\1", text)  # a string is group 1; a comment matches no group
 
 
 def load_manifest_packages(path: Path) -> tuple[DeclaredPackage, ...]:

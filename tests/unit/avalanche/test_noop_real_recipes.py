@@ -9,6 +9,7 @@ import pytest
 
 from daemon.avalanche.build import run_build
 from daemon.avalanche.errors import RecipeError
+from daemon.avalanche.noop import strip_jsonc
 from daemon.avalanche.packaging import check_archive
 from daemon.avalanche.recipe import parse_recipe
 from events.payloads import Outcome
@@ -53,3 +54,14 @@ def test_parsing_without_sources_skips_upstreams() -> None:
     assert parse_recipe(doc, sources=False).upstreams == ()
     with pytest.raises(RecipeError, match="git upstream"):
         parse_recipe(doc)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"a": "x\\"//y"} // c', '{"a": "x\\"//y"} '),
+    ('{"p": "/usr/lib/*.so"} /* c\n d */ [1]', '{"p": "/usr/lib/*.so"}  [1]'),
+    ('[1] /* unterminated', '[1] '),
+    ('"unterminated // still a string', '"unterminated // still a string'),
+    ('/** header */\n{"k": "v\\\\"} // t\n', '\n{"k": "v\\\\"} \n'),
+])
+def test_strip_jsonc_edges(text: str, expected: str) -> None:
+    assert strip_jsonc(text) == expected
