@@ -91,6 +91,8 @@ class BenchFarm(Protocol):
     """What the benchmark needs from a running farm."""
 
     cpu_basis: str
+    #: The key of :meth:`cpu_seconds` that stands for summit.
+    summit_cpu_key: str
 
     @property
     def summit_db(self) -> Path: ...
@@ -114,6 +116,7 @@ class EmbeddedFarm:
 
     cpu_basis = ("time.process_time() of the one embedded process (journal, vessel, summit "
                  "and every builder together): an upper bound of summit's share")
+    summit_cpu_key = "all services (one process)"
 
     def __init__(self, state: Path, repo: Path, builders: int) -> None:
         self.state = state
@@ -133,7 +136,7 @@ class EmbeddedFarm:
         self.farm = await start_farm(self.options)
 
     def cpu_seconds(self) -> dict[str, float]:
-        return {"summit": time.process_time()}
+        return {self.summit_cpu_key: time.process_time()}
 
     def builder_configs(self) -> list[AvalancheConfig]:
         return [b.core for b in self.farm.builders] if self.farm else []
@@ -171,6 +174,7 @@ class ProcessFarm:
     """Journal, vessel and summit as their own processes on RabbitMQ; builders in this one."""
 
     cpu_basis = "utime+stime of the summit process from /proc/<pid>/stat (children excluded)"
+    summit_cpu_key = "summit"
 
     def __init__(self, state: Path, repo: Path, builders: int, broker: str,
                  log_level: str = "warning") -> None:
