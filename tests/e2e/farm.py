@@ -73,6 +73,8 @@ class Farm:
     summit_port: int = field(default_factory=free_port)
     vessel_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: Each service's health server (``/healthz`` and ``/metrics``).
+    health_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def summit_url(self) -> str:
@@ -89,6 +91,8 @@ class Farm:
 
     def start(self, name: str, service: str, **extra: str) -> None:
         (self.state / name).mkdir(parents=True, exist_ok=True)
+        port = self.health_ports.setdefault(name, free_port())
+        extra = {"CAIRN_HEALTH_ENABLED": "true", "CAIRN_HEALTH_PORT": str(port), **extra}
         log = (self.state / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "daemon.cli", service], env=self._env(name, extra),

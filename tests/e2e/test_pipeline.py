@@ -231,3 +231,29 @@ async def test_replaying_every_event_changes_nothing(farm: Farm, tmp_path: Path)
     assert await farm.tasks() == tasks
     assert farm.index() == index
     assert [e["id"] for e in farm.journal()] == [e["id"] for e in before]
+
+
+METRICS = {
+    "summit": ["cairn_tasks{", "cairn_queue_depth{", "cairn_builders_online",
+               "cairn_events_handled_total{", "cairn_event_publish_seconds_bucket{"],
+    "vessel": ["cairn_import_duration_seconds_bucket{", "cairn_events_handled_total{",
+               "cairn_queue_depth{"],
+    "builder1": ["cairn_build_duration_seconds_bucket{", "cairn_events_handled_total{"],
+    "journal": ["cairn_events_handled_total{", "cairn_queue_depth{"],
+}
+
+
+async def test_every_service_serves_health_and_metrics(farm: Farm) -> None:
+    await farm.wait_tasks(all_final(8))
+    async with aiohttp.ClientSession() as session:
+        for name, series in METRICS.items():
+            base = f"http://127.0.0.1:{farm.health_ports[name]}"
+            async with session.get(f"{base}/healthz") as health:
+                assert health.status == 200, (name, await health.text())
+            async with session.get(f"{base}/metrics") as response:
+                assert response.status == 200
+                text = await response.text()
+            for prefix in series:
+                assert prefix in text, f"{name} has no {prefix}"
+        async with session.get(f"{farm.summit_url}/metrics") as response:
+            assert 'cairn_tasks{state="completed"} 8.0' in await response.text()
