@@ -92,27 +92,25 @@ class Database:
         :class:`DatabaseError` instead of deadlocking on the lock.
         """
         async with self._locked():
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await _rollback(self._conn)
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
-            except BaseException:
-                await _rollback(self._conn)
-                raise
-            try:
                 await self._conn.commit()
             except BaseException:
-                await _rollback(self._conn)
+                await asyncio.shield(_recover(self._conn))
                 raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         """A read-only snapshot (deferred transaction) that no writer can interleave with."""
         async with self._locked():
-            await self._conn.execute("BEGIN")
+            await _rollback(self._conn)
             try:
+                await self._conn.execute("BEGIN")
                 yield self._conn
             finally:
-                await _rollback(self._conn)
+                await asyncio.shield(_recover(self._conn))
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         """Run one query in its own read snapshot and return every row."""
@@ -190,6 +188,19 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
     """Roll back if a transaction is still open (a failed COMMIT may have ended it)."""
     if conn.in_transaction:
         await conn.rollback()
+
+
+async def _recover(conn: aiosqlite.Connection) -> None:
+    """End whatever transaction a failed or cancelled block left open.
+
+    A task cancelled while awaiting ``BEGIN`` (a consumer torn down when the broker goes
+    away) gets ``CancelledError`` at once, but aiosqlite still runs the statement on its
+    thread afterwards; left alone, that open transaction makes every later ``BEGIN`` fail.
+    A no-op statement waits for everything queued before it, then the rollback is sure.
+    Shielded by the callers, so a second cancellation cannot interrupt it.
+    """
+    await conn.execute("SELECT 1")
+    await _rollback(conn)
 
 
 def _statements(script: str) -> list[str]:

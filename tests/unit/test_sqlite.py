@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,27 @@ async def test_failed_migration_rolls_back(tmp_path: Path) -> None:
     async with Database.open(path) as db:
         assert await db.user_version() == 0
         assert await db.fetchall("SELECT name FROM sqlite_master WHERE name = 'a'") == []
+
+
+async def test_a_task_cancelled_at_any_point_of_a_transaction_leaves_it_usable(
+        tmp_path: Path) -> None:
+    """A consumer torn down mid-handler (broker restart) cancels its task wherever it is:
+    awaiting BEGIN, inside the block, or awaiting COMMIT. The next transaction must work and
+    the cancelled one must not have written anything."""
+    async with Database.open(tmp_path / "c.sqlite", ["CREATE TABLE t (x INTEGER)"]) as db:
+        for ticks in range(12):
+            async def writer() -> None:
+                async with db.transaction() as conn:
+                    await conn.execute("INSERT INTO t VALUES (1)")
+                    await asyncio.sleep(10)
+
+            task = asyncio.create_task(writer())
+            for _ in range(ticks):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO t VALUES (2)")
+        rows = await db.fetchall("SELECT x FROM t")
+        assert [r["x"] for r in rows] == [2] * 12
