@@ -78,3 +78,18 @@ def test_errors_are_cairn_errors(upstream: Path, tmp_path: Path) -> None:
     with pytest.raises(GitError, match="not a git repository"):
         Mirror.local(plain)
     assert mirror.resolve("HEAD") == git(upstream, "rev-parse", "HEAD")
+
+
+def test_delta_of_a_one_recipe_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "solo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(repo, ".", "solo", 1)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    first = git(repo, "rev-parse", "HEAD")
+    write(repo, ".", "solo", 2)
+    git(repo, "commit", "-qam", "two")
+    delta = Mirror.local(repo).read_delta(first, git(repo, "rev-parse", "HEAD"), "x86_64")
+    assert list(delta.changed) == [""] and delta.changed[""].recipe is not None
+    assert delta.changed[""].recipe.release == 2
