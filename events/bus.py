@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from events.envelope import MAX_BODY_BYTES, Event
+from events.errors import BusError
 from events.names import dead_letter_queue
 
 #: A handler receives one validated event. Returning acknowledges it; raising
@@ -131,3 +132,27 @@ class Bus(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class PublishOnlyBus(Bus):
+    """A bus for code that only publishes — a dry-run replay, a test double recording what
+    was sent. Subclasses implement :meth:`publish`; consuming from it is refused clearly."""
+
+    async def connect(self) -> None:
+        return None
+
+    async def declare(self, subscription: Subscription) -> None:
+        return None
+
+    async def subscribe(self, subscription: Subscription, handler: Handler) -> Consumer:
+        raise BusError(f"{type(self).__name__} only publishes: nothing can consume from it "
+                       f"(asked for {subscription.queue})")
+
+    async def dead_letters(self, queue: str, *, remove: bool = False) -> list[DeadLetter]:
+        return []
+
+    async def queue_depth(self, queue: str) -> int:
+        return 0
+
+    async def close(self, timeout: float = 10.0) -> None:
+        return None

@@ -17,39 +17,21 @@ from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.service import Summit, SummitSettings
 from daemon.summit.states import Task
 from events import payloads as p
-from events.bus import Bus, Consumer, DeadLetter, Handler, Subscription
+from events.bus import PublishOnlyBus
 from events.envelope import Event, decode_event
 from events.errors import CairnError
 from events.outbox import OutboxRelay
 from events.sqlite import Database
 
 
-class DryBus(Bus):
+class DryBus(PublishOnlyBus):
     """A bus that accepts everything and sends nothing; it counts what would have gone."""
 
     def __init__(self) -> None:
         self.would_publish: list[Event[Any]] = []
 
-    async def connect(self) -> None:
-        return None
-
-    async def declare(self, subscription: Subscription) -> None:
-        return None
-
     async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
         self.would_publish.append(event)
-
-    async def subscribe(self, subscription: Subscription, handler: Handler) -> Consumer:
-        raise CairnError("a dry-run summit consumes nothing from a bus")
-
-    async def dead_letters(self, queue: str, *, remove: bool = False) -> list[DeadLetter]:
-        return []
-
-    async def queue_depth(self, queue: str) -> int:
-        return 0
-
-    async def close(self, timeout: float = 10.0) -> None:
-        return None
 
 
 def read_events(path: Path) -> list[Event[Any]]:

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from events import outbox
-from events.bus import Bus, Consumer, DeadLetter, Handler, Subscription
+from events.bus import PublishOnlyBus
 from events.envelope import Event, decode_event, encode_event, new_event
 from events.inbox import INBOX_SCHEMA, claim
 from events.outbox import OUTBOX_SCHEMA, OutboxRelay, RelayPolicy
@@ -56,7 +56,7 @@ def crash_point(name: str, op: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class FileBus(Bus):
+class FileBus(PublishOnlyBus):
     """A bus whose broker is an append-only file: one line per confirmed publish.
 
     The write reaches the kernel before ``publish`` returns, so it survives SIGKILL exactly
@@ -66,24 +66,9 @@ class FileBus(Bus):
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
-    async def connect(self) -> None:
-        pass
-
-    async def declare(self, subscription: Subscription) -> None:
-        pass
-
     async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
         os.write(self.fd, encode_event(event) + b"\n")
         crash_point("after-publish", event.data.task_id)
-
-    async def subscribe(self, subscription: Subscription, handler: Handler) -> Consumer:
-        raise NotImplementedError
-
-    async def dead_letters(self, queue: str, *, remove: bool = False) -> list[DeadLetter]:
-        return []
-
-    async def queue_depth(self, queue: str) -> int:
-        return 0
 
     async def close(self, timeout: float = 10.0) -> None:
         os.close(self.fd)

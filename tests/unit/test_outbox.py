@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from events import outbox
-from events.bus import Bus, Consumer, DeadLetter, Handler, Subscription
+from events.bus import PublishOnlyBus
 from events.envelope import Event, new_event
 from events.errors import BusError, PublishTimeout, UnroutableEvent
 from events.inbox import INBOX_SCHEMA
@@ -22,7 +22,7 @@ MIGRATIONS = [OUTBOX_SCHEMA, INBOX_SCHEMA, STATE]
 FAST = RelayPolicy(sweep_interval=30.0, backoff_base=0.001, backoff_max=0.01, park_after=3)
 
 
-class RecordingBus(Bus):
+class RecordingBus(PublishOnlyBus):
     """Confirms every publish by recording it; ``failures`` are raised first, in order."""
 
     def __init__(self) -> None:
@@ -31,30 +31,12 @@ class RecordingBus(Bus):
         self.published_signal = asyncio.Event()
         self.failed_signal = asyncio.Event()
 
-    async def connect(self) -> None:
-        pass
-
-    async def declare(self, subscription: Subscription) -> None:
-        pass
-
     async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
         if self.failures:
             self.failed_signal.set()
             raise self.failures.pop(0)
         self.published.append(event)
         self.published_signal.set()
-
-    async def subscribe(self, subscription: Subscription, handler: Handler) -> Consumer:
-        raise NotImplementedError
-
-    async def dead_letters(self, queue: str, *, remove: bool = False) -> list[DeadLetter]:
-        return []
-
-    async def queue_depth(self, queue: str) -> int:
-        return 0
-
-    async def close(self, timeout: float = 10.0) -> None:
-        pass
 
 
 def started(task_id: int) -> Event[Any]:
