@@ -19,8 +19,8 @@ from pathlib import Path
 
 from daemon.summit.gitrepo import Mirror
 from daemon.summit.plancli import published_from
-from daemon.summit.planner import Planner
-from daemon.summit.states import RepoRef, TaskState
+from daemon.summit.planning.planner import Planner
+from daemon.summit.planning.states import RepoRef, TaskState
 
 ENV = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.org",
        "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.org", "HOME": "/tmp"}

@@ -28,9 +28,9 @@ from typing import Any
 import pygit2
 
 from daemon.summit.gitrepo import Mirror
-from daemon.summit.graph import PublishedIndex
-from daemon.summit.planner import Planner
-from daemon.summit.states import RepoRef
+from daemon.summit.planning.graph import PublishedIndex
+from daemon.summit.planning.planner import Planner
+from daemon.summit.planning.states import RepoRef
 
 SIG = pygit2.Signature("bench", "bench@example.org")
 GROUP = 1000

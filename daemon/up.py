@@ -30,7 +30,7 @@ from daemon.summit.daemon import (
     SummitDaemonConfig,
     SummitSection,
 )
-from daemon.summit.states import TaskState
+from daemon.summit.planning.states import TaskState
 from daemon.vessel.daemon import VesselDaemon, VesselDaemonConfig, VesselSection
 from events.errors import CairnError
 

@@ -2,21 +2,17 @@
 
 ``script`` (:mod:`.script`) runs the recipe's steps with bash; ``noop`` (:mod:`.noop`)
 declares empty packages from the committed manifest, for dry runs; a ``boulder`` backend can
-be added where boulder exists by implementing :class:`Backend` and registering it in
-:data:`BACKENDS` (see :func:`get_backend`).
+be added where boulder exists by implementing :class:`Backend` and listing it in
+:data:`daemon.avalanche.backends.BACKENDS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from events.payloads import Outcome
-
 from .buildlog import BuildLog
-from .errors import BuildError
 from .process import Limits, Sandbox
 from .recipe import Recipe
 
@@ -96,19 +92,3 @@ class Backend(Protocol):
         """Build; raise a :class:`~.errors.BuildError` subclass on failure."""
         ...
 
-
-BACKENDS: dict[str, Callable[[], Backend]] = {}
-
-
-def get_backend(name: str) -> Backend:
-    """The backend registered as ``name``."""
-    from . import noop, script  # noqa: F401  (registration on import)
-
-    factory = BACKENDS.get(name)
-    if factory is None:
-        known = ", ".join(sorted(BACKENDS))
-        raise BuildError(
-            f"unknown build backend {name!r} in the builder's configuration; known: {known}",
-            outcome=Outcome.INFRASTRUCTURE,
-        )
-    return factory()

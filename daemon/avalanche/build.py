@@ -26,7 +26,8 @@ from daemon.package import Manifest, name_provider
 from events.payloads import Outcome, TaskReady
 
 from . import deps
-from .backend import BuildContext, BuildProducts, BuildTree, get_backend
+from .backend import BuildContext, BuildProducts, BuildTree
+from .backends import get_backend
 from .buildlog import BuildLog, LogCallback
 from .checkout import export_recipe
 from .config import AvalancheConfig, SandboxMode

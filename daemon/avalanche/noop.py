@@ -15,7 +15,7 @@ from typing import Any
 
 from daemon.package import FileType, Manifest, name_provider
 
-from .backend import BACKENDS, BuildContext, BuildProducts, DeclaredPackage
+from .backend import BuildContext, BuildProducts, DeclaredPackage
 from .errors import RecipeError
 
 #: A string (group 1, kept; may run to the end of the text; written as "unrolled loop" so
@@ -70,8 +70,6 @@ class NoopBackend:
             )
         )
 
-
-BACKENDS["noop"] = NoopBackend
 
 
 def render_manifest(

@@ -8,7 +8,7 @@ expanded (:mod:`.macros`), starting in ``$workdir``. The scripts are kept under
 
 from __future__ import annotations
 
-from .backend import BACKENDS, BuildContext, BuildProducts
+from .backend import BuildContext, BuildProducts
 from .errors import BuildTimeout, StepFailed
 from .macros import MacroContext, expand, step_variables
 from .process import run
@@ -62,5 +62,3 @@ class ScriptBackend:
                 )
         return BuildProducts(installdir=tree.installdir)
 
-
-BACKENDS["script"] = ScriptBackend

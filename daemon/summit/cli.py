@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from daemon.paths import default_state_dir
-from daemon.summit.states import TaskState
+from daemon.summit.planning.states import TaskState
 from events.errors import CairnError
 
 DEFAULT_URL = "http://127.0.0.1:8080"

@@ -13,13 +13,14 @@ from daemon.host import Host
 from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
 from daemon.summit import store
-from daemon.summit.api import add_routes
-from daemon.summit.dashboard import add_dashboard
 from daemon.summit.gitrepo import RepoConfig
-from daemon.summit.live import Live
+from daemon.summit.planning.states import TaskState
 from daemon.summit.service import Summit, SummitSettings
-from daemon.summit.states import TaskState
-from daemon.summit.webhooks import WebhookRepo, webhook_routes
+from daemon.summit.web.api import add_routes
+from daemon.summit.web.dashboard import add_dashboard
+from daemon.summit.web.live import Live
+from daemon.summit.webhooks.http import webhook_routes
+from daemon.summit.webhooks.verify import WebhookRepo
 from events.bus import Bus
 from events.telemetry import telemetry_from_url
 from events.topology import SUMMIT, work

@@ -17,9 +17,9 @@ from typing import Any
 
 import pygit2
 
-from daemon.summit.manifest import manifest_file
-from daemon.summit.recipe import STONE_FILE
-from daemon.summit.tree import RecipeDelta, RecipeEntry, RecipeTree, load_entry
+from daemon.summit.planning.manifest import manifest_file
+from daemon.summit.planning.recipe import STONE_FILE
+from daemon.summit.planning.tree import RecipeDelta, RecipeEntry, RecipeTree, load_entry
 from events.errors import CairnError
 
 _MIRROR_REFSPEC = "+refs/heads/*:refs/heads/*"

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from daemon.summit.gitrepo import Mirror, RepoConfig
-from daemon.summit.graph import PublishedIndex
-from daemon.summit.planner import Planner
-from daemon.summit.states import BlockKind, BlockReason, RepoRef, Task, TaskState
-from daemon.summit.tree import RecipeTree
+from daemon.summit.planning.graph import PublishedIndex
+from daemon.summit.planning.planner import Planner
+from daemon.summit.planning.states import BlockKind, BlockReason, RepoRef, Task, TaskState
+from daemon.summit.planning.tree import RecipeTree
 
 
 def register(subparsers: Any) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
+from daemon.summit.planning.states import Task
 from daemon.summit.service import Summit, SummitSettings
-from daemon.summit.states import Task
 from events import payloads as p
 from events.bus import PublishOnlyBus
 from events.envelope import Event, decode_event

@@ -1,6 +1,6 @@
 """Summit's service: watches repositories, feeds events to the planners, stores and emits.
 
-It is a shell around :class:`daemon.summit.planner.Planner` (one per repository and arch):
+It is a shell around :class:`daemon.summit.planning.planner.Planner` (one per repository and arch):
 every event handler claims the event in the inbox, asks the planner for a decision, and
 writes the decision's task records and the events it emits (through the outbox) in that
 same transaction. A publication therefore dispatches its dependents the moment it is
@@ -27,8 +27,8 @@ import structlog
 from daemon.package import Index
 from daemon.summit import store
 from daemon.summit.gitrepo import Mirror, RepoConfig
-from daemon.summit.planner import Decision, Planner
-from daemon.summit.states import MAX_ATTEMPTS, RepoRef, Task
+from daemon.summit.planning.planner import Decision, Planner
+from daemon.summit.planning.states import MAX_ATTEMPTS, RepoRef, Task
 from events import inbox, outbox
 from events import payloads as p
 from events.bus import Bus, Consumer

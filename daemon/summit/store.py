@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.summit.graph import PublishedIndex
-from daemon.summit.recipe import BrokenRecipe
-from daemon.summit.states import BlockKind, BlockReason, Task, TaskReason, TaskState
+from daemon.summit.planning.graph import PublishedIndex
+from daemon.summit.planning.recipe import BrokenRecipe
+from daemon.summit.planning.states import BlockKind, BlockReason, Task, TaskReason, TaskState
 from events.inbox import INBOX_SCHEMA
 from events.outbox import OUTBOX_SCHEMA
 from events.sqlite import Connection, Database, Row

@@ -27,13 +27,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from daemon.summit.webhooks import (
+from daemon.summit.webhooks.http import MemoryDeliveries, webhook_routes
+from daemon.summit.webhooks.verify import (
     GITEA_PATH,
     GITHUB_PATH,
     GITLAB_PATH,
-    MemoryDeliveries,
     WebhookRepo,
-    webhook_routes,
 )
 from events.errors import CairnError
 

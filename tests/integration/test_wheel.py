@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 PROBE = """
 import json, sys
-import schemas, examples, daemon.summit.dashboard as dashboard
+import schemas, examples, daemon.summit.web.dashboard as dashboard
 from daemon.cli import build_parser
 commands = sorted(build_parser()._subparsers._group_actions[0].choices)
 print(json.dumps({"schemas": schemas.names(), "schemas_file": schemas.__file__,
@@ -32,8 +32,8 @@ def test_wheel_carries_schemas_examples_and_templates(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "schemas/build-done.v1.json" in names and "schemas/envelope.v1.json" in names
     assert "examples/recipes/greet/stone.yaml" in names
-    assert "daemon/summit/templates/overview.html" in names
-    assert "daemon/summit/static/live.js" in names
+    assert "daemon/summit/web/templates/overview.html" in names
+    assert "daemon/summit/web/static/live.js" in names
     assert not [n for n in names if n.startswith("tests/")]
 
     target = tmp_path / "installed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from daemon.summit.tree import RecipeEntry, RecipeTree, load_entry
+from daemon.summit.planning.tree import RecipeEntry, RecipeTree, load_entry
 
 ARCH = "x86_64"
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.summit.graph import PublishedIndex
-from daemon.summit.planner import PlanError, Planner
-from daemon.summit.states import BlockKind, RepoRef, Task, TaskReason, TaskState
-from daemon.summit.tree import RecipeDelta
+from daemon.summit.planning.graph import PublishedIndex
+from daemon.summit.planning.planner import PlanError, Planner
+from daemon.summit.planning.states import BlockKind, RepoRef, Task, TaskReason, TaskState
+from daemon.summit.planning.tree import RecipeDelta
 from events.payloads import (
     BuildDone,
     BuildStarted,

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.summit.manifest import normalise, parse_manifest
-from daemon.summit.recipe import RecipeError, parse_stone
-from daemon.summit.tree import load_entry
+from daemon.summit.planning.manifest import normalise, parse_manifest
+from daemon.summit.planning.recipe import RecipeError, parse_stone
+from daemon.summit.planning.tree import load_entry
 
 GOOD = b"""#
 # comment header

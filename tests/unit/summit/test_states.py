@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.summit.states import (
+from daemon.summit.planning.states import (
     TRANSITIONS,
     RepoRef,
     Task,

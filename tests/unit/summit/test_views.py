@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from daemon.summit.graph import PublishedIndex
-from daemon.summit.planner import Planner
-from daemon.summit.states import RepoRef, Task, TaskState
-from daemon.summit.views import counts, cycle_walk, explain_task, layout, queue_graph
+from daemon.summit.planning.graph import PublishedIndex
+from daemon.summit.planning.planner import Planner
+from daemon.summit.planning.states import RepoRef, Task, TaskState
+from daemon.summit.planning.views import counts, cycle_walk, explain_task, layout, queue_graph
 from events.payloads import BuildDone, Outcome
 from tests.unit.summit.helpers import commit_id, entry, tree
 

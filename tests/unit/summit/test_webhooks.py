@@ -11,11 +11,11 @@ from urllib.parse import quote
 import pytest
 from multidict import CIMultiDict
 
-from daemon.summit.webhooks import (
+from daemon.summit.webhooks.http import MemoryDeliveries
+from daemon.summit.webhooks.verify import (
     Delivery,
     EventKind,
     Forge,
-    MemoryDeliveries,
     RepoIndex,
     WebhookError,
     WebhookRepo,

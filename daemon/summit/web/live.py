@@ -28,8 +28,8 @@ from typing import Any
 import structlog
 
 from daemon.summit import store
+from daemon.summit.planning.views import counts, explain_task
 from daemon.summit.service import Summit
-from daemon.summit.views import counts, explain_task
 from events.names import BUILDER_STATUS_WILDCARD, TASK_LOG_WILDCARD
 from events.telemetry import Message, Telemetry
 

@@ -4,7 +4,7 @@ Reads are open; calls that change something (retry, cancel, refresh) need the ad
 as ``Authorization: Bearer <token>``, compared in constant time. Every answer is JSON,
 errors included (``{"error": "..."}``): a bad query parameter is a 400 naming it, an
 unknown id a 404. Lists are paginated with ``limit``/``offset`` and say their ``total``.
-The whole surface is described by :mod:`daemon.summit.openapi` at ``/api/v1/openapi.json``.
+The whole surface is described by :mod:`daemon.summit.web.openapi` at ``/api/v1/openapi.json``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from daemon.summit import store
-from daemon.summit.apiread import (
+from daemon.summit.planning.states import Task, TaskState
+from daemon.summit.planning.views import counts, explain_task
+from daemon.summit.service import Summit
+from daemon.summit.web.apiread import (
     ApiError,
     Channels,
     builders,
@@ -29,12 +32,9 @@ from daemon.summit.apiread import (
     recipes,
     task_log,
 )
-from daemon.summit.live import Live
-from daemon.summit.openapi import document
-from daemon.summit.service import Summit
-from daemon.summit.states import Task, TaskState
-from daemon.summit.streams import stream_log, stream_updates
-from daemon.summit.views import counts, explain_task
+from daemon.summit.web.live import Live
+from daemon.summit.web.openapi import document
+from daemon.summit.web.streams import stream_log, stream_updates
 from events.errors import CairnError
 
 log = structlog.get_logger("cairn.summit.api")

@@ -2,10 +2,10 @@
 
 Why server-rendered: every page is complete and readable without JavaScript, in any
 browser, and says the same as the API because it is built from the same read models
-(:mod:`daemon.summit.apiread`, :mod:`daemon.summit.views`). ``static/live.js`` then keeps
-the page current over server-sent events (state badges, counts, builders, recent events,
-the log and the timeline of a task) without reloading. Every asset is served from
-``static/``: the dashboard works on a farm with no internet access.
+(:mod:`daemon.summit.web.apiread`, :mod:`daemon.summit.planning.views`).
+``static/live.js`` then keeps the page current over server-sent events (state badges,
+counts, builders, recent events, the log and the timeline of a task) without reloading.
+Every asset is served from ``static/``: the dashboard works on a farm with no internet access.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDict
 
-from daemon.summit.api import (
+from daemon.summit.planning.views import STATE_ORDER, counts, explain_task, layout, queue_graph
+from daemon.summit.web.api import (
     CHANNELS_KEY,
     LIVE_KEY,
     SUMMIT_KEY,
@@ -27,8 +28,7 @@ from daemon.summit.api import (
     repositories_json,
     task_detail,
 )
-from daemon.summit.apiread import ApiError, builders, events, generations, task_log
-from daemon.summit.views import STATE_ORDER, counts, explain_task, layout, queue_graph
+from daemon.summit.web.apiread import ApiError, builders, events, generations, task_log
 
 HERE = Path(__file__).resolve().parent
 ENV_KEY = web.AppKey("dashboard_env", jinja2.Environment)
@@ -128,7 +128,7 @@ async def repository_page(request: web.Request) -> web.Response:
 
 
 def add_dashboard(app: web.Application) -> None:
-    """Mount the pages and their assets (needs :func:`daemon.summit.api.add_routes`)."""
+    """Mount the pages and their assets (needs :func:`daemon.summit.web.api.add_routes`)."""
     app[ENV_KEY] = environment()
     app.router.add_get("/", overview)
     app.router.add_get("/tasks", task_list)

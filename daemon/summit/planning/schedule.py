@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from daemon.summit.graph import (
+from daemon.summit.planning.graph import (
     PublishedIndex,
     RecipeGraph,
     break_cycles,
     longest_chains,
     strongly_connected,
 )
-from daemon.summit.states import PENDING, BlockKind, BlockReason, Task, TaskState
+from daemon.summit.planning.states import PENDING, BlockKind, BlockReason, Task, TaskState
 
 Lookup = Callable[[str], Task | None]
 _KIND_ORDER = {BlockKind.CYCLE: 0, BlockKind.UNRESOLVABLE: 1, BlockKind.FAILED: 2,

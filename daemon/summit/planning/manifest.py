@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from daemon.summit.recipe import RecipeError
+from daemon.summit.planning.recipe import RecipeError
 
 _LEADING = re.compile(rb"\A(?:\s+|//[^\n]*|/\*.*?\*/)*", re.DOTALL)
 _ANYWHERE = re.compile(rb'("(?:\\.|[^"\\])*")|//[^\n]*|/\*.*?\*/', re.DOTALL)

@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from daemon.summit.planner import Planner
-from daemon.summit.states import BlockKind, BlockReason, Task, TaskState
+from daemon.summit.planning.planner import Planner
+from daemon.summit.planning.states import BlockKind, BlockReason, Task, TaskState
 
 #: The order states are shown in (the order a task moves through them).
 STATE_ORDER: tuple[str, ...] = tuple(TaskState)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from daemon.summit.states import BlockKind, TaskReason, TaskState
+from daemon.summit.planning.states import BlockKind, TaskReason, TaskState
 
 JSON = "application/json"
 

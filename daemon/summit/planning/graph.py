@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from daemon.package import Index
-from daemon.summit.manifest import normalise
-from daemon.summit.recipe import BrokenRecipe, Recipe
-from daemon.summit.tree import RecipeEntry
+from daemon.summit.planning.manifest import normalise
+from daemon.summit.planning.recipe import BrokenRecipe, Recipe
+from daemon.summit.planning.tree import RecipeEntry
 
 Succ = Callable[[str], Iterable[str]]
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from daemon.summit.graph import PublishedIndex, RecipeGraph
-from daemon.summit.recipe import BrokenRecipe
-from daemon.summit.schedule import Schedule
-from daemon.summit.states import (
+from daemon.summit.planning.graph import PublishedIndex, RecipeGraph
+from daemon.summit.planning.recipe import BrokenRecipe
+from daemon.summit.planning.schedule import Schedule
+from daemon.summit.planning.states import (
     MAX_ATTEMPTS,
     NOT_STARTED,
     PENDING,
@@ -35,7 +35,7 @@ from daemon.summit.states import (
     task_cancelled,
     task_ready,
 )
-from daemon.summit.tree import RecipeDelta, RecipeEntry, RecipeTree
+from daemon.summit.planning.tree import RecipeDelta, RecipeEntry, RecipeTree
 from events.errors import CairnError
 from events.payloads import (
     BuildDone,

@@ -17,10 +17,10 @@ from typing import Any
 
 import aiohttp
 
-from daemon.summit.live import Live
+from daemon.summit.planning.states import Task, TaskState
+from daemon.summit.planning.views import Graph, counts, queue_graph
 from daemon.summit.service import Summit
-from daemon.summit.states import Task, TaskState
-from daemon.summit.views import Graph, counts, queue_graph
+from daemon.summit.web.live import Live
 from events.errors import CairnError
 
 #: Channels looked for at vessel besides the one summit builds into.

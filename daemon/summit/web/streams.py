@@ -1,6 +1,6 @@
 """Server-sent event streams: the dashboard's live updates and a task's live log.
 
-A stream subscribes to :class:`daemon.summit.live.Live` *before* it sends what is already
+A stream subscribes to :class:`daemon.summit.web.live.Live` *before* it sends what is already
 known (counts and builders, or the kept log lines), so nothing that happens in between is
 lost; log lines carry their sequence number as the SSE ``id``, so a browser reconnecting
 with ``Last-Event-ID`` gets exactly the lines it has not seen. A comment line every
@@ -15,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.summit.live import Live, Subscriber, sse
-from daemon.summit.views import counts
+from daemon.summit.planning.views import counts
+from daemon.summit.web.live import Live, Subscriber, sse
 
 HEARTBEAT = 15.0
 UPDATE_EVENTS = frozenset({"task", "counts", "builder"})

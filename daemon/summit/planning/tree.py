@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from daemon.summit.manifest import Manifest, manifest_file, parse_manifest
-from daemon.summit.recipe import BrokenRecipe, Recipe, RecipeError, parse_stone
+from daemon.summit.planning.manifest import Manifest, manifest_file, parse_manifest
+from daemon.summit.planning.recipe import BrokenRecipe, Recipe, RecipeError, parse_stone
 
 
 @dataclass(frozen=True, slots=True)

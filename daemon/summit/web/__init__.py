@@ -1,0 +1,1 @@
+"""Summit on the web: the JSON API and its OpenAPI document, the dashboard, live streams."""

@@ -1,0 +1,141 @@
+"""The floors of the tree, checked from the source: what each package may import.
+
+* ``daemon.summit.planning`` is pure: no module there imports anything that does I/O (files,
+  sockets, processes, databases, brokers, git, HTTP, clocks used for decisions), so planning
+  is testable without a broker and a recorded run replays to the same decisions.
+* The services never import each other: summit, avalanche, vessel and the journal meet only
+  on the bus (``events``) and in the shared modules (``daemon.package``, ``daemon.runtime``...).
+* ``events`` (the contract) imports nothing of ``daemon``.
+* No import circle anywhere in ``daemon`` and ``events``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("summit", "avalanche", "vessel", "journal")
+
+#: Modules that do I/O or read the environment; none may be imported by the planning core.
+IO_MODULES = frozenset({
+    "os", "io", "pathlib", "shutil", "tempfile", "subprocess", "socket", "select", "ssl",
+    "asyncio", "threading", "multiprocessing", "sqlite3", "urllib.request", "http", "time",
+    "aiohttp", "aiosqlite", "aio_pika", "aiormq", "aiomqtt", "pygit2", "structlog", "logging",
+    "daemon.runtime", "daemon.host", "daemon.metrics", "events.bus", "events.amqp",
+    "events.memory", "events.sqlite", "events.outbox", "events.inbox", "events.telemetry",
+})
+#: Project modules the planning core may use: its own, the package format, the event payloads.
+PLANNING_MAY_IMPORT = ("daemon.summit.planning", "daemon.package", "events.payloads",
+                       "events.errors", "events.names")
+
+
+def _modules(package: str) -> Iterator[tuple[str, Path]]:
+    base = ROOT / package.replace(".", "/")
+    for path in sorted(base.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        yield ".".join(parts), path
+
+
+def _imports(module: str, path: Path, known: frozenset[str] = frozenset()) -> set[str]:
+    """Absolute names of the modules ``path`` imports (relative imports resolved).
+
+    ``from pkg import mod`` counts as importing ``pkg.mod`` alone when ``mod`` is one of the
+    ``known`` modules, and ``pkg`` itself otherwise."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            names = [f"{prefix}.{alias.name}" for alias in node.names]
+            found.update(n for n in names if n in known)
+            if any(n not in known for n in names):
+                found.add(prefix)
+    return found
+
+
+def _within(name: str, prefixes: tuple[str, ...] | frozenset[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+ALL = {m: p for pkg in ("daemon", "events") for m, p in _modules(pkg)}
+KNOWN = frozenset(ALL)
+GRAPH = {m: {i for i in _imports(m, p, KNOWN) if i in ALL and i != m} for m, p in ALL.items()}
+
+
+def test_the_tree_is_found() -> None:
+    assert "daemon.summit.planning.planner" in ALL
+    assert "events.consume" in ALL
+
+
+@pytest.mark.parametrize("module", sorted(m for m in ALL if m.startswith("daemon.summit.planning")))
+def test_planning_imports_no_io(module: str) -> None:
+    imported = _imports(module, ALL[module], KNOWN)
+    io = sorted(i for i in imported if _within(i, IO_MODULES))
+    assert not io, f"{module} (planning core) imports I/O modules: {io}"
+    foreign = sorted(i for i in imported if (i.startswith("daemon.") or i.startswith("events."))
+                     and not _within(i, PLANNING_MAY_IMPORT))
+    assert not foreign, f"{module} (planning core) imports {foreign}; it may only import " \
+                        f"{', '.join(PLANNING_MAY_IMPORT)}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_services_do_not_import_each_other(service: str) -> None:
+    others = tuple(f"daemon.{s}" for s in SERVICES if s != service)
+    bad = sorted((m, i) for m in ALL if _within(m, (f"daemon.{service}",))
+                 for i in _imports(m, ALL[m], KNOWN) if _within(i, others))
+    assert not bad, f"daemon.{service} imports another service: {bad}"
+
+
+def test_events_imports_nothing_of_daemon() -> None:
+    bad = sorted((m, i) for m in ALL if m.startswith("events")
+                 for i in _imports(m, ALL[m], KNOWN) if i.startswith("daemon"))
+    assert not bad, f"the contract package imports the services: {bad}"
+
+
+def test_no_import_circle() -> None:
+    """Tarjan's strongly connected components over module imports; any block of two or more
+    modules (or a module importing itself) is a circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(GRAPH[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            block = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                block.append(top)
+                if top == node:
+                    break
+            if len(block) > 1:
+                circles.append(sorted(block))
+
+    for module in sorted(GRAPH):
+        if module not in index:
+            visit(module)
+    assert not circles, f"import circles: {circles}"
