@@ -11,6 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
+#: Private brokers (and, later, hosts) that tests start for themselves: tests/support.
+pytest_plugins = ["tests.support.fixtures"]
+
 RABBITMQ_HOST = os.environ.get("CAIRN_TEST_RABBITMQ_HOST", "127.0.0.1")
 RABBITMQ_PORT = int(os.environ.get("CAIRN_TEST_RABBITMQ_PORT", "5672"))
 

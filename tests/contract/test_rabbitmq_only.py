@@ -7,8 +7,8 @@ import asyncio
 import os
 import shutil
 import signal
-import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +28,36 @@ from tests.contract.support import (
     task_cancelled,
     task_ready,
 )
+from tests.support.rabbitmq import RabbitNode
 
 pytestmark = pytest.mark.rabbitmq
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
-
-
-def _restart_broker() -> None:
-    """Stop and start the RabbitMQ application, then wait until it serves again."""
+@pytest.fixture
+async def private(private_rabbit: RabbitNode) -> AsyncIterator[RabbitTransport]:
+    """The transport on this session's private node, which the test may restart."""
+    transport = RabbitTransport(private_rabbit.url())
     try:
-        _rabbitmqctl("stop_app")
-        _rabbitmqctl("start_app")
+        yield transport
     finally:
-        _rabbitmqctl("await_startup")
+        await transport.aclose()
+
+
+def _restart(node: RabbitNode) -> None:
+    """Stop the broker (a clean shutdown of its VM) and start it again on the same port."""
+    node.stop()
+    node.start()
 
 
 @pytest.mark.slow
-async def test_broker_restart_loses_no_confirmed_event(rabbit: RabbitTransport) -> None:
+async def test_broker_restart_loses_no_confirmed_event(private_rabbit: RabbitNode,
+                                                       private: RabbitTransport) -> None:
     s = subject()
-    work = Subscription(rabbit.queue("restart"), (binding("task-ready", s),), prefetch=32)
-    publisher = await rabbit.open(publish_timeout=1.0)
-    consumer = await rabbit.open()
+    work = Subscription(private.queue("restart"), (binding("task-ready", s),), prefetch=32)
+    publisher = await private.open(publish_timeout=1.0)
+    consumer = await private.open()
     received: set[str] = set()
 
     async def handle(event: Event[Any]) -> None:
@@ -79,7 +84,7 @@ async def test_broker_restart_loses_no_confirmed_event(rabbit: RabbitTransport) 
         if restart is not None and restart.done():
             confirmed_after_restart += 1
         if restart is None and len(confirmed) == 200:
-            restart = asyncio.create_task(asyncio.to_thread(_restart_broker))
+            restart = asyncio.create_task(asyncio.to_thread(_restart, private_rabbit))
         await asyncio.sleep(0.002)
     await restart
 
