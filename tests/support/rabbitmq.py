@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import secrets
 import signal
@@ -129,6 +130,7 @@ class RabbitNode:
     child: Child | None = field(default=None, repr=False)
     #: Every pid this node's VM has had (a restart is a new VM).
     pids: list[int] = field(default_factory=list)
+    _notify: socket.socket | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.port:
@@ -226,32 +228,42 @@ class RabbitNode:
         if sbin is None:
             raise BrokerStartError("rabbitmq-server is not installed")
         self._prepare()
-        notify_path = self.directory / "notify"
+        notify = self._open_notify_socket()
+        self.child = Child(self.name, [str(sbin / "rabbitmq-server")],
+                           log=self.directory / "server.log", env=self._env(),
+                           netns=self.netns).start()
+        self.pids.append(self.child.pid)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if b"READY=1" in notify.recv(4096):
+                    return self
+            except TimeoutError:
+                pass
+            if not self.child.running or time.monotonic() > deadline:
+                status = "exited" if not self.child.running else "timed out"
+                self.stop(timeout=10)
+                raise BrokerStartError(
+                    f"RabbitMQ node {self.nodename} {status} before it was ready:\n"
+                    f"{self.child.tail()}\n{self.log_tail()}")
+
+    def _open_notify_socket(self) -> socket.socket:
+        """The socket the broker reports readiness on; it stays open while the node runs,
+        because the broker also reports its shutdown there and fails loudly if it cannot."""
+        self._close_notify_socket()
+        path = self.directory / "notify"
         with contextlib.suppress(FileNotFoundError):
-            notify_path.unlink()
+            path.unlink()
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            notify.bind(str(notify_path))
-            notify.settimeout(0.5)
-            self.child = Child(self.name, [str(sbin / "rabbitmq-server")],
-                               log=self.directory / "server.log", env=self._env(),
-                               netns=self.netns).start()
-            self.pids.append(self.child.pid)
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    if b"READY=1" in notify.recv(4096):
-                        return self
-                except TimeoutError:
-                    pass
-                if not self.child.running or time.monotonic() > deadline:
-                    status = "exited" if not self.child.running else "timed out"
-                    self.child.stop(timeout=10)
-                    raise BrokerStartError(
-                        f"RabbitMQ node {self.nodename} {status} before it was ready:\n"
-                        f"{self.child.tail()}\n{self.log_tail()}")
-        finally:
-            notify.close()
+        notify.bind(str(path))
+        notify.settimeout(0.5)
+        self._notify = notify
+        return notify
+
+    def _close_notify_socket(self) -> None:
+        if self._notify is not None:
+            self._notify.close()
+            self._notify = None
 
     def log_tail(self, chars: int = 3000) -> str:
         path = self.directory / "log" / f"{self.nodename}.log"
@@ -264,12 +276,14 @@ class RabbitNode:
         """A clean shutdown (SIGTERM to the VM); SIGKILL if it takes longer than ``timeout``."""
         if self.child is not None:
             self.child.stop(timeout=timeout)
+        self._close_notify_socket()
 
     def kill(self) -> None:
         """``kill -9`` of the Erlang VM: the node dies with nothing flushed or said."""
         if self.child is not None and self.child.running:
             os.kill(self.child.pid, signal.SIGKILL)
             self.child.kill()
+        self._close_notify_socket()
 
     def ctl(self, *args: str, timeout: float = 60.0, check: bool = True,
             tool: str = "rabbitmqctl") -> subprocess.CompletedProcess[str]:
@@ -309,9 +323,9 @@ class RabbitCluster:
         tag = secrets.token_hex(3)
         names = [f"{prefix}{tag}-{n}" for n in range(1, size + 1)]
         nodes = [RabbitNode(name, directory / name, epmd, cookie) for name in names]
-        peers = [node.nodename for node in nodes]
-        for node in nodes:
-            node.peers = peers
+        # The first node forms the cluster alone; the others find it and join.
+        for node in nodes[1:]:
+            node.peers = [nodes[0].nodename]
         return cls(nodes)
 
     def start(self, timeout: float = 120.0) -> RabbitCluster:
@@ -327,10 +341,11 @@ class RabbitCluster:
         deadline = time.monotonic() + timeout
         running: set[str] = set()
         while time.monotonic() < deadline:
-            done = self.nodes[0].ctl("eval", "rabbit_nodes:list_running().", check=False)
-            running = _node_names(done.stdout)
-            if done.returncode == 0 and running == expected:
-                return
+            done = self.any_running().ctl("cluster_status", "--formatter", "json", check=False)
+            if done.returncode == 0:
+                running = set(json.loads(done.stdout).get("running_nodes", []))
+                if running == expected:
+                    return
             time.sleep(0.3)
         raise BrokerStartError(f"the cluster did not form: running {sorted(running)}, "
                                f"expected {sorted(expected)}")
