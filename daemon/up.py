@@ -102,7 +102,7 @@ class Farm:
         service = self.summit.service
         if service is None:
             return []
-        return [t for planner in service.planners.values() for t in planner.tasks.values()]
+        return service.scheduler.all_tasks()
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(str(t.state) for t in self.tasks()))
@@ -114,7 +114,7 @@ class Farm:
     async def idle(self) -> bool:
         """Planned at least once, nothing moving, nothing waiting in the outbox or queues."""
         service = self.summit.service
-        if service is None or not any(p.commit for p in service.planners.values()):
+        if service is None or not any(p.commit for p in service.scheduler.planners.values()):
             return False
         if any(t.state in MOVING for t in self.tasks()):
             return False

@@ -11,7 +11,6 @@ file lock per mirror keeps two builders on one host from fetching into it at onc
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import hashlib
 import posixpath
@@ -130,14 +129,3 @@ def _write_tree(repo: Any, tree: Any, dest: Path) -> None:
             target.chmod(0o755 if entry.filemode == _MODE_EXEC else 0o644)
         # Submodules (type "commit") are not part of a recipe: skipped.
 
-
-async def ensure_commit_async(cache_dir: Path, url: str, commit: str) -> Path:
-    """:func:`ensure_commit` off the event loop."""
-    return await asyncio.to_thread(ensure_commit, cache_dir, url, commit)
-
-
-async def export_recipe_async(
-    cache_dir: Path, url: str, commit: str, recipe_path: str, dest: Path
-) -> Path:
-    """:func:`export_recipe` off the event loop."""
-    return await asyncio.to_thread(export_recipe, cache_dir, url, commit, recipe_path, dest)

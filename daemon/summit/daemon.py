@@ -125,8 +125,9 @@ class SummitDaemon:
         self.live = Live(self.service, telemetry)
         add_routes(self.app, self.service, token, self.live)
         add_dashboard(self.app)
+        watcher = self.service.watcher
         self.app.add_routes(webhook_routes(
-            webhook_repos(self.config), self.service.pushed, self.service.delivery_seen))
+            webhook_repos(self.config), watcher.pushed, watcher.delivery_seen))
         self._watch_metrics(bus)
         self.metrics.mount(self.app)
         self.health.mount(self.app, "/healthz")
@@ -152,7 +153,7 @@ class SummitDaemon:
 
         async def refresh() -> None:
             counts: dict[str, int] = {}
-            for planner in service.planners.values():
+            for planner in service.scheduler.planners.values():
                 for task in planner.tasks.values():
                     counts[task.state] = counts.get(task.state, 0) + 1
             self.metrics.set_tasks(counts, states=TaskState)

@@ -80,6 +80,5 @@ async def replay(path: Path, channel: str = "volatile") -> list[Task]:
                 await mirror.afetch()
             for event in events:
                 if isinstance(event.data, HANDLED):
-                    await summit.handle(event)
-            return sorted((t for pl in summit.planners.values() for t in pl.tasks.values()),
-                          key=lambda t: t.task_id)
+                    await summit.scheduler.handle(event)
+            return sorted(summit.scheduler.all_tasks(), key=lambda t: t.task_id)

@@ -290,3 +290,100 @@ async def record_generation(conn: Connection, channel: str, arch: str, generatio
         "build_release, packages, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (channel, arch, generation, task_id, source, release, build_release,
          json.dumps(list(packages)), time.time()))
+
+
+# -- reads for the API, the dashboard and the live streams ---------------------------------
+async def task_timeline(db: Database, task_id: int) -> list[dict[str, Any]]:
+    """What happened to one task, oldest first."""
+    rows = await db.fetchall("SELECT seq, time, event_id, type, summary FROM timeline "
+                             "WHERE task_id = ? ORDER BY seq", (task_id,))
+    return [dict(r) for r in rows]
+
+
+async def task_builds(db: Database, task_id: int) -> list[dict[str, Any]]:
+    """Every build report of one task, oldest first."""
+    rows = await db.fetchall("SELECT builder, outcome, reason, log_url, duration_s, time "
+                             "FROM builds WHERE task_id = ? ORDER BY seq", (task_id,))
+    return [dict(r) for r in rows]
+
+
+async def log_urls(db: Database, task_id: int) -> list[str]:
+    """Where the full logs of a task's builds are, oldest first."""
+    rows = await db.fetchall("SELECT log_url FROM builds WHERE task_id = ? AND log_url IS NOT "
+                             "NULL ORDER BY seq", (task_id,))
+    return [str(r["log_url"]) for r in rows]
+
+
+async def timeline_page(db: Database, task_id: int | None, limit: int,
+                        offset: int) -> tuple[int, list[dict[str, Any]]]:
+    """Timeline entries (of one task, or all), newest first, with each task's source."""
+    total = await db.fetchone(
+        "SELECT count(*) AS n FROM timeline WHERE ? IS NULL OR task_id = ?", (task_id, task_id))
+    rows = await db.fetchall(
+        "SELECT timeline.seq, timeline.time, timeline.task_id, timeline.event_id, "
+        "timeline.type, timeline.summary, tasks.source FROM timeline "
+        "LEFT JOIN tasks USING (task_id) WHERE ? IS NULL OR timeline.task_id = ? "
+        "ORDER BY seq DESC LIMIT ? OFFSET ?", (task_id, task_id, limit, offset))
+    return (int(total["n"]) if total else 0), [dict(r) for r in rows]
+
+
+async def timeline_last_seq(db: Database) -> int:
+    row = await db.fetchone("SELECT max(seq) AS seq FROM timeline")
+    return int(row["seq"] or 0) if row is not None else 0
+
+
+async def timeline_since(db: Database, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+    """Timeline entries written after ``seq``, oldest first."""
+    rows = await db.fetchall("SELECT seq, task_id, time, event_id, type, summary FROM timeline "
+                             "WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+    return [dict(r) for r in rows]
+
+
+async def planned_commits(db: Database) -> dict[str, dict[str, str]]:
+    """repository → arch → the commit its planner has applied."""
+    out: dict[str, dict[str, str]] = {}
+    for row in await db.fetchall("SELECT repository, arch, commit_id FROM planned"):
+        out.setdefault(row["repository"], {})[row["arch"]] = row["commit_id"]
+    return out
+
+
+async def generations_page(db: Database, channel: str | None, arch: str | None, limit: int,
+                           offset: int) -> tuple[int, list[dict[str, Any]]]:
+    """Generations summit saw published (from package-published), newest first."""
+    params = (channel, channel, arch, arch)
+    total = await db.fetchone(
+        "SELECT count(*) AS n FROM generations "
+        "WHERE (? IS NULL OR channel = ?) AND (? IS NULL OR arch = ?)", params)
+    rows = await db.fetchall(
+        "SELECT channel, arch, generation, task_id, source, release, build_release, packages, "
+        "time FROM generations WHERE (? IS NULL OR channel = ?) AND (? IS NULL OR arch = ?) "
+        "ORDER BY seq DESC LIMIT ? OFFSET ?", (*params, limit, offset))
+    out = []
+    for row in rows:
+        item = dict(row)
+        item["packages"] = json.loads(item["packages"])
+        out.append(item)
+    return (int(total["n"]) if total else 0), out
+
+
+# -- forge webhook deliveries ----------------------------------------------------------------
+async def delivery_seen(db: Database, delivery_id: str) -> bool:
+    row = await db.fetchone("SELECT 1 FROM webhook_deliveries WHERE delivery_id = ?",
+                            (delivery_id,))
+    return row is not None
+
+
+async def record_delivery(conn: Connection, delivery_id: str, repository: str,
+                          commit: str) -> bool:
+    """Record a delivery once; True when it was new."""
+    cursor = await conn.execute(
+        "INSERT OR IGNORE INTO webhook_deliveries (delivery_id, repository, commit_id, received)"
+        " VALUES (?, ?, ?, ?)", (delivery_id, repository, commit, time.time()))
+    return cursor.rowcount == 1
+
+
+async def head(conn: Connection, repository: str) -> str | None:
+    """The branch head last recorded for a repository."""
+    row = await (await conn.execute("SELECT head FROM repositories WHERE name = ?",
+                                    (repository,))).fetchone()
+    return None if row is None or row["head"] is None else str(row["head"])

@@ -101,7 +101,7 @@ async def test_publication_dispatches_failure_blocks_replay_changes_nothing(
 
             service = summit.service
             assert service is not None
-            tasks = {t.source: t for pl in service.planners.values() for t in pl.tasks.values()}
+            tasks = {t.source: t for t in service.scheduler.all_tasks()}
             assert str(tasks["diamond-a"].state) == "failed"
             assert "status 2" in (tasks["diamond-a"].failure or "")
             for user in ("diamond-b", "diamond-c"):
@@ -114,8 +114,7 @@ async def test_publication_dispatches_failure_blocks_replay_changes_nothing(
             for event in sent:  # the same events again: redelivery or replay
                 await bus.publish(event)
             await asyncio.sleep(2)
-            after = {t.task_id: t for pl in service.planners.values()
-                     for t in pl.tasks.values()}
+            after = {t.task_id: t for t in service.scheduler.all_tasks()}
             assert after == snapshot
             assert len(seen.of_type("task-ready")) == 3
         finally:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
-from daemon.package import Index
 from daemon.summit.planning.manifest import normalise
 from daemon.summit.planning.recipe import BrokenRecipe, Recipe
 from daemon.summit.planning.tree import RecipeEntry
@@ -126,14 +125,6 @@ class PublishedIndex:
 
     def provides(self, name: str) -> bool:
         return bool(self.providers.get(name))
-
-    @classmethod
-    def from_index(cls, index: Index) -> PublishedIndex:
-        """The published state as a channel's ``index.json`` lists it."""
-        out = cls()
-        for entry in index.packages:
-            out.add(entry.source, entry.release, (entry.name, *entry.provides))
-        return out
 
 
 def strongly_connected(nodes: Iterable[str], succ: Succ) -> list[list[str]]:

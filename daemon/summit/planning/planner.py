@@ -47,6 +47,22 @@ from events.payloads import (
 )
 
 
+class TaskIds:
+    """The one allocator of task ids for every planner of a summit (ids are unique across
+    repositories and arches, because builders, vessel and the API know a task by its id)."""
+
+    def __init__(self, last: int = 0) -> None:
+        self.last = last
+
+    def seen(self, task_id: int) -> None:
+        """An id already in use (a stored task): never hand it out again."""
+        self.last = max(self.last, task_id)
+
+    def next(self) -> int:
+        self.last += 1
+        return self.last
+
+
 class PlanError(CairnError):
     """An operator request the planner cannot honour (retrying a task that did not fail...)."""
 
@@ -86,7 +102,7 @@ class Planner:
         published: PublishedIndex | None = None,
         tasks: Iterable[Task] = (),
         *,
-        next_task_id: int = 1,
+        ids: TaskIds | None = None,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.repo = repo
@@ -101,7 +117,9 @@ class Planner:
         self.schedule = Schedule(self.graph, self.published, self._pending, self._not_started)
         for task in sorted(tasks, key=lambda t: t.task_id):
             self._store(task)
-        self._next_id = max([next_task_id, *(t + 1 for t in self._tasks)])
+        #: Task ids are unique across every planner of a summit: they share one allocator.
+        self.ids = ids if ids is not None else TaskIds()
+        self.ids.seen(max(self._tasks, default=0))
 
     # -- queries -----------------------------------------------------------------------
     @property
@@ -218,11 +236,10 @@ class Planner:
     def _create(self, source: str, reason: TaskReason, commit: str, batch: _Batch) -> Task:
         recipe = self.graph.recipes[source]
         task = Task(
-            task_id=self._next_id, source=source, version=recipe.version,
+            task_id=self.ids.next(), source=source, version=recipe.version,
             release=recipe.release, recipe_path=recipe.path, commit=commit,
             repository=self.repo.name, arch=self.repo.arch, reason=reason,
         )
-        self._next_id += 1
         self._put(task, batch)
         return task
 
@@ -286,16 +303,6 @@ class Planner:
         self._put(reaction.task, batch)
         batch.emits.extend(reaction.emits)
         return self._settle(batch)
-
-    @property
-    def next_task_id(self) -> int:
-        """The id the next new task gets. Several planners sharing one task table keep it in
-        step by setting it before each call."""
-        return self._next_id
-
-    @next_task_id.setter
-    def next_task_id(self, value: int) -> None:
-        self._next_id = max(value, self._next_id)
 
     def fail(self, task_id: int, reason: str) -> Decision:
         """Fail a task for a reason outside any build report (it kept killing builders, and

@@ -162,7 +162,7 @@ def filter_tasks(summit: Summit, query: MultiMapping[str]) -> list[Task]:
         raise ApiError(400, f"unknown state {state!r}; one of {', '.join(TaskState)}")
     source, repository, arch = (text_param(query, n) for n in ("source", "repository", "arch"))
     text = (text_param(query, "q") or "").lower()
-    tasks = [t for t in summit.all_tasks()
+    tasks = [t for t in summit.scheduler.all_tasks()
              if _matches(t, state, source, text, repository, arch)]
     tasks.sort(key=lambda t: t.task_id, reverse=True)
     return tasks
@@ -171,13 +171,13 @@ def filter_tasks(summit: Summit, query: MultiMapping[str]) -> list[Task]:
 async def list_tasks(request: web.Request) -> web.Response:
     tasks = filter_tasks(request.app[SUMMIT_KEY], request.query)
     return paginated(request, "tasks", tasks, store.task_json,
-                     counts=counts(request.app[SUMMIT_KEY].all_tasks()))
+                     counts=counts(request.app[SUMMIT_KEY].scheduler.all_tasks()))
 
 
 def task_or_404(request: web.Request) -> tuple[Summit, Task]:
     summit = request.app[SUMMIT_KEY]
     raw = request.match_info["task_id"]
-    task = summit.task(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    task = summit.scheduler.task(int(raw)) if raw.isdigit() and len(raw) < 19 else None
     if task is None:
         raise ApiError(404, f"there is no task {raw}")
     return summit, task
@@ -186,7 +186,7 @@ def task_or_404(request: web.Request) -> tuple[Summit, Task]:
 async def task_detail(summit: Summit, task: Task) -> dict[str, Any]:
     """A task with what it waits for, what waits for it, its blockers in words, its
     timeline and its builds (with their log URLs)."""
-    planner = summit.planners[(task.repository, task.arch)]
+    planner = summit.scheduler.planners[(task.repository, task.arch)]
     depends = sorted(planner.schedule.effective_deps(task.source))
     dependents = sorted(planner.schedule.effective_dependents(task.source))
 
@@ -198,17 +198,13 @@ async def task_detail(summit: Summit, task: Task) -> dict[str, Any]:
                         "state": str(other.state) if other else None})
         return out
 
-    timeline = await summit.db.fetchall(
-        "SELECT seq, time, event_id, type, summary FROM timeline WHERE task_id = ? "
-        "ORDER BY seq", (task.task_id,))
-    builds = await summit.db.fetchall(
-        "SELECT builder, outcome, reason, log_url, duration_s, time FROM builds "
-        "WHERE task_id = ? ORDER BY seq", (task.task_id,))
+    timeline = await store.task_timeline(summit.db, task.task_id)
+    builds = await store.task_builds(summit.db, task.task_id)
     return store.task_json(
         task, critical_path=planner.critical_path(task.source), depends_on=depends,
         dependencies=refs(depends), dependents=refs(dependents),
         blockers=[e.to_json() for e in explain_task(task, planner)],
-        timeline=[dict(r) for r in timeline], builds=[dict(r) for r in builds])
+        timeline=timeline, builds=builds)
 
 
 async def show_task(request: web.Request) -> web.Response:
@@ -237,7 +233,7 @@ async def updates_stream(request: web.Request) -> web.StreamResponse:
 async def retry_task(request: web.Request) -> web.Response:
     summit, task = task_or_404(request)
     try:
-        new = await summit.retry(task.task_id)
+        new = await summit.operations.retry(task.task_id)
     except CairnError as exc:
         return _error(409, str(exc))
     return web.json_response(store.task_json(new), status=201)
@@ -247,7 +243,7 @@ async def retry_task(request: web.Request) -> web.Response:
 async def cancel_task(request: web.Request) -> web.Response:
     summit, task = task_or_404(request)
     try:
-        changed = await summit.cancel(task.task_id)
+        changed = await summit.operations.cancel(task.task_id)
     except CairnError as exc:
         return _error(409, str(exc))
     return web.json_response(store.task_json(changed))
@@ -256,17 +252,16 @@ async def cancel_task(request: web.Request) -> web.Response:
 # -- repositories --------------------------------------------------------------------------
 async def repositories_json(summit: Summit) -> list[dict[str, Any]]:
     errors = await store.recipe_errors(summit.db)
-    planned = await summit.db.fetchall("SELECT repository, arch, commit_id FROM planned")
+    planned = await store.planned_commits(summit.db)
     out = []
     for row in await store.repositories(summit.db):
         config = summit.repos.get(row.name)
         out.append({"name": row.name, "url": row.url, "branch": row.branch, "head": row.head,
                     "fetched": row.fetched, "error": row.error,
                     "arches": list(config.arches) if config else [],
-                    "planned": {r["arch"]: r["commit_id"] for r in planned
-                                if r["repository"] == row.name},
+                    "planned": planned.get(row.name, {}),
                     "recipes": sum(len(p.graph.recipes) for (name, _), p in
-                                   summit.planners.items() if name == row.name),
+                                   summit.scheduler.planners.items() if name == row.name),
                     "recipe_errors": [e for e in errors if e["repository"] == row.name]})
     return out
 
@@ -288,7 +283,7 @@ async def show_repository(request: web.Request) -> web.Response:
 async def refresh_repository(request: web.Request) -> web.Response:
     summit = request.app[SUMMIT_KEY]
     try:
-        summit.refresh(request.match_info["name"])
+        summit.watcher.refresh(request.match_info["name"])
     except CairnError as exc:
         return _error(404, str(exc))
     return web.json_response({"status": "refreshing"}, status=202)

@@ -11,12 +11,12 @@ is what summit learned from ``package-published`` events, and is labelled as suc
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 import aiohttp
 
+from daemon.summit import store
 from daemon.summit.planning.states import Task, TaskState
 from daemon.summit.planning.views import Graph, counts, queue_graph
 from daemon.summit.service import Summit
@@ -42,7 +42,7 @@ def recipes(summit: Summit, repository: str | None, arch: str | None,
             text: str) -> list[dict[str, Any]]:
     """Every recipe of the planners' graphs, with what is published and its latest task."""
     out = []
-    for (repo, planner_arch), planner in sorted(summit.planners.items()):
+    for (repo, planner_arch), planner in sorted(summit.scheduler.planners.items()):
         if (repository and repo != repository) or (arch and planner_arch != arch):
             continue
         for name in sorted(planner.graph.recipes):
@@ -67,7 +67,7 @@ def builders(live: Live) -> list[dict[str, Any]]:
 
 
 def queue(summit: Summit, repository: str | None, arch: str | None) -> Graph:
-    return queue_graph(p for (repo, a), p in sorted(summit.planners.items())
+    return queue_graph(p for (repo, a), p in sorted(summit.scheduler.planners.items())
                        if (not repository or repo == repository) and (not arch or a == arch))
 
 
@@ -75,18 +75,11 @@ async def events(summit: Summit, task_id: int | None, limit: int,
                  offset: int) -> tuple[int, list[dict[str, Any]]]:
     """Timeline entries (every task state change and the event that caused it), newest
     first, with the task's source."""
-    total = await summit.db.fetchone(
-        "SELECT count(*) AS n FROM timeline WHERE ? IS NULL OR task_id = ?", (task_id, task_id))
-    rows = await summit.db.fetchall(
-        "SELECT timeline.seq, timeline.time, timeline.task_id, timeline.event_id, "
-        "timeline.type, timeline.summary, tasks.source FROM timeline "
-        "LEFT JOIN tasks USING (task_id) WHERE ? IS NULL OR timeline.task_id = ? "
-        "ORDER BY seq DESC LIMIT ? OFFSET ?", (task_id, task_id, limit, offset))
-    return (int(total["n"]) if total else 0), [dict(r) for r in rows]
+    return await store.timeline_page(summit.db, task_id, limit, offset)
 
 
 async def overview(summit: Summit, live: Live) -> dict[str, Any]:
-    tasks = summit.all_tasks()
+    tasks = summit.scheduler.all_tasks()
     _, recent = await events(summit, None, 15, 0)
     return {"counts": counts(tasks), "builders": builders(live), "recent": recent,
             "open": sum(1 for t in tasks if t.state in (
@@ -99,15 +92,13 @@ async def task_log(summit: Summit, live: Live, task: Task, after: int) -> dict[s
     kept = live.logs.get(task.task_id)
     lines = kept.after(after) if kept else []
     first = kept.first_seq if kept else 0
-    builds = await summit.db.fetchall(
-        "SELECT log_url FROM builds WHERE task_id = ? AND log_url IS NOT NULL ORDER BY seq",
-        (task.task_id,))
+    urls = await store.log_urls(summit.db, task.task_id)
     return {"task_id": task.task_id, "state": str(task.state),
             "lines": [{"seq": line.seq, "text": line.text} for line in lines],
             "first_seq": first, "next_seq": kept.next_seq if kept else 0,
             "truncated": first > after,
             "live": task.state in (TaskState.READY, TaskState.BUILDING),
-            "log_urls": [r["log_url"] for r in builds]}
+            "log_urls": urls}
 
 
 def parse_trusted_comment(signature: str) -> dict[str, str]:
@@ -169,17 +160,4 @@ class Channels:
 async def generations(summit: Summit, channel: str | None, arch: str | None, limit: int,
                       offset: int) -> tuple[int, list[dict[str, Any]]]:
     """Generations summit saw published (from package-published), newest first."""
-    params = (channel, channel, arch, arch)
-    total = await summit.db.fetchone(
-        "SELECT count(*) AS n FROM generations "
-        "WHERE (? IS NULL OR channel = ?) AND (? IS NULL OR arch = ?)", params)
-    rows = await summit.db.fetchall(
-        "SELECT channel, arch, generation, task_id, source, release, build_release, packages, "
-        "time FROM generations WHERE (? IS NULL OR channel = ?) AND (? IS NULL OR arch = ?) "
-        "ORDER BY seq DESC LIMIT ? OFFSET ?", (*params, limit, offset))
-    out = []
-    for row in rows:
-        item = dict(row)
-        item["packages"] = json.loads(item["packages"])
-        out.append(item)
-    return (int(total["n"]) if total else 0), out
+    return await store.generations_page(summit.db, channel, arch, limit, offset)

@@ -60,11 +60,11 @@ def render(request: web.Request, template: str, status: int = 200,
 
 async def overview(request: web.Request) -> web.Response:
     summit = request.app[SUMMIT_KEY]
-    tasks = summit.all_tasks()
+    tasks = summit.scheduler.all_tasks()
     _, recent = await events(summit, None, 20, 0)
     failed = sorted((t for t in tasks if t.state == "failed"), key=lambda t: -t.task_id)[:10]
     blocked = sorted((t for t in tasks if t.state == "blocked"), key=lambda t: t.task_id)[:10]
-    explained = [(t, explain_task(t, summit.planners[(t.repository, t.arch)]))
+    explained = [(t, explain_task(t, summit.scheduler.planners[(t.repository, t.arch)]))
                  for t in blocked]
     return render(request, "overview.html", page="overview", counts=counts(tasks),
                   builders=builders(request.app[LIVE_KEY]), recent=recent, failed=failed,
@@ -85,7 +85,7 @@ async def task_list(request: web.Request) -> web.Response:
     number = min(max(number, 1), pages)
     shown = tasks[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
     summit = request.app[SUMMIT_KEY]
-    rows = [(t, explain_task(t, summit.planners[(t.repository, t.arch)])) for t in shown]
+    rows = [(t, explain_task(t, summit.scheduler.planners[(t.repository, t.arch)])) for t in shown]
     query = {k: v for k, v in request.query.items() if k in ("state", "q", "source") and v}
 
     def link(n: int) -> str:
@@ -93,17 +93,17 @@ async def task_list(request: web.Request) -> web.Response:
 
     return render(request, "tasks.html", page="tasks", rows=rows, total=len(tasks),
                   number=number, pages=pages, link=link, query=query,
-                  counts=counts(summit.all_tasks()))
+                  counts=counts(summit.scheduler.all_tasks()))
 
 
 async def task_page(request: web.Request) -> web.Response:
     summit = request.app[SUMMIT_KEY]
     raw = request.match_info["task_id"]
-    task = summit.task(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    task = summit.scheduler.task(int(raw)) if raw.isdigit() and len(raw) < 19 else None
     if task is None:
         return render(request, "error.html", status=404, page="tasks",
                       message=f"There is no task {raw}.")
-    planner = summit.planners[(task.repository, task.arch)]
+    planner = summit.scheduler.planners[(task.repository, task.arch)]
     detail = await task_detail(summit, task)
     log = await task_log(summit, request.app[LIVE_KEY], task, 0)
     return render(request, "task.html", page="task", task=task, detail=detail, log=log,
@@ -112,7 +112,7 @@ async def task_page(request: web.Request) -> web.Response:
 
 async def queue_page(request: web.Request) -> web.Response:
     summit = request.app[SUMMIT_KEY]
-    graph = queue_graph(p for _, p in sorted(summit.planners.items()))
+    graph = queue_graph(p for _, p in sorted(summit.scheduler.planners.items()))
     waves = sorted({n.wave for n in graph.nodes})
     running = any(n.state in ("building", "publishing") for n in graph.nodes)
     return render(request, "queue.html", page="queue", graph=graph, layout=layout(graph),

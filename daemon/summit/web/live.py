@@ -157,8 +157,7 @@ class Live:
         return cls(summit, None)
 
     async def start(self) -> None:
-        row = await self.summit.db.fetchone("SELECT max(seq) AS seq FROM timeline")
-        self._last_seq = int(row["seq"] or 0) if row is not None else 0
+        self._last_seq = await store.timeline_last_seq(self.summit.db)
         self._tasks = [asyncio.create_task(self._poll(), name="live-timeline")]
         if self.telemetry is not None:
             self._tasks += [
@@ -227,7 +226,7 @@ class Live:
         """A builder's presence, with the sources of the tasks it is building."""
         running = []
         for task_id in status.get("tasks") or []:
-            task = self.summit.task(task_id) if isinstance(task_id, int) else None
+            task = self.summit.scheduler.task(task_id) if isinstance(task_id, int) else None
             running.append({"id": task_id, "source": task.source if task else None,
                             "state": str(task.state) if task else None})
         return {"builder": status["builder"], "arch": status.get("arch"),
@@ -245,23 +244,21 @@ class Live:
 
     async def poll_once(self) -> int:
         """Relay timeline rows written since the last call; returns how many."""
-        rows = await self.summit.db.fetchall(
-            "SELECT seq, task_id, time, event_id, type, summary FROM timeline WHERE seq > ? "
-            "ORDER BY seq LIMIT 1000", (self._last_seq,))
+        rows = await store.timeline_since(self.summit.db, self._last_seq)
         if not rows:
             return 0
         self._last_seq = int(rows[-1]["seq"])
         if not self._subscribers:
             return len(rows)
         for row in rows:
-            task = self.summit.task(row["task_id"])
+            task = self.summit.scheduler.task(row["task_id"])
             if task is None:
                 continue
-            planner = self.summit.planners[(task.repository, task.arch)]
+            planner = self.summit.scheduler.planners[(task.repository, task.arch)]
             self._emit("task", {
-                "entry": dict(row),
+                "entry": row,
                 "task": store.task_json(task, blockers=[
                     e.to_json() for e in explain_task(task, planner)]),
             }, int(row["seq"]))
-        self._emit("counts", counts(self.summit.all_tasks()))
+        self._emit("counts", counts(self.summit.scheduler.all_tasks()))
         return len(rows)

@@ -58,7 +58,7 @@ async def stream_updates(request: web.Request, live: Live) -> web.StreamResponse
     async with live.subscribe(lambda event, _: event in UPDATE_EVENTS) as subscriber:
         response = await _open(request)
         try:
-            await response.write(sse("counts", counts(live.summit.all_tasks())))
+            await response.write(sse("counts", counts(live.summit.scheduler.all_tasks())))
             for name in sorted(live.builders):
                 await response.write(sse("builder", live.builder_json(live.builders[name])))
             await _pump(response, subscriber)
