@@ -13,7 +13,6 @@ Functions here are synchronous and CPU-bound: call them through ``asyncio.to_thr
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +23,11 @@ import zstandard
 
 from daemon.package import MANIFEST_DIR, FileType, Manifest, archive_name, manifest_path
 from daemon.vessel.errors import ImportRefused
+from daemon.vessel.symlinks import SymlinkModel, SymlinkRefused
 from events.payloads import Artefact, BuildDone
 
 #: The manifest is metadata; anything larger is not a manifest.
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
-_SYMLINK_DEPTH = 40
 _CHUNK = 1024 * 1024
 
 
@@ -165,60 +164,12 @@ def _check_symlinks(members: dict[str, Member], label: str) -> None:
     A target that the package does not hold (a library from another package) is fine as long
     as the path to it stays inside the root; links are followed as the kernel would.
     """
-    for member in members.values():
-        if member.type is FileType.SYMLINK and member.target is not None:
-            start = posixpath.dirname(member.path)
-            if _escapes(members, start, member.target, 0):
-                raise ImportRefused(
-                    f"symlink {member.path!r} -> {member.target!r} points outside the package",
-                    artefact=label)
-
-
-def _escapes(members: dict[str, Member], base: str, target: str, depth: int) -> bool:
-    if depth > _SYMLINK_DEPTH:
-        return True  # a loop or absurd chain: refuse rather than guess
-    stack = [p for p in base.split("/") if p]
-    for part in target.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not stack:
-                return True
-            stack.pop()
-            continue
-        here = "/".join([*stack, part])
-        link = members.get(here)
-        if link is not None and link.type is FileType.SYMLINK and link.target is not None:
-            if link.target.startswith("/"):
-                return True
-            resolved = _resolve(members, "/".join(stack), link.target, depth + 1)
-            if resolved is None:
-                return True
-            stack = resolved
-        else:
-            stack.append(part)
-    return False
-
-
-def _resolve(members: dict[str, Member], base: str, target: str, depth: int) -> list[str] | None:
-    """Where ``target`` (relative to ``base``) lands, as path parts; None if it escapes."""
-    if _escapes(members, base, target, depth):
-        return None
-    stack = [p for p in base.split("/") if p]
-    for part in target.split("/"):
-        if part == "..":
-            stack.pop()
-        elif part not in ("", "."):
-            here = "/".join([*stack, part])
-            link = members.get(here)
-            if link is not None and link.type is FileType.SYMLINK and link.target is not None:
-                inner = _resolve(members, "/".join(stack), link.target, depth + 1)
-                if inner is None:
-                    return None
-                stack = inner
-            else:
-                stack.append(part)
-    return stack
+    links = {m.path: m.target for m in members.values()
+             if m.type is FileType.SYMLINK and m.target is not None}
+    try:
+        SymlinkModel(links).check(list(members))
+    except SymlinkRefused as exc:
+        raise ImportRefused(str(exc), artefact=label) from None
 
 
 def _decode_manifest(manifests: dict[str, bytes], label: str) -> Manifest:
