@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "daemon.vessel.cli",
     "daemon.repo.cli",
     "daemon.avalanche.cli",
+    "daemon.buildenv.cli",
 )
 
 

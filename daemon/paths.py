@@ -17,3 +17,12 @@ def default_state_dir() -> Path:
 
 def journal_db(state_dir: Path | None = None) -> Path:
     return (state_dir or default_state_dir()) / "journal.sqlite"
+
+
+def default_cache_dir() -> Path:
+    """``$CAIRN_CACHE_DIR``, else ``$XDG_CACHE_HOME/cairn``, else ``~/.cache/cairn``."""
+    explicit = os.environ.get("CAIRN_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cairn"

@@ -73,3 +73,24 @@ def private_rabbitmq_url(rabbitmq_url: str) -> Iterator[str]:
         yield rabbitmq_url.rsplit("/", 1)[0] + "/" + vhost
     finally:
         _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def debian_environment() -> Iterator[object]:
+    """The bundled Debian build environment, unpacked and held in use for the session
+    (:mod:`tests.buildenv_cache`): yields a :class:`daemon.buildenv.cache.CachedEnvironment`.
+    Without ``mmdebstrap`` it fails in CI and skips elsewhere."""
+    from daemon.buildenv.cache import EnvironmentCache
+    from tests.buildenv_cache import cached_environment
+
+    if shutil.which("mmdebstrap") is None:
+        reason = "mmdebstrap is not installed (tests/run installs it)"
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    built = cached_environment()
+    cache = EnvironmentCache(built.cache_dir, keep=2)
+    if not cache.has(built.record.digest):
+        cache.add(built.archive, built.record)
+    with cache.use(built.record.digest) as env:
+        yield env

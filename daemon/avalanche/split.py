@@ -11,7 +11,9 @@ Split rule, first match wins:
 
 Each package also holds the directories above its files. Provides: ``name(x)`` and the
 plain name, ``binary(x)`` for ``usr/bin/x``, ``sysbinary(x)`` for ``usr/sbin/x``,
-``pkgconfig(x)`` for ``x.pc``, ``soname(lib(arch))`` for ELF SONAMEs. Depends: the recipe's
+``pkgconfig(x)`` for ``x.pc`` in a pkg-config directory (``usr/lib``, ``usr/lib64``,
+``usr/share`` or a multiarch ``usr/lib/<triplet>``), ``soname(lib(arch))`` for ELF SONAMEs
+(:func:`file_provides`, shared with build environments' manifests). Depends: the recipe's
 ``rundeps`` (or the sub-package's), ``soname(...)`` of the ELF files' DT_NEEDED that the
 package does not provide itself, and for ``-devel`` the main package.
 """
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +36,9 @@ from .recipe import Recipe
 
 _DEVEL_DIRS = ("usr/include/", "usr/lib/pkgconfig/", "usr/share/pkgconfig/", "usr/lib/cmake/",
                "usr/share/aclocal/")  # fmt: skip
-_PC_DIRS = ("usr/lib/pkgconfig/", "usr/share/pkgconfig/", "usr/lib64/pkgconfig/")
+#: A ``.pc`` file directly in a directory pkg-config searches by default.
+_PC_FILE = re.compile(r"^usr/(?:lib|lib64|share|lib/[a-z0-9_]+-linux-[a-z0-9_]+)/pkgconfig/"
+                      r"(?P<name>[^/]+)\.pc$")
 
 
 @dataclass(frozen=True)
@@ -92,8 +98,12 @@ def assign(recipe: Recipe, paths: list[str], root: Path) -> dict[str, list[str]]
     return result
 
 
-def _provides_of(name: str, paths: list[str], root: Path) -> tuple[set[str], set[str]]:
-    provides = {name, name_provider(name)}
+def file_provides(paths: Iterable[str], root: Path) -> tuple[set[str], set[str]]:
+    """What the files at ``paths`` (relative to ``root``) provide, and the sonames they need.
+
+    Symlinks and other non-regular files are never opened (a root's absolute links point at
+    the host until the root is mounted as ``/``)."""
+    provides: set[str] = set()
     needed: set[str] = set()
     for path in paths:
         full = root / path
@@ -102,8 +112,8 @@ def _provides_of(name: str, paths: list[str], root: Path) -> tuple[set[str], set
             provides.add(f"binary({base})")
         elif path.startswith("usr/sbin/") and path.count("/") == 2:
             provides.add(f"sysbinary({base})")
-        if path.startswith(_PC_DIRS) and base.endswith(".pc"):
-            provides.add(f"pkgconfig({base[:-3]})")
+        if (pc := _PC_FILE.match(path)) is not None:
+            provides.add(f"pkgconfig({pc['name']})")
         if full.is_symlink() or not stat.S_ISREG(full.lstat().st_mode):
             continue
         info = read_elf(full)
@@ -113,6 +123,11 @@ def _provides_of(name: str, paths: list[str], root: Path) -> tuple[set[str], set
             provides.add(soname)
         needed.update(info.needed_providers())
     return provides, needed
+
+
+def _provides_of(name: str, paths: list[str], root: Path) -> tuple[set[str], set[str]]:
+    provides, needed = file_provides(paths, root)
+    return provides | {name, name_provider(name)}, needed
 
 
 def plan_packages(recipe: Recipe, root: Path) -> list[PackagePlan]:

@@ -114,8 +114,9 @@ def pool_uri(sha256: str) -> str:
 
 
 def check_channel(channel: str) -> str:
-    if not _NAME.match(channel) or channel in ("pool",) or len(channel) > 64:
-        raise ConfigError(f"invalid channel name {channel!r} (letters, digits, _.+-; not 'pool')")
+    if not _NAME.match(channel) or channel in ("pool", "environments") or len(channel) > 64:
+        raise ConfigError(f"invalid channel name {channel!r} (letters, digits, _.+-; not 'pool' "
+                          "or 'environments')")
     return channel
 
 

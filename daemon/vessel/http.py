@@ -58,4 +58,5 @@ async def _serve(request: web.Request) -> web.StreamResponse:
 
 def _mutable(parts: list[str]) -> bool:
     """Whether the URL can name different bytes over time (so caches must revalidate)."""
-    return "current" in parts or parts == ["minisign.pub"]
+    return ("current" in parts or parts == ["minisign.pub"]
+            or parts in (["environments", "index.json"], ["environments", "index.json.minisig"]))

@@ -1,0 +1,108 @@
+"""``declaration -> <digest>.tar.zst + <digest>.json``: building an environment.
+
+Steps: the Debian base (:mod:`.bootstrap`) into a staging directory, the channel layer on top
+(:mod:`.layer`), the manifest derived from the finished tree (:mod:`.contents`), then the
+reproducible archive (:mod:`.archive`). The archive and its record are written under
+temporary names and renamed into ``out_dir`` when complete; the staging tree is removed.
+
+What changes the digest: any byte of the tree (a package version on the mirror, a channel
+package's new build, the declaration's packages, variant, excludes or ``source_date_epoch``),
+the manifest (which also names the declaration's hash, the source lines and the layer's index
+URL and generation), and the zstd level or library version. Not the build's time, host name,
+user, or the order files were written in.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import archive, bootstrap, contents, layer
+from .declaration import Declaration
+from .errors import BuildEnvError
+from .manifest import EnvRecord, archive_name, encode, record_name
+
+
+def _ignore(*_args: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a build reports: a phase starts, a line of tool output, bytes packed."""
+
+    phase: Callable[[str], None] = _ignore
+    line: Callable[[str], None] = _ignore
+    packed: Callable[[int, int], None] = _ignore
+
+
+@dataclass(frozen=True)
+class Built:
+    record: EnvRecord
+    archive: Path
+    record_path: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def build(decl: Declaration, out_dir: Path, *, cache_dir: Path, work_dir: Path | None = None,
+          etc_apt: Path | None = None, timeout: float = 60.0,
+          progress: Progress = Progress()) -> Built:
+    """Build ``decl``; see the module docstring. ``cache_dir`` keeps downloaded packages."""
+    timings: dict[str, float] = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".buildenv-", dir=work_dir or out_dir))
+    root = staging / "root"
+    try:
+        sources: list[str] = []
+        started = time.monotonic()
+        if decl.base is not None:
+            sources = bootstrap.sources_for(decl.base, etc_apt)
+            progress.phase(f"debian {decl.base.suite} ({decl.base.variant}) from "
+                           f"{'; '.join(sources)}")
+            bootstrap.run(decl, root, sources, line=progress.line)
+        else:
+            root.mkdir()
+        timings["base"] = time.monotonic() - started
+        env_layer = None
+        if decl.layer is not None:
+            started = time.monotonic()
+            progress.phase(f"layer {', '.join(decl.layer.packages)} from {decl.layer.index}")
+            env_layer = layer.install(decl.layer, root, cache_dir, decl.arch, timeout=timeout,
+                                      line=progress.line)
+            timings["layer"] = time.monotonic() - started
+        started = time.monotonic()
+        progress.phase("manifest: packages and provides")
+        entries = archive.scan(root)
+        manifest = contents.derive(root, entries, decl, sources=sources, layer=env_layer)
+        timings["manifest"] = time.monotonic() - started
+        started = time.monotonic()
+        progress.phase(f"packing {manifest.files} files, {manifest.size / 1e6:.0f} MB")
+        tmp_archive = staging / "env.tar.zst"
+        digest = archive.pack(root, entries, manifest, tmp_archive, progress=progress.packed)
+        timings["pack"] = time.monotonic() - started
+        record = EnvRecord(digest=digest, size=tmp_archive.stat().st_size, manifest=manifest)
+        final = out_dir / archive_name(digest)
+        os.replace(tmp_archive, final)
+        record_path = out_dir / record_name(digest)
+        tmp_record = out_dir / f".{record_path.name}.{secrets.token_hex(4)}"
+        tmp_record.write_bytes(encode(record))
+        os.replace(tmp_record, record_path)
+        progress.phase(f"environment {decl.name}: sha256:{digest} ({record.size / 1e6:.1f} MB)")
+        return Built(record, final, record_path, timings)
+    except OSError as exc:
+        raise BuildEnvError(f"building environment {decl.name} failed: {exc}") from exc
+    finally:
+        _remove_tree(staging)
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a staging tree that mmdebstrap (maybe as root) made; read-only bits included."""
+    if path.exists():
+        archive.make_writable(path)
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,60 @@
+"""The bundled Debian build environment for tests, built once and kept between runs.
+
+Building it takes about a minute (mmdebstrap downloads ~60 MB); so the archive is kept under
+``~/.cache/cairn-test/buildenv/<key>/`` (``$CAIRN_TEST_CACHE`` overrides the base), keyed by
+the declaration's content and the apt source lines it resolves to, and unpacked once into an
+:class:`EnvironmentCache` beside it. Test runs in parallel (several worktrees) share both
+safely: building holds a lock, and the cache's own locks guard unpacking and eviction.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.buildenv import bootstrap, declaration
+from daemon.buildenv.build import build
+from daemon.buildenv.cli import bundled_declaration
+from daemon.buildenv.manifest import EnvRecord, archive_name, decode_record, record_name
+
+
+def test_cache_base() -> Path:
+    explicit = os.environ.get("CAIRN_TEST_CACHE")
+    return Path(explicit) if explicit else Path.home() / ".cache" / "cairn-test"
+
+
+@dataclass(frozen=True)
+class BuiltEnv:
+    record: EnvRecord
+    archive: Path
+    cache_dir: Path
+    fresh: bool
+
+
+def cached_environment(path: Path | None = None) -> BuiltEnv:
+    """The environment of the declaration at ``path`` (default: the bundled one)."""
+    decl = declaration.load(path or bundled_declaration())
+    sources = bootstrap.sources_for(decl.base) if decl.base is not None else []
+    key = hashlib.sha256("\n".join([decl.key(), *sources]).encode()).hexdigest()[:24]
+    base = test_cache_base() / "buildenv"
+    out = base / key
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(base / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        records = sorted(out.glob("*.json"))
+        fresh = False
+        if records:
+            record = decode_record(records[0].read_bytes(), what=str(records[0]))
+        else:
+            shutil.rmtree(out)
+            record = build(decl, out, cache_dir=base / "packages").record
+            fresh = True
+        assert (out / record_name(record.digest)).is_file()
+        return BuiltEnv(record, out / archive_name(record.digest), base / "cache", fresh)
+    finally:
+        os.close(fd)
