@@ -99,11 +99,19 @@ class _AmqpConsumer(Consumer):
         assert task is not None
         self._inflight.add(task)
         try:
-            verdict = await process(message.body, self._subscription, self._handler,
-                                    self._bus.observer)
+            verdict = await process(message.body, self._arrived_on(message),
+                                    self._subscription, self._handler, self._bus.observer)
             await self._settle(message, verdict)
         finally:
             self._inflight.discard(task)
+
+    def _arrived_on(self, message: AbstractIncomingMessage) -> str:
+        """The routing key the message was published with. A dead-letter queue receives
+        every message under its own name: the original key is in the dead letter's headers
+        (ours, or the broker's ``x-death``), as the embedded broker keeps it."""
+        if self._subscription.dead_letter_reader:
+            return _dead_letter_of(message, self._subscription.queue).routing_key
+        return message.routing_key or ""
 
     async def _settle(self, message: AbstractIncomingMessage, verdict: Verdict) -> None:
         try:

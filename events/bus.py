@@ -12,7 +12,8 @@ Semantics every transport honours:
 * ``subscribe`` consumes a named durable queue with its bindings and a prefetch; what
   happens to each delivery is decided in one place, :func:`events.consume.process`: ack on
   success, bounded retries with back-off for failures, dead letter (with reason and original
-  routing key in headers) for bodies that are not events or keep failing.
+  routing key in headers) for bodies that are not events, events that did not arrive on
+  their own routing key, and events that keep failing.
 * a work queue (``Subscription.work_queue``) is shared by competing consumers and gives a
   message back when its consumer dies; after ``delivery_limit`` deliveries it is dead-lettered.
 * ``close`` stops consuming, lets in-flight handlers finish up to a timeout, then closes;

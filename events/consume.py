@@ -1,8 +1,14 @@
 """What happens to a delivery: the one place where ack, retry and dead-letter are decided.
 
-Transports call :func:`process` for every message and then carry out its :class:`Verdict`;
-they never decide on their own. This keeps the two transports identical in behaviour and
-makes the rules testable without a broker.
+Transports call :func:`process` for every message, with the routing key it arrived on, and
+then carry out its :class:`Verdict`; they never decide on their own. This keeps the two
+transports identical in behaviour and makes the rules testable without a broker.
+
+An event is handled only if it arrived on its own routing key (its type, a dot, its
+subject). The broker's topic permissions authorise a publisher by the routing key alone, so a
+builder allowed to send ``build-done.*`` could otherwise slip a ``package-published`` or a
+``commit-seen`` envelope onto a ``build-done`` key and have it acted on as if its real
+publisher had sent it. Such a message is dead-lettered with the reason.
 """
 
 from __future__ import annotations
@@ -86,19 +92,37 @@ def _parse(body: bytes, subscription: Subscription) -> Event[Any] | Verdict:
         return Verdict(Disposition.DEAD_LETTER, f"invalid event: {exc}")
 
 
-async def process(body: bytes, subscription: Subscription, handler: Handler,
-                  observer: BusObserver = NO_OBSERVER) -> Verdict:
+def misrouted(event: Event[Any], routing_key: str) -> str | None:
+    """Why ``event`` may not be taken as having arrived on ``routing_key`` (None: it may).
+
+    The subject itself is checked against the data when the event is decoded, so a match
+    here means the routing key, the envelope and the payload all say the same thing."""
+    if routing_key == event.routing_key:
+        return None
+    return (f"routing key {routing_key!r} does not match the event's type and subject "
+            f"({event.routing_key!r})")
+
+
+async def process(body: bytes, routing_key: str, subscription: Subscription,
+                  handler: Handler, observer: BusObserver = NO_OBSERVER) -> Verdict:
     """Decode, validate and handle one delivery, retrying a failing handler with back-off.
 
-    Returns how the transport must settle the message. Cancellation (shutdown, a consumer
-    being torn down) propagates: the transport then leaves the message unacknowledged so the
-    broker delivers it again.
+    ``routing_key`` is the key the message was published with (for a dead-letter reader:
+    the key it had before it was dead-lettered). Returns how the transport must settle the
+    message. Cancellation (shutdown, a consumer being torn down) propagates: the transport
+    then leaves the message unacknowledged so the broker delivers it again.
     """
     parsed = _parse(body, subscription)
     if isinstance(parsed, Verdict):
         log.warning("event.dead_lettered", queue=subscription.queue, reason=parsed.reason)
         tell(observer.dead_lettered, INVALID_TYPE, subscription.queue)
         return parsed
+    mismatch = misrouted(parsed, routing_key)
+    if mismatch is not None:
+        log.warning("event.dead_lettered", queue=subscription.queue, reason=mismatch,
+                    event_id=parsed.id, event_type=parsed.type, event_source=parsed.source)
+        tell(observer.dead_lettered, parsed.type, subscription.queue)
+        return Verdict(Disposition.DEAD_LETTER, mismatch, event=parsed)
     # bind/reset rather than structlog's bound_contextvars(): that one copies and scans the
     # whole context on every message, which showed up as the largest cost of consuming.
     tokens = structlog.contextvars.bind_contextvars(

@@ -132,6 +132,14 @@ def decode_event(body: bytes | str) -> Event[Any]:
     except msgspec.ValidationError as exc:
         message, field = _field_of(exc, "data.")
         raise EventValidationError(message, field=field) from None
+    derived = spec.subject(data)
+    if wire.subject != derived:
+        # Brokers route and authorise by the subject, consumers act on the data: an event
+        # whose subject says one thing and whose data another could pass a topic permission
+        # for the first and then act on the second.
+        raise EventValidationError(
+            f"subject {wire.subject!r} is not the one its data gives ({derived!r})",
+            field="subject")
     return Event(
         id=wire.id,
         source=wire.source,

@@ -157,7 +157,8 @@ class _MemoryConsumer(Consumer):
 
     def deliver(self, message: _Message) -> None:
         task = asyncio.get_running_loop().create_task(
-            process(message.body, self._subscription, self._handler, self._bus.observer)
+            process(message.body, message.routing_key, self._subscription, self._handler,
+                    self._bus.observer)
         )
         self._inflight[task] = message
         task.add_done_callback(self._settle)

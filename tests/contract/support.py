@@ -20,8 +20,15 @@ from events.amqp import AmqpBus
 from events.bus import Bus
 from events.envelope import Event, new_event
 from events.memory import MemoryBroker, MemoryBus
-from events.names import EVENTS_EXCHANGE, dead_letter_queue
-from events.payloads import TaskCancelled, TaskReady
+from events.names import (
+    DEAD_LETTER_EXCHANGE,
+    EVENTS_EXCHANGE,
+    HEADER_QUEUE,
+    HEADER_REASON,
+    HEADER_ROUTING_KEY,
+    dead_letter_queue,
+)
+from events.payloads import CommitSeen, PackagePublished, PublishedPackage, TaskCancelled, TaskReady
 
 SOURCE = "urn:cairn:test:contract"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -56,9 +63,20 @@ class Transport(abc.ABC):
     async def inject(self, body: bytes, routing_key: str) -> None:
         """Publish raw bytes to the events exchange, bypassing cairn's encoder."""
 
+    @abc.abstractmethod
+    async def inject_dead_letter(self, body: bytes, queue: str, routing_key: str) -> None:
+        """Put raw bytes into ``queue``'s dead-letter queue as if a consumer had
+        dead-lettered them from ``routing_key`` (any account may write to the dead-letter
+        exchange, so a dead letter is untrusted too)."""
+
     async def aclose(self) -> None:
         for bus in self.buses:
             await bus.close(timeout=1.0)
+
+
+def _dead_letter_headers(queue: str, routing_key: str) -> dict[str, Any]:
+    return {HEADER_REASON: "injected by a test", HEADER_ROUTING_KEY: routing_key,
+            HEADER_QUEUE: queue}
 
 
 class MemoryTransport(Transport):
@@ -74,6 +92,10 @@ class MemoryTransport(Transport):
     async def inject(self, body: bytes, routing_key: str) -> None:
         reached = self.broker.route(body, routing_key)
         assert reached > 0, f"nothing is bound to {routing_key}"
+
+    async def inject_dead_letter(self, body: bytes, queue: str, routing_key: str) -> None:
+        self.broker.send_to_queue(dead_letter_queue(queue), body, routing_key,
+                                  _dead_letter_headers(queue, routing_key))
 
 
 class RabbitTransport(Transport):
@@ -105,6 +127,18 @@ class RabbitTransport(Transport):
                     message_id=uuid.uuid4().hex,
                 ),
                 routing_key,
+                mandatory=True,
+                timeout=10,
+            )
+
+    async def inject_dead_letter(self, body: bytes, queue: str, routing_key: str) -> None:
+        connection = await self.raw()
+        async with connection.channel(publisher_confirms=True, on_return_raises=True) as ch:
+            exchange = await ch.get_exchange(DEAD_LETTER_EXCHANGE, ensure=True)
+            await exchange.publish(
+                aio_pika.Message(body, headers=_dead_letter_headers(queue, routing_key),
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                dead_letter_queue(queue),
                 mandatory=True,
                 timeout=10,
             )
@@ -206,3 +240,18 @@ def task_ready(arch: str, task_id: int = 1, causation: Event[Any] | None = None)
 
 def task_cancelled(arch: str, task_id: int = 1) -> Event[Any]:
     return new_event(TaskCancelled(task_id=task_id, arch=arch), source=SOURCE)
+
+
+def package_published(channel: str, task_id: int = 1) -> Event[Any]:
+    """What only vessel may publish: a build's packages are in the repository."""
+    package = PublishedPackage(name="nano", version="1.0", release=task_id, build_release=1,
+                               sha256="a" * 64)
+    return new_event(PackagePublished(task_id=task_id, source="nano", release=task_id,
+                                      build_release=1, arch="x86_64", channel=channel,
+                                      generation=1, packages=[package]), source=SOURCE)
+
+
+def commit_seen(repository: str) -> Event[Any]:
+    """What only summit may publish: a branch now points at a commit."""
+    return new_event(CommitSeen(repository=repository, url="https://git.example/r",
+                                branch="main", new_commit=COMMIT), source=SOURCE)

@@ -22,8 +22,10 @@ from events.payloads import TaskCancelled, TaskReady
 from tests.contract.support import (
     Recorder,
     Transport,
+    commit_seen,
     eventually,
     hang,
+    package_published,
     subject,
     task_cancelled,
     task_ready,
@@ -343,6 +345,115 @@ async def test_dead_letters_are_kept_unless_removed(bus_factory: Transport) -> N
     assert sorted(d.body for d in await _dead(bus, queue, 2)) == [b"one", b"two"]
     assert sorted(d.body for d in await bus.dead_letters(queue, remove=True)) == [b"one", b"two"]
     assert await bus.dead_letters(queue) == []
+
+
+# --- routing keys --------------------------------------------------------------------------
+# A broker authorises a publisher by routing key only; the envelope inside is the publisher's
+# to write. A consumer takes an event only on its own routing key.
+
+
+def _forged(kind: str, s: str) -> Event[Any]:
+    return {"package-published": package_published(s), "commit-seen": commit_seen(s),
+            "task-ready": task_ready(subject())}[kind]
+
+
+@pytest.mark.parametrize("kind", ["package-published", "commit-seen", "task-ready"])
+async def test_event_on_a_routing_key_not_its_own_is_dead_lettered(
+    bus_factory: Transport, kind: str
+) -> None:
+    """A builder may publish ``build-done.*``: a ``package-published`` or ``commit-seen``
+    envelope sent on that key, or a ``task-ready`` for another arch, is not acted upon."""
+    bus = await bus_factory.open()
+    s = subject()
+    recorder = Recorder()
+    queue = bus_factory.queue(f"misrouted-{kind}")
+    await bus.subscribe(Subscription(queue, (binding("build-done", s), binding("task-ready", s),
+                                             binding(kind))), recorder)
+    forged = _forged(kind, s)
+    arrived_on = f"build-done.{s}" if kind != "task-ready" else f"task-ready.{s}"
+
+    await bus_factory.inject(encode_event(forged), arrived_on)
+    [dead] = await _dead(bus, queue, 1)
+    assert dead.reason == (f"routing key {arrived_on!r} does not match the event's type and "
+                           f"subject ({forged.routing_key!r})")
+    assert dead.routing_key == arrived_on
+    assert dead.queue == queue
+    assert decode_event(dead.body) == forged
+
+    # The same event on its own key is handled, and nothing else reached the handler.
+    await bus.publish(forged)
+    await recorder.wait_handled(1)
+    assert recorder.ids == [forged.id]
+    assert recorder.attempts == {forged.id: 1}
+
+
+async def test_event_whose_subject_contradicts_its_data_is_dead_lettered(
+    bus_factory: Transport,
+) -> None:
+    """The routing key and the envelope's subject agree, but the data names another arch:
+    the subject a permission was checked on is not the one the consumer would act on."""
+    bus = await bus_factory.open()
+    s, other = subject(), subject()
+    recorder = Recorder()
+    queue = bus_factory.queue("lying-subject")
+    await bus.subscribe(Subscription(queue, (binding("task-ready", s),)), recorder)
+    body = json.loads(encode_event(task_ready(other)))
+    body["subject"] = s
+
+    await bus_factory.inject(json.dumps(body).encode(), f"task-ready.{s}")
+    [dead] = await _dead(bus, queue, 1)
+    assert dead.reason.startswith("invalid event: ")
+    assert f"subject {s!r} is not the one its data gives ({other!r})" in dead.reason
+    assert recorder.attempts == {}
+
+
+async def test_dead_letter_reader_takes_only_events_dead_lettered_from_their_own_key(
+    bus_factory: Transport,
+) -> None:
+    """Dead letters arrive under the dead-letter queue's name; the key that counts is the
+    one they were published with, kept in the dead letter (anyone may write to the
+    dead-letter exchange, so it is checked like any other)."""
+    bus = await bus_factory.open()
+    s = subject()
+    work = Subscription(bus_factory.queue("dead-keys"), (binding("task-ready", s),),
+                        work_queue=True)
+    await bus.declare(work)
+    reader = Recorder()
+    await bus.subscribe(Subscription(work.dead_letter_queue, (), dead_letter_reader=True), reader)
+    forged, genuine = package_published(s), task_ready(s)
+
+    await bus_factory.inject_dead_letter(encode_event(forged), work.queue, f"task-ready.{s}")
+    await bus_factory.inject_dead_letter(encode_event(genuine), work.queue, genuine.routing_key)
+
+    await reader.wait_handled(1)
+    assert reader.ids == [genuine.id]
+    assert reader.attempts == {genuine.id: 1}
+    assert await _depth(bus, work.dead_letter_queue, 0) == 0
+
+
+async def test_dead_letter_reader_takes_what_the_delivery_limit_dead_lettered(
+    bus_factory: Transport,
+) -> None:
+    """The broker's own dead letters (a task that killed its consumers) carry the original
+    key in the broker's form: the reader still takes them."""
+    s = subject()
+    work = Subscription(bus_factory.queue("limit-read"), (binding("task-ready", s),),
+                        prefetch=1, work_queue=True, delivery_limit=1)
+    publisher = await bus_factory.open()
+    reader = Recorder()
+    await publisher.declare(work)
+    await publisher.subscribe(Subscription(work.dead_letter_queue, (), dead_letter_reader=True),
+                              reader)
+    event = task_ready(s)
+    await publisher.publish(event)
+    victim = await bus_factory.open()
+    holder = Recorder(hang)
+    await victim.subscribe(work, holder)
+    await holder.wait_attempts(1)
+    await victim.close(timeout=0.05)
+
+    await reader.wait_handled(1)
+    assert reader.ids == [event.id]
 
 
 # --- consumers going away ------------------------------------------------------------------

@@ -29,7 +29,8 @@ from daemon.deploy.rabbitmq import accounts, build_definitions, password_hash
 from events import payloads as p
 from events import topology
 from events.amqp import AmqpBus
-from events.envelope import Event, new_event
+from events.bus import DeadLetter
+from events.envelope import Event, decode_event, encode_event, new_event
 from events.errors import RejectEvent
 from events.names import EVENTS_EXCHANGE
 from tests.conftest import RABBITMQ_HOST, RABBITMQ_PORT, rabbitmq_unavailable
@@ -212,6 +213,14 @@ class Inbox:
                 await self._changed.wait()
         await asyncio.wait_for(until(), timeout)
 
+    async def wait_seen(self, event_type: str, timeout: float = 20) -> None:
+        """Wait until an event of this type arrived, whatever else did."""
+        async def until() -> None:
+            while event_type not in [e.type for e in self.events]:
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(until(), timeout)
+
 
 def _task_ready(task_id: int) -> p.TaskReady:
     return p.TaskReady(task_id=task_id, source="zlib", version="1.3", release=4, arch=ARCH,
@@ -265,3 +274,67 @@ async def test_every_service_works_with_its_own_account(imported: Imported) -> N
         await asyncio.gather(*(bus.close() for bus in buses.values()))
     assert [e.data.task_id for e in inboxes["dead"].events] == [99]
     assert {e.source for e in inboxes["summit"].events} == {"avalanche"}
+
+
+async def test_builder_cannot_smuggle_events_onto_its_own_routing_key(imported: Imported) -> None:
+    """The builder's account may publish ``build-done.*`` and nothing else. It sends a
+    ``package-published`` (only vessel may) and a ``commit-seen`` (only summit may) on a
+    ``build-done.x86_64`` key; the broker lets both through, and summit, vessel and the
+    journal, each with its own account, dead-letter them unhandled, naming the key."""
+    forged = [
+        new_event(p.PackagePublished(
+            task_id=7, source="zlib", release=4, build_release=1, arch=ARCH, channel="volatile",
+            generation=3, packages=[p.PublishedPackage(name="zlib", version="1.3", release=4,
+                                                       build_release=1, sha256="d" * 64)]),
+            source="avalanche"),
+        new_event(p.CommitSeen(repository="recipes", url="https://git.example/recipes",
+                               branch="main", new_commit=COMMIT, old_commit="a" * 40),
+                  source="avalanche"),
+    ]
+    roles = {"summit": topology.SUMMIT, "vessel": topology.VESSEL, "journal": topology.JOURNAL}
+    # Only the operator's account may read dead letters.
+    buses = {a: AmqpBus(imported.url(a), name=f"test-{a}")
+             for a in (*roles, "avalanche", "operator")}
+    inboxes = {a: Inbox() for a in roles}
+    for bus in buses.values():
+        await bus.connect()
+    try:
+        for account, subscription in roles.items():
+            await buses[account].subscribe(subscription, inboxes[account].add)
+        connection, channel = await _channel_of(imported.url("avalanche"))
+        async with connection:
+            exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+            for event in forged:
+                await exchange.publish(aio_pika.Message(encode_event(event)),
+                                       f"build-done.{ARCH}", timeout=10)
+
+        async def dead(account: str) -> list[DeadLetter]:
+            deadline = time.monotonic() + 20
+            while True:
+                found = await buses["operator"].dead_letters(roles[account].queue)
+                if len(found) >= len(forged) or time.monotonic() > deadline:
+                    return found
+                await asyncio.sleep(0.1)
+
+        dead_letters = {a: await dead(a) for a in roles}
+        # A genuine build-done sent afterwards on the same key is handled: the consumers
+        # went on, and the forged events were never handed to them.
+        await buses["avalanche"].publish(new_event(p.BuildDone(
+            task_id=7, builder="b1", source="zlib", version="1.3", release=4, build_release=1,
+            arch=ARCH, outcome=p.Outcome.SUCCESS), source="avalanche"))
+        for inbox in inboxes.values():
+            await inbox.wait_seen("build-done")
+    finally:
+        for subscription in roles.values():
+            await buses["operator"].dead_letters(subscription.queue, remove=True)
+        await asyncio.gather(*(bus.close() for bus in buses.values()))
+    for account, found in dead_letters.items():
+        assert sorted(decode_event(d.body).type for d in found) == \
+            ["commit-seen", "package-published"], account
+        for letter in found:
+            event = decode_event(letter.body)
+            assert letter.routing_key == f"build-done.{ARCH}"
+            assert letter.reason == (f"routing key 'build-done.{ARCH}' does not match the "
+                                     f"event's type and subject ({event.routing_key!r})")
+    assert {a: [e.type for e in inbox.events] for a, inbox in inboxes.items()} == \
+        {a: ["build-done"] for a in roles}

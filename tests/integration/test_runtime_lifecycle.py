@@ -51,7 +51,8 @@ class DemoService:
             self.notifier.status("start-called")
             await asyncio.sleep(3600)
         event = new_event(BuildStarted(task_id=5, builder="b1", arch="x86_64"), source="demo")
-        await process(encode_event(event), Subscription("demo", ("#",)), self._handle)
+        await process(encode_event(event), event.routing_key, Subscription("demo", ("#",)),
+                      self._handle)
         if self.mode == "fail":
             asyncio.get_running_loop().call_later(0.05, self.failed.set)
 

@@ -117,6 +117,7 @@ INVALID = [
     ("unknown type", lambda b: b.update(type="build-exploded"), "type"),
     ("unknown version", lambda b: b.update(cairnversion=9), "type"),
     ("subject with a dot", lambda b: b.update(subject="x86.64"), "subject"),
+    ("subject not the data's", lambda b: b.update(subject="aarch64"), "subject"),
     ("unknown envelope field", lambda b: b.update(extra=1), None),
     ("bad time", lambda b: b.update(time="yesterday"), "time"),
 ]

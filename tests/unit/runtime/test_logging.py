@@ -42,7 +42,8 @@ async def test_handler_lines_carry_the_event_ids() -> None:
     async def handler(received: Event[Any]) -> None:
         structlog.get_logger("handler").info("task.started", task_id=received.data.task_id)
 
-    verdict = await process(encode_event(event), Subscription("q", ("#",)), handler)
+    verdict = await process(encode_event(event), event.routing_key, Subscription("q", ("#",)),
+                            handler)
     assert verdict.disposition is Disposition.ACK
     structlog.get_logger("after").info("outside")
     inside, outside = lines(stream)
