@@ -23,6 +23,7 @@ from events import inbox, outbox
 from events import payloads as p
 from events.bus import Bus, Consumer
 from events.envelope import Event, new_event
+from events.errors import RejectEvent
 from events.outbox import OutboxRelay
 from events.sqlite import Connection, Database
 from events.topology import VESSEL
@@ -73,7 +74,11 @@ class Vessel:
             self.relay.notify()
 
     async def handle(self, event: Event[Any]) -> None:
-        build: p.BuildDone = event.data
+        build = event.data
+        if not isinstance(build, p.BuildDone):
+            # Retrying cannot turn it into a build: dead-letter it now, saying what came.
+            raise RejectEvent(f"vessel imports build-done events only; got a {event.type} "
+                              f"event ({event.id}) from {event.source}")
         if build.outcome is not p.Outcome.SUCCESS:
             async with self.db.transaction() as conn:
                 await inbox.claim(conn, CONSUMER, event.id)
