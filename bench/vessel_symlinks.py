@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.vessel.archive import inspect_archive
+from daemon.vessel.config import ArchiveLimits
 from daemon.vessel.symlinks import SymlinkModel
 from tests.unit.vessel.builders import Pkg, archive_bytes
 
@@ -33,7 +34,7 @@ def measure(label: str, links: dict[str, str], workdir: Path) -> None:
     path = workdir / pkg.filename
     path.write_bytes(archive_bytes(pkg))
     started = time.perf_counter()
-    inspect_archive(path, pkg.filename, max_unpacked=10**9, max_members=10**6)
+    inspect_archive(path, pkg.filename, ArchiveLimits(10**9, 10**6, 10**9))
     seconds = time.perf_counter() - started
     model = SymlinkModel(links)
     model.check(list(links))

@@ -3,9 +3,12 @@
 Why streaming and never ``extractall``: vessel trusts no builder. The archive is read once,
 as a stream through zstd and ``tarfile`` in ``r|`` mode, and every member is judged before
 the next is read: only regular files, directories and symlinks; relative paths without
-``..``; the total size bounded (a decompression bomb stops at the limit, not at the end of
-the disk); symlinks resolved inside a model of the package, following other symlinks of the
-package, so no chain of links can lead outside it. Nothing is written to disk.
+``..``; the total size, each file's size and the number of members bounded (a decompression
+bomb stops at the limit, not at the end of the disk); no setuid, setgid or sticky file, no
+world-writable file, no world-writable directory without the sticky bit (an installed
+package must not hand out privileges or let any user replace its files); symlinks resolved
+inside a model of the package, following other symlinks of the package, so no chain of
+links can lead outside it. Nothing is written to disk.
 
 Functions here are synchronous and CPU-bound: call them through ``asyncio.to_thread``.
 """
@@ -13,6 +16,7 @@ Functions here are synchronous and CPU-bound: call them through ``asyncio.to_thr
 from __future__ import annotations
 
 import hashlib
+import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,7 @@ import msgspec
 import zstandard
 
 from daemon.package import MANIFEST_DIR, FileType, Manifest, archive_name, manifest_path
+from daemon.vessel.config import ArchiveLimits
 from daemon.vessel.errors import ImportRefused
 from daemon.vessel.symlinks import SymlinkModel, SymlinkRefused
 from events.payloads import Artefact, BuildDone
@@ -38,6 +43,8 @@ class Member:
     size: int
     sha256: str | None
     target: str | None
+    #: Permission bits, with setuid, setgid and sticky (``0o7777``).
+    mode: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,22 +73,27 @@ class _Bounded:
         return data
 
 
-def inspect_archive(path: Path, label: str, *, max_unpacked: int, max_members: int) -> Inspected:
+def inspect_archive(path: Path, label: str, limits: ArchiveLimits) -> Inspected:
     """Read the whole archive once and return its members and manifest, or refuse it."""
     members: dict[str, Member] = {}
     manifests: dict[str, bytes] = {}
     total = 0
     # Tar headers and padding add a little on top of the file sizes; allow for them.
-    slack = 1024 * (max_members + 16)
+    slack = 1024 * (limits.members + 16)
     with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as plain:
-        bounded = _Bounded(plain, max_unpacked + slack, label)
+        bounded = _Bounded(plain, limits.unpacked_bytes + slack, label)
         try:
             with tarfile.open(fileobj=bounded, mode="r|") as tar:  # type: ignore[call-overload]
                 for info in tar:
-                    if len(members) >= max_members:
-                        raise ImportRefused(f"has more than {max_members} members",
-                                            artefact=label)
-                    member, data = _read_member(tar, info, label)
+                    if len(members) >= limits.members:
+                        raise ImportRefused(f"holds more than the limit of {limits.members} "
+                                            "members (max_members)", artefact=label)
+                    if info.isreg() and total + info.size > limits.unpacked_bytes:
+                        raise ImportRefused(
+                            f"holds more than the limit of {limits.unpacked_bytes} bytes of "
+                            f"files (max_unpacked_bytes), reached at {info.name!r}",
+                            artefact=label)
+                    member, data = _read_member(tar, info, label, limits)
                     if member is None:
                         continue
                     seen = members.get(member.path)
@@ -91,10 +103,6 @@ def inspect_archive(path: Path, label: str, *, max_unpacked: int, max_members: i
                         raise ImportRefused(f"lists {member.path!r} twice", artefact=label)
                     members[member.path] = member
                     total += member.size
-                    if total > max_unpacked:
-                        raise ImportRefused(
-                            f"holds more than the limit of {max_unpacked} bytes of files",
-                            artefact=label)
                     if data is not None:
                         manifests[member.path] = data
         except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
@@ -106,7 +114,7 @@ def inspect_archive(path: Path, label: str, *, max_unpacked: int, max_members: i
 
 
 def _read_member(
-    tar: tarfile.TarFile, info: tarfile.TarInfo, label: str
+    tar: tarfile.TarFile, info: tarfile.TarInfo, label: str, limits: ArchiveLimits
 ) -> tuple[Member | None, bytes | None]:
     """Judge one member; hash regular files; return the manifest's bytes when it is one."""
     path = _safe_path(info.name, label)
@@ -114,8 +122,10 @@ def _read_member(
         if not info.isdir():
             raise ImportRefused(f"member {info.name!r} names the package root", artefact=label)
         return None, None
+    mode = stat.S_IMODE(info.mode)
     if info.isdir():
-        return Member(path, FileType.DIR, 0, None, None), None
+        check_mode(path, FileType.DIR, mode, label)
+        return Member(path, FileType.DIR, 0, None, None, mode), None
     if info.issym():
         if not info.linkname or info.linkname.startswith("/"):
             raise ImportRefused(
@@ -128,6 +138,11 @@ def _read_member(
                     info.type, f"of tar type {info.type!r}")
         raise ImportRefused(f"member {path!r} is {kind}; only regular files, directories and "
                             "symlinks are allowed", artefact=label)
+    check_mode(path, FileType.FILE, mode, label)
+    if info.size > limits.file_bytes:
+        raise ImportRefused(f"file {path!r} is {info.size} bytes, over the limit of "
+                            f"{limits.file_bytes} bytes per file (max_file_bytes)",
+                            artefact=label)
     is_manifest = path.startswith(MANIFEST_DIR + "/")
     if is_manifest and info.size > MAX_MANIFEST_BYTES:
         raise ImportRefused(f"manifest {path!r} is larger than {MAX_MANIFEST_BYTES} bytes",
@@ -141,8 +156,33 @@ def _read_member(
         digest.update(chunk)
         if is_manifest:
             kept += chunk
-    member = Member(path, FileType.FILE, info.size, digest.hexdigest(), None)
+    member = Member(path, FileType.FILE, info.size, digest.hexdigest(), None, mode)
     return member, (bytes(kept) if is_manifest else None)
+
+
+def check_mode(path: str, kind: FileType, mode: int, label: str) -> None:
+    """Refuse a mode that grants privileges or lets any user change what the package installs.
+
+    Files: no setuid, setgid or sticky bit, not world-writable. Directories: no setuid or
+    setgid bit; world-writable only with the sticky bit (``1777``, as ``/tmp``), so that
+    nobody can remove or replace another user's files in it.
+    """
+    bad = []
+    if mode & stat.S_ISUID:
+        bad.append("setuid")
+    if mode & stat.S_ISGID:
+        bad.append("setgid")
+    if kind is FileType.FILE and mode & stat.S_ISVTX:
+        bad.append("sticky")
+    if mode & stat.S_IWOTH and (kind is FileType.FILE or not mode & stat.S_ISVTX):
+        bad.append("world-writable" if kind is FileType.FILE
+                   else "world-writable without the sticky bit")
+    if bad:
+        what = "file" if kind is FileType.FILE else "directory"
+        raise ImportRefused(f"{what} {path!r} has mode {mode:04o} ({', '.join(bad)}): packages "
+                            "may not install setuid, setgid, sticky or world-writable files, "
+                            "nor world-writable directories without the sticky bit",
+                            artefact=label)
 
 
 def _safe_path(name: str, label: str) -> str | None:
@@ -226,11 +266,17 @@ def _check_file_list(inspected: Inspected, label: str) -> None:
         if member.type is not entry.type:
             raise ImportRefused(f"{entry.path!r} is a {member.type} in the archive but a "
                                 f"{entry.type} in the manifest", artefact=label)
+        if entry.type is FileType.FILE and not entry.sha256:
+            raise ImportRefused(f"manifest entry for file {entry.path!r} has no sha256: every "
+                                "file's hash is required", artefact=label)
         if entry.type is FileType.FILE and (
-            member.size != entry.size or (entry.sha256 and entry.sha256 != member.sha256)
+            member.size != entry.size or entry.sha256 != member.sha256
         ):
             raise ImportRefused(f"{entry.path!r} differs from its manifest entry (size or "
                                 "sha256)", artefact=label)
+        if entry.type is not FileType.SYMLINK and entry.mode != member.mode:
+            raise ImportRefused(f"{entry.path!r} has mode {member.mode:04o} in the archive but "
+                                f"{entry.mode:04o} in the manifest", artefact=label)
         if entry.type is FileType.SYMLINK and member.target != entry.target:
             raise ImportRefused(f"symlink {entry.path!r} points to {member.target!r} but the "
                                 f"manifest says {entry.target!r}", artefact=label)

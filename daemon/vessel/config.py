@@ -40,9 +40,11 @@ class VesselConfig:
     #: Largest artefact accepted (compressed), whatever the event declares.
     max_artefact_bytes: int = 2 * 1024**3
     #: Largest total of file sizes inside one archive (decompression bombs stop here).
-    max_unpacked_bytes: int = 8 * 1024**3
+    max_unpacked_bytes: int = 1024**3
     #: Most members (files, dirs, symlinks) in one archive.
-    max_members: int = 500_000
+    max_members: int = 100_000
+    #: Largest single file inside one archive.
+    max_file_bytes: int = 512 * 1024**2
     download_parallelism: int = 4
     connect_timeout: float = 10.0
     #: Longest silence while reading a download before it counts as not answering.
@@ -52,13 +54,30 @@ class VesselConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_artefact_bytes", "max_unpacked_bytes", "max_members",
-                     "download_parallelism", "keep_generations"):
+                     "max_file_bytes", "download_parallelism", "keep_generations"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"vessel setting {name} must be at least 1")
 
     @property
     def layout(self) -> Layout:
         return Layout(self.state_dir)
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        return ArchiveLimits(unpacked_bytes=self.max_unpacked_bytes, members=self.max_members,
+                             file_bytes=self.max_file_bytes)
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What one archive may hold; each refusal names the limit it hit and its setting."""
+
+    #: ``max_unpacked_bytes``: the sum of the sizes of the archive's files.
+    unpacked_bytes: int
+    #: ``max_members``: files, directories and symlinks.
+    members: int
+    #: ``max_file_bytes``: any one file.
+    file_bytes: int
 
 
 @dataclass(frozen=True)

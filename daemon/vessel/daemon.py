@@ -18,8 +18,10 @@ class VesselSection(Section, frozen=True):
 
     listen_host: str = "127.0.0.1"
     listen_port: int = 8090
-    max_artefact_bytes: int = 2 * 1024**3
-    max_unpacked_bytes: int = 8 * 1024**3
+    max_artefact_bytes: int = VesselConfig.max_artefact_bytes
+    max_unpacked_bytes: int = VesselConfig.max_unpacked_bytes
+    max_members: int = VesselConfig.max_members
+    max_file_bytes: int = VesselConfig.max_file_bytes
     download_parallelism: int = 4
     keep_generations: int = 10
 
@@ -33,6 +35,8 @@ def repository_config(config: VesselDaemonConfig) -> VesselConfig:
     return VesselConfig(state_dir=config.state.path("vessel"),
                         max_artefact_bytes=section.max_artefact_bytes,
                         max_unpacked_bytes=section.max_unpacked_bytes,
+                        max_members=section.max_members,
+                        max_file_bytes=section.max_file_bytes,
                         download_parallelism=section.download_parallelism,
                         keep_generations=section.keep_generations)
 

@@ -161,8 +161,7 @@ class Importer:
             for item in downloads:
                 inspected = await asyncio.to_thread(
                     inspect_archive, item.path, item.artefact.filename,
-                    max_unpacked=self.repo.config.max_unpacked_bytes,
-                    max_members=self.repo.config.max_members)
+                    self.repo.config.archive_limits)
                 check_against_build(inspected, item.artefact, build)
                 files.append((item, inspected))
         except BaseException:

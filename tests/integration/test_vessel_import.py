@@ -27,6 +27,7 @@ from daemon.vessel.importer import Importer, ImportOutcome
 from daemon.vessel.repository import Repository
 from events import outbox
 from events.envelope import decode_event, new_event
+from events.payloads import PublishFailed
 from events.sqlite import Connection, Database
 from tests.unit.vessel.builders import ArtefactServer, Pkg, add_member, build_done
 
@@ -203,6 +204,10 @@ HOSTILE = [
     ("symlink", add_member("usr/etc", tarfile.SYMTYPE, linkname="/etc"),
      "symlink 'usr/etc' points to '/etc'"),
     ("device", add_member("dev/sda", tarfile.BLKTYPE), "'dev/sda' is a block device"),
+    ("setuid", add_member("usr/bin/su", mode=0o4755),
+     "file 'usr/bin/su' has mode 4755 (setuid)"),
+    ("loop", add_member("usr/lib/a", tarfile.SYMTYPE, linkname="a"),
+     "symlink 'usr/lib/a' -> 'a' is part of a symlink loop"),
 ]
 
 
@@ -252,6 +257,20 @@ async def test_server_sending_more_than_declared_is_cut_off(tmp_path: Path) -> N
         outcome = await env.importer.import_build(env.db, lie, env.emit)
         assert outcome.refused is not None
         assert "server sends" in outcome.refused.reason or "sent more" in outcome.refused.reason
+        await _assert_untouched(env, {"minisign.pub"})
+
+
+async def test_per_file_limit_is_a_publish_failed_naming_file_and_limit(tmp_path: Path) -> None:
+    async with environment(tmp_path, max_file_bytes=1000) as env:
+        pkg = Pkg(name="big", files={"usr/share/big/blob": bytes(5000)})
+        outcome = await import_pkgs(env, [pkg])
+        assert outcome.refused is not None
+        assert await env.outbox_types() == ["publish-failed"]
+        event = outcome.event_payload()
+        assert isinstance(event, PublishFailed) and not event.retryable
+        assert event.reason == (
+            "artefact big-1.0-1-1-x86_64.tar.zst: file 'usr/share/big/blob' is 5000 bytes, "
+            "over the limit of 1000 bytes per file (max_file_bytes)")
         await _assert_untouched(env, {"minisign.pub"})
 
 

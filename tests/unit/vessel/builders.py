@@ -85,10 +85,10 @@ def _add_dir(tar: tarfile.TarFile, path: str) -> None:
 
 
 def add_member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"x",
-               linkname: str = "") -> Tweak:
+               linkname: str = "", mode: int = 0o644) -> Tweak:
     def tweak(tar: tarfile.TarFile) -> None:
         info = tarfile.TarInfo(name)
-        info.type, info.linkname = kind, linkname
+        info.type, info.linkname, info.mode = kind, linkname, mode
         if kind == tarfile.REGTYPE:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))

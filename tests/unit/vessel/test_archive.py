@@ -10,6 +10,7 @@ import pytest
 import zstandard
 
 from daemon.vessel.archive import check_against_build, inspect_archive
+from daemon.vessel.config import ArchiveLimits
 from daemon.vessel.errors import ImportRefused
 from events.payloads import Artefact
 from tests.unit.vessel.builders import Pkg, add_member, archive_bytes, build_done
@@ -26,9 +27,13 @@ def _write(tmp_path: Path, pkg: Pkg, data: bytes | None = None) -> tuple[Path, A
     return path, artefact
 
 
+def limits(unpacked: int = 10**8, members: int = 1000, file: int = 10**8) -> ArchiveLimits:
+    return ArchiveLimits(unpacked_bytes=unpacked, members=members, file_bytes=file)
+
+
 def _inspect(tmp_path: Path, pkg: Pkg, *, limit: int = 10**8) -> None:
     path, artefact = _write(tmp_path, pkg)
-    inspected = inspect_archive(path, pkg.filename, max_unpacked=limit, max_members=1000)
+    inspected = inspect_archive(path, pkg.filename, limits(unpacked=limit))
     check_against_build(inspected, artefact, build_done([artefact], source=pkg.source or
                                                         pkg.name))
 
@@ -37,7 +42,7 @@ def test_honest_package_passes(tmp_path: Path) -> None:
     pkg = Pkg(name="hello", files=HELLO, symlinks={"usr/bin/hi": "hello",
                                                    "usr/lib/x": "../share/doc"})
     path, artefact = _write(tmp_path, pkg)
-    inspected = inspect_archive(path, pkg.filename, max_unpacked=10**6, max_members=100)
+    inspected = inspect_archive(path, pkg.filename, limits(10**6, 100))
     check_against_build(inspected, artefact, build_done([artefact], source="hello"))
     assert inspected.manifest.name == "hello"
     manifest_size = sum(m.size for m in inspected.members if m.path.startswith(".cairn/"))
@@ -87,7 +92,8 @@ def test_symlink_loop_is_refused(tmp_path: Path) -> None:
 
 def test_unpacked_size_limit(tmp_path: Path) -> None:
     pkg = Pkg(name="big", files={"usr/zeros": bytes(200_000)})
-    with pytest.raises(ImportRefused, match="limit of 100000 bytes"):
+    with pytest.raises(ImportRefused, match=r"limit of 100000 bytes of files \(max_unpacked_"
+                                            r"bytes\), reached at 'usr/zeros'"):
         _inspect(tmp_path, pkg, limit=100_000)
 
 
@@ -130,7 +136,7 @@ def test_not_an_archive(tmp_path: Path) -> None:
     pkg = Pkg(name="hello", files=dict(HELLO))
     path, _ = _write(tmp_path, pkg, b"this is not zstd at all")
     with pytest.raises(ImportRefused, match="not a valid zstd-compressed tar"):
-        inspect_archive(path, pkg.filename, max_unpacked=10**6, max_members=10)
+        inspect_archive(path, pkg.filename, limits(10**6, 10))
     path.write_bytes(zstandard.ZstdCompressor().compress(b"not a tar" * 100))
     with pytest.raises(ImportRefused, match="not a valid zstd-compressed tar"):
-        inspect_archive(path, pkg.filename, max_unpacked=10**6, max_members=10)
+        inspect_archive(path, pkg.filename, limits(10**6, 10))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from daemon.vessel.archive import check_against_build, inspect_archive
+from daemon.vessel.config import ArchiveLimits
 from daemon.vessel.errors import ImportRefused
 from daemon.vessel.symlinks import MAX_HOPS, SymlinkModel, SymlinkRefused
 from events.payloads import Artefact
@@ -36,7 +37,7 @@ def import_archive(tmp_path: Path, symlinks: dict[str, str], tweak: Tweak | None
     path.write_bytes(blob)
     artefact = Artefact(name=pkg.name, filename=pkg.filename, url="http://x/",
                         sha256=hashlib.sha256(blob).hexdigest(), size=len(blob))
-    inspected = inspect_archive(path, pkg.filename, max_unpacked=10**6, max_members=10_000)
+    inspected = inspect_archive(path, pkg.filename, ArchiveLimits(10**6, 10_000, 10**6))
     check_against_build(inspected, artefact, build_done([artefact], source="tool"))
 
 
