@@ -19,7 +19,7 @@ class Host:
     def __init__(self) -> None:
         self._stack = AsyncExitStack()
 
-    async def bus(self, url: str, *, name: str, publish_timeout: float = 10.0,
+    async def bus(self, url: str | Sequence[str], *, name: str, publish_timeout: float = 10.0,
                   bus: Bus | None = None) -> Bus:
         """Connect a bus (or adopt a given one, e.g. the embedded bus of ``cairn up``)."""
         connected = bus if bus is not None else bus_from_url(

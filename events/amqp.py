@@ -5,13 +5,17 @@ Topology, declared here at start-up and shipped identically in
 exchange for dead letters, and for every consuming role a durable quorum queue (delivery
 limit, dead-lettering to ``<queue>.dead``). Publishes are persistent, mandatory and wait for
 the publisher confirm. The robust connection re-opens channels and re-registers consumers
-after a broker restart; the objects it restores are kept referenced here for that reason.
+after a broker restart, on the next node of a cluster when its node died
+(:mod:`events.failover`); the objects it restores are kept referenced here for that reason.
+A publish whose confirm was lost with its node is published again on the new connection:
+consumers' inboxes drop the duplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
@@ -31,6 +35,7 @@ from events.bus import DEFAULT_PUBLISH_TIMEOUT, Bus, Consumer, DeadLetter, Handl
 from events.consume import NO_OBSERVER, BusObserver, Disposition, Verdict, process, tell
 from events.envelope import Event, encode_event
 from events.errors import BusError, PublishTimeout, UnroutableEvent
+from events.failover import connect_failover, redacted
 from events.names import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -174,9 +179,13 @@ class AmqpBus(Bus):
     """A robust connection to RabbitMQ, one confirmed publishing channel, one channel per
     consumer."""
 
-    def __init__(self, url: str, *, name: str = "cairn",
+    def __init__(self, url: str | Sequence[str], *, name: str = "cairn",
                  publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT) -> None:
-        self.url = url
+        #: Every broker address (a cluster's nodes), tried in this order.
+        self.urls = [url] if isinstance(url, str) else list(url)
+        if not self.urls:
+            raise BusError("AmqpBus needs at least one broker URL")
+        self.url = self.urls[0]
         self.name = name
         self.publish_timeout = publish_timeout
         self._connection: AbstractRobustConnection | None = None
@@ -189,12 +198,11 @@ class AmqpBus(Bus):
 
     async def connect(self) -> None:
         try:
-            self._connection = await aio_pika.connect_robust(
-                _with_defaults(self.url), client_properties={"connection_name": self.name}
-            )
+            self._connection = await connect_failover(
+                [URL(_with_defaults(u)) for u in self.urls], name=self.name)
         except (OSError, aio_pika.exceptions.AMQPError) as exc:
-            raise BusError(f"cannot connect to RabbitMQ at {URL(self.url).with_password('***')}"
-                           f": {exc!r}") from exc
+            where = ", ".join(redacted(u) for u in self.urls)
+            raise BusError(f"cannot connect to RabbitMQ at {where}: {exc}") from exc
         self._channel = await self._connection.channel(publisher_confirms=True,
                                                        on_return_raises=True)
         self._exchange = await self._channel.declare_exchange(

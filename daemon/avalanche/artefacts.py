@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from daemon.runtime.address import http_url
 from events.payloads import Artefact, BuildDone, TaskReady
 
 from .build import LOG_NAME, BuildResult
@@ -144,7 +145,10 @@ class ArtefactServer:
         self.mounts = tuple(mounts)
         self._runner: web.AppRunner | None = None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    advertise: str | None = None) -> str:
+        """Serve on ``host:port``; URLs name ``advertise`` (the address other hosts reach
+        this one at, when ``host`` is a wildcard) unless a public URL is configured."""
         app = make_app(self.store)
         for mount in self.mounts:  # the builder's /metrics and /healthz
             mount(app)
@@ -154,7 +158,7 @@ class ArtefactServer:
         await site.start()
         addresses = self._runner.addresses
         bound = int(addresses[0][1]) if addresses else port
-        self.store.base_url = (self.public_url or f"http://{host}:{bound}").rstrip("/")
+        self.store.base_url = (self.public_url or http_url(advertise or host, bound)).rstrip("/")
         return self.store.base_url
 
     async def stop(self) -> None:

@@ -10,6 +10,7 @@ from daemon.avalanche.service import Avalanche
 from daemon.host import Host
 from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
+from daemon.runtime.address import AUTO, advertised_host, listen_host
 from events.names import builder_status_topic
 from events.telemetry import Message, telemetry_from_url
 
@@ -24,8 +25,10 @@ class AvalancheSection(Section, frozen=True):
     jobs: int = 0
     timeout_s: float = 3600.0
     sandbox: SandboxMode = SandboxMode.AUTO
-    #: Where the artefact server listens, and the URL other hosts reach it at.
-    listen_host: str = "127.0.0.1"
+    #: Where the artefact server listens ("": the address this host reaches the broker at,
+    #: so vessel on another host can pull), and the URL other hosts reach it at if that
+    #: differs (a proxy, NAT).
+    listen_host: str = AUTO
     listen_port: int = 0
     public_url: str = ""
     retention_s: float = 7 * 86400.0
@@ -67,8 +70,10 @@ class AvalancheDaemon:
         await telemetry.start()
         self._host.on_close(telemetry.stop)
         section = self.config.avalanche
+        bind = listen_host(section.listen_host, self.config.bus.url)
         self.service = Avalanche(bus, telemetry, self.core, slots=section.slots,
-                                 host=section.listen_host, port=section.listen_port,
+                                 host=bind, port=section.listen_port,
+                                 advertise=advertised_host(bind, self.config.bus.url),
                                  public_url=section.public_url or None,
                                  retention_s=section.retention_s, metrics=self.metrics,
                                  mounts=[self.metrics.mount, self.health.mount])

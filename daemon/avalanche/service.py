@@ -52,7 +52,8 @@ class Avalanche:
 
     def __init__(self, bus: Bus, telemetry: Telemetry, config: AvalancheConfig, *,
                  slots: int = 1, host: str = "127.0.0.1", port: int = 0,
-                 public_url: str | None = None, retention_s: float = 7 * 86400,
+                 public_url: str | None = None, advertise: str | None = None,
+                 retention_s: float = 7 * 86400,
                  metrics: ServiceMetrics | None = None,
                  mounts: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self.name = f"avalanche-{config.builder}"
@@ -61,6 +62,7 @@ class Avalanche:
         self.config = config
         self.slots = slots
         self._host, self._port, self._public_url = host, port, public_url
+        self._advertise = advertise
         self.store = ArtefactStore(config.artefacts_dir, retention_s=retention_s)
         self._server = ArtefactServer(self.store, public_url, mounts)
         self.metrics = metrics
@@ -73,7 +75,7 @@ class Avalanche:
         return f"cairn/avalanche/{self.config.builder}"
 
     async def start(self) -> None:
-        base_url = await self._server.start(self._host, self._port)
+        base_url = await self._server.start(self._host, self._port, self._advertise)
         self.store.base_url = (self._public_url or base_url).rstrip("/")
         self._announce()
         self._consumers.append(await self.bus.subscribe(

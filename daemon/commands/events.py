@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
     tail.add_argument("--type", dest="types", action="append", choices=list(EventType),
                       help="only this type (repeatable; default: all)")
     tail.add_argument("--subject", default="*", help="routing-key subject filter (default *)")
-    tail.add_argument("--broker", default=None, help="bus URL (default $CAIRN_BUS_URL)")
+    tail.add_argument("--broker", default=None, help="bus URL, several comma-separated "
+                      "(default $CAIRN_BUS_URL)")
     tail.add_argument("--count", type=int, default=0, help="exit after this many events")
     tail.set_defaults(func=_tail)
 
@@ -45,7 +46,8 @@ def register(subparsers: Any) -> None:
     publish.add_argument("--data", required=True,
                          help="JSON file with the event's data, or - for standard input")
     publish.add_argument("--source", default="cairn-cli", help="CloudEvents source")
-    publish.add_argument("--broker", default=None, help="bus URL (default $CAIRN_BUS_URL)")
+    publish.add_argument("--broker", default=None, help="bus URL, several comma-separated "
+                      "(default $CAIRN_BUS_URL)")
     publish.set_defaults(func=_publish)
 
     from daemon.journal.cli import add_commands

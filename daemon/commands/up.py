@@ -34,7 +34,8 @@ def register(subparsers: Any) -> None:
     up.add_argument("--builders", type=int, default=2, help="builders to run (default 2)")
     up.add_argument("--backend", choices=["script", "noop"], default="script")
     up.add_argument("--broker", default="memory://",
-                    help="amqp:// URL of RabbitMQ (default: the embedded broker)")
+                    help="amqp:// URL of RabbitMQ, or the nodes of a cluster comma-separated "
+                         "(default: the embedded broker)")
     up.add_argument("--mqtt", default="memory://",
                     help="mqtt:// URL of Mosquitto (default: in-process telemetry)")
     up.add_argument("--state", type=Path, default=None,

@@ -64,8 +64,10 @@ class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class BusSection(Section, frozen=True):
-    #: ``memory://`` for the embedded broker, ``amqp://user:pass@host/vhost`` for RabbitMQ.
-    url: str = "memory://"
+    #: ``memory://`` for the embedded broker, ``amqp://user:pass@host/vhost`` for RabbitMQ;
+    #: the nodes of a cluster as a list (or, in ``CAIRN_BUS_URL``, comma-separated): the
+    #: client connects to the first that answers and moves on when its node dies.
+    url: str | list[str] = "memory://"
     publish_timeout: Seconds = 10.0
 
 

@@ -7,11 +7,13 @@ import secrets
 from pathlib import Path
 
 import msgspec
+import structlog
 from aiohttp import web
 
 from daemon.host import Host
 from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
+from daemon.runtime.address import loopback_across_hosts
 from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.planning.states import TaskState
@@ -24,6 +26,8 @@ from daemon.summit.webhooks.verify import WebhookRepo
 from events.bus import Bus
 from events.telemetry import telemetry_from_url
 from events.topology import SUMMIT, work
+
+log = structlog.get_logger("cairn.summit")
 
 
 class RepositorySection(Section, frozen=True):
@@ -112,6 +116,10 @@ class SummitDaemon:
 
     async def start(self) -> None:
         state = self.config.state.path("summit")
+        if loopback_across_hosts(self.config.summit.repository_url, self.config.bus.url):
+            log.warning("summit.repository_url_loopback", url=self.config.summit.repository_url,
+                        hint="builders on other hosts fetch dependencies from this URL; set "
+                             "[summit] repository_url to vessel's address on the network")
         bus = await self._host.bus(self.config.bus.url, name="cairn-summit", bus=self._bus,
                                    publish_timeout=self.config.bus.publish_timeout)
         db = await self._host.database(state / "summit.sqlite", store.MIGRATIONS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from daemon.host import Host
 from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
+from daemon.runtime.address import AUTO, advertised_host, listen_host
 from daemon.vessel import store
 from daemon.vessel.config import VesselConfig
 from daemon.vessel.repository import Repository
@@ -16,7 +17,9 @@ from events.topology import VESSEL
 class VesselSection(Section, frozen=True):
     """``[vessel]``: where the repository is served and how much it accepts."""
 
-    listen_host: str = "127.0.0.1"
+    #: "": the address this host reaches the broker at (builders on other hosts fetch
+    #: their dependencies here); put a proxy in front for anything public.
+    listen_host: str = AUTO
     listen_port: int = 8090
     max_artefact_bytes: int = VesselConfig.max_artefact_bytes
     max_unpacked_bytes: int = VesselConfig.max_unpacked_bytes
@@ -66,7 +69,9 @@ class VesselDaemon:
         self.health.add_check("outbox", relay.check)
         repo = Repository.open(repo_config)
         section = self.config.vessel
-        self.service = Vessel(bus, db, repo, relay, host=section.listen_host,
+        bind = listen_host(section.listen_host, self.config.bus.url)
+        self.service = Vessel(bus, db, repo, relay, host=bind,
+                              advertise=advertised_host(bind, self.config.bus.url),
                               port=section.listen_port, metrics=self.metrics,
                               mounts=[self.metrics.mount, self.health.mount])
         await self.service.start()

@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from daemon.metrics import ServiceMetrics
+from daemon.runtime.address import http_url
 from daemon.vessel.http import make_app
 from daemon.vessel.importer import Importer, ImportOutcome
 from daemon.vessel.repository import Repository
@@ -40,7 +41,7 @@ class Vessel:
     name = "vessel"
 
     def __init__(self, bus: Bus, db: Database, repo: Repository, relay: OutboxRelay, *,
-                 host: str = "127.0.0.1", port: int = 0,
+                 host: str = "127.0.0.1", port: int = 0, advertise: str | None = None,
                  metrics: ServiceMetrics | None = None,
                  mounts: Sequence[Callable[[web.Application], None]] = ()) -> None:
         self.bus = bus
@@ -49,6 +50,7 @@ class Vessel:
         self.relay = relay
         self.importer = Importer(repo, on_step=self._on_import_step)
         self._host, self._port = host, port
+        self._advertise = advertise or host
         self._runner: web.AppRunner | None = None
         self._consumer: Consumer | None = None
         self.url = ""
@@ -64,7 +66,7 @@ class Vessel:
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
         port = self._runner.addresses[0][1]
-        self.url = f"http://{self._host}:{port}"
+        self.url = http_url(self._advertise, port)
         self._consumer = await self.bus.subscribe(VESSEL, self.handle)
         log.info("vessel.ready", url=self.url, root=str(self.repo.layout.root))
 

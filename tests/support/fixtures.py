@@ -9,6 +9,10 @@
 - ``private_rabbit_cluster`` — a three-node cluster (:class:`RabbitCluster`), one per
   session, every node running again before each test that asks for it.
 - ``private_mosquitto`` — a private Mosquitto (:class:`MosquittoBroker`) for one test.
+- ``host_network`` — a bridge for the test's own hosts (:class:`Network`): ``add_host(name)``
+  makes a network namespace with an address of its own; ``firewall``, ``Host.cut`` and
+  ``Host.restore`` narrow and break its links. Everything is removed after the test (needs
+  root and nftables). :class:`tests.support.hostfarm.HostFarm` runs a whole farm on them.
 
 Where RabbitMQ or Mosquitto is not installed the fixtures skip, except in CI, where they
 fail: the tests that need them must really run there.
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hosts import HostsUnavailable, Network, hosts_unavailable
 from tests.support.mosquitto import MosquittoBroker, mosquitto_binary
 from tests.support.ports import free_port
 from tests.support.rabbitmq import (
@@ -145,3 +150,19 @@ def private_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosq
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def host_network() -> Iterator[Network]:
+    """A bridge of this test's own; hosts, their processes and links go with it."""
+    reason = hosts_unavailable()
+    if reason is not None:
+        unavailable(f"test hosts cannot be made: {reason}")
+    try:
+        network = Network.create()
+    except HostsUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield network
+    finally:
+        network.close()
