@@ -15,6 +15,7 @@ import pytest
 
 from events.names import builder_status_topic, task_log_topic
 from events.telemetry import MemoryTelemetry, Message, MqttTelemetry, Telemetry
+from tests.support.mosquitto import MosquittoBroker
 
 MQTT_URL = os.environ.get("CAIRN_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 
@@ -54,10 +55,12 @@ async def test_memory_telemetry_retains_and_streams() -> None:
 
 
 @pytest.mark.mqtt
-async def test_mqtt_telemetry_retains_and_streams() -> None:
+async def test_mqtt_telemetry_retains_and_streams(private_mosquitto: MosquittoBroker) -> None:
+    # A private broker: the test reads every task's log topic, which other test runs on the
+    # shared Mosquitto write to at the same time.
     builder = f"b-{uuid.uuid4().hex[:6]}"
-    publisher = MqttTelemetry(MQTT_URL, client_id=builder)
-    watcher = MqttTelemetry(MQTT_URL)
+    publisher = MqttTelemetry(private_mosquitto.url, client_id=builder)
+    watcher = MqttTelemetry(private_mosquitto.url)
     await publisher.start()
     try:
         await _roundtrip(publisher, watcher, builder)
