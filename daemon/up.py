@@ -170,7 +170,7 @@ async def start_farm(options: UpOptions) -> Farm:
         for number in range(1, options.builders + 1):
             farm.builders.append(AvalancheDaemon(AvalancheDaemonConfig(**base, avalanche=
                 AvalancheSection(builder=f"local-{number}", arch=options.arch,
-                                 backend=options.backend, sandbox=SandboxMode.AUTO)),
+                                 backend=options.backend, sandbox=SandboxMode.BWRAP)),
                 Health(f"avalanche-{number}")))
         rest: list[Any] = [*farm.builders, summit]
         for part in rest:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Protocol
 
 from .buildlog import BuildLog
-from .process import Limits, Sandbox
+from .process import Limits
 from .recipe import Recipe
+from .sandbox import Sandbox
 
 
 @dataclass(frozen=True)

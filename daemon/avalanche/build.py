@@ -7,12 +7,18 @@ sources (:mod:`.sources`), build dependencies (:mod:`.deps`), the backend (:mod:
 with a reason a person can act on, so the service always has a ``build-done`` to send.
 
 Everything a build leaves for others (packages and ``build.log``) is written to
-``artefacts/<build_id>/``, which :mod:`.artefacts` serves; the work tree under
-``builds/<build_id>/`` is removed at the end unless ``keep_work`` is set.
+``artefacts/<build_id>/``, which :mod:`.artefacts` serves; the work tree (see
+:func:`.identity.tree_path`) is removed at the end unless ``keep_work`` is set.
+
+The builder itself (as root, when it is root) exports the recipe, fetches and unpacks the
+sources and installs the dependencies into the tree, then hands the tree to the build's user
+and runs the steps in the sandbox (:mod:`.sandbox`); it packs the install tree once every
+process of the build is gone, and gives the build's uid back only after the tree is removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -33,10 +39,12 @@ from .checkout import export_recipe
 from .config import AvalancheConfig, SandboxMode
 from .errors import BuildCancelled, BuildError, BuildTimeout, DependencyError, PackagingError
 from .fetch import sha256_file
+from .identity import BuildIdentity, hand_over, lease, stale_trees, tree_path
 from .noop import render_manifest
 from .packaging import PackageMeta, write_package
-from .process import Limits, Sandbox, find_bwrap
+from .process import Limits
 from .recipe import Recipe, load_recipe
+from .sandbox import BUILD_INSIDE, Bind, Sandbox, find_bwrap, find_prlimit, probe
 from .sources import prepare_sources
 from .split import PackagePlan, plan_packages
 
@@ -84,7 +92,6 @@ def run_build(
     build_id = build_id or new_build_id(task.task_id)
     out_dir = config.artefacts_dir / build_id
     log = BuildLog(out_dir / LOG_NAME, log_callback)
-    tree = BuildTree(config.builds_dir / build_id)
     limits = Limits(
         deadline=started + config.timeout_s,
         cancel=cancel_event or threading.Event(),
@@ -94,23 +101,29 @@ def run_build(
     outcome, reason = Outcome.SUCCESS, None
     artefacts: tuple[BuiltArtefact, ...] = ()
     manifests: tuple[Manifest, ...] = ()
-    try:
-        manifests, artefacts = _build(task, config, tree, out_dir, log, limits)
-    except BuildTimeout as exc:
-        outcome = Outcome.TIMEOUT
-        reason = f"{exc} (limit {config.timeout_s:g} s): fix the hang or raise the timeout"
-    except BuildError as exc:
-        outcome, reason = exc.outcome, str(exc)
-    except OSError as exc:
-        outcome, reason = Outcome.INFRASTRUCTURE, f"builder I/O error: {exc}"
-    except Exception as exc:  # the service must always get an outcome to report
-        outcome = Outcome.INFRASTRUCTURE
-        reason = f"internal error in the builder: {type(exc).__name__}: {exc}"
-        for line in traceback.format_exc().splitlines():
-            log.line(line)
-    finally:
-        if not config.keep_work:
-            shutil.rmtree(tree.root, ignore_errors=True)
+    tree: BuildTree | None = None
+    # Holds the build's uid: released on leaving the block, after the tree is removed.
+    with contextlib.ExitStack() as held:
+        try:
+            path = tree_path(config.root, config.work_dir, _identity_wanted(config), build_id)
+            path.mkdir(mode=0o700)  # a name taken by another build fails here, not later
+            tree = BuildTree(path)
+            manifests, artefacts = _build(task, config, tree, out_dir, log, limits, held)
+        except BuildTimeout as exc:
+            outcome = Outcome.TIMEOUT
+            reason = f"{exc} (limit {config.timeout_s:g} s): fix the hang or raise the timeout"
+        except BuildError as exc:
+            outcome, reason = exc.outcome, str(exc)
+        except OSError as exc:
+            outcome, reason = Outcome.INFRASTRUCTURE, f"builder I/O error: {exc}"
+        except Exception as exc:  # the service must always get an outcome to report
+            outcome = Outcome.INFRASTRUCTURE
+            reason = f"internal error in the builder: {type(exc).__name__}: {exc}"
+            for line in traceback.format_exc().splitlines():
+                log.line(line)
+        finally:
+            if tree is not None and not config.keep_work:
+                shutil.rmtree(tree.root, ignore_errors=True)
     if outcome is not Outcome.SUCCESS:
         for artefact in artefacts:
             artefact.path.unlink(missing_ok=True)
@@ -131,6 +144,15 @@ def run_build(
     )
 
 
+def remove_stale_trees(config: AvalancheConfig) -> int:
+    """Remove the trees an earlier run of this builder left (it was killed mid-build); call
+    before the builder starts building. Returns how many were removed."""
+    trees = stale_trees(config.root, config.work_dir, _identity_wanted(config))
+    for tree in trees:
+        shutil.rmtree(tree, ignore_errors=True)
+    return len(trees)
+
+
 def _checkpoint(limits: Limits) -> None:
     if limits.cancel.is_set():
         raise BuildCancelled("the build was cancelled")
@@ -138,17 +160,51 @@ def _checkpoint(limits: Limits) -> None:
         raise BuildTimeout("the build outlived its time limit")
 
 
-def _sandbox(config: AvalancheConfig, tree: BuildTree, log: BuildLog) -> Sandbox:
-    bwrap = None if config.sandbox is SandboxMode.NONE else find_bwrap()
-    if bwrap is None and config.sandbox is SandboxMode.BWRAP:
+def _identity_wanted(config: AvalancheConfig) -> BuildIdentity | None:
+    """A representative build identity when builds must switch user (the builder is root
+    and sandboxes), else ``None``: the work root must be reachable by every uid of the range,
+    and each is as good as another for checking that."""
+    if config.sandbox is SandboxMode.NONE or os.geteuid() != 0:
+        return None
+    return BuildIdentity(config.build_uid, config.build_uid)
+
+
+def _sandbox(
+    config: AvalancheConfig, tree: BuildTree, log: BuildLog, held: contextlib.ExitStack
+) -> Sandbox:
+    """The sandbox of this build (leasing its uid into ``held``), checked by a probe."""
+    if config.sandbox is SandboxMode.NONE:
+        who = "root" if os.geteuid() == 0 else "the builder's user"
+        log.line(f"WARNING: sandbox = none: the build runs unsandboxed as {who}, with network "
+                 "access and write access to everything that user can write")  # fmt: skip
+        return Sandbox(bwrap=None)
+    bwrap = find_bwrap()
+    if bwrap is None:
         raise BuildError(
-            "the builder requires bubblewrap (sandbox = bwrap) but bwrap is not installed",
+            "this builder sandboxes every build but bubblewrap (bwrap) is not installed: "
+            "install it (apt-get install bubblewrap), or set sandbox = \"none\" for a "
+            "builder that only ever builds trusted recipes",
             outcome=Outcome.INFRASTRUCTURE,
         )
-    if bwrap is None:
-        log.line("WARNING: bubblewrap is not used: the build runs unsandboxed, with network "
-                 "access and write access to everything this builder's user can write")  # fmt: skip
-    return Sandbox(bwrap=bwrap, writable=(tree.root,))
+    identity = None
+    if _identity_wanted(config) is not None:
+        identity = held.enter_context(
+            lease(config.build_uid, config.build_uids, config.uid_lock_dir))
+    if identity is not None:
+        os.chown(tree.root, identity.uid, identity.gid)  # for the probe to bind it
+    sandbox = Sandbox(
+        bwrap=bwrap,
+        binds=(Bind(tree.root, BUILD_INSIDE),),
+        hidden=tuple(p.resolve() for p in (*config.hidden, config.root, tree.root.parent)),
+        identity=identity,
+        max_processes=config.max_processes,
+        prlimit=find_prlimit(),
+    )
+    probe(sandbox, _base_env(tree, sandbox))
+    who = f"uid {identity.uid}" if identity is not None else "the builder's user"
+    log.line(f"sandbox: bubblewrap as {who}, no capabilities, tree at {BUILD_INSIDE}, "
+             f"at most {config.max_processes} processes")  # fmt: skip
+    return sandbox
 
 
 def _check_identity(task: TaskReady, recipe: Recipe) -> None:
@@ -159,12 +215,12 @@ def _check_identity(task: TaskReady, recipe: Recipe) -> None:
         )
 
 
-def _base_env(tree: BuildTree) -> dict[str, str]:
+def _base_env(tree: BuildTree, sandbox: Sandbox) -> dict[str, str]:
     home = tree.root / "home"
     home.mkdir(parents=True, exist_ok=True)
     return {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(home),
+        "HOME": str(sandbox.inside(home)),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "TERM": "dumb",
@@ -179,6 +235,7 @@ def _build(
     out_dir: Path,
     log: BuildLog,
     limits: Limits,
+    held: contextlib.ExitStack,
 ) -> tuple[tuple[Manifest, ...], tuple[BuiltArtefact, ...]]:
     log.phase(f"recipe {task.recipe_path} at {task.commit} from {task.repository_url}")
     stone = export_recipe(
@@ -188,15 +245,21 @@ def _build(
     recipe = load_recipe(stone, origin=f"{task.repository}:{task.recipe_path}",
                          sources=backend.needs_inputs)
     _check_identity(task, recipe)
-    sandbox = _sandbox(config, tree, log) if backend.needs_inputs else Sandbox(bwrap=None)
-    env = _base_env(tree)
+    if config.keep_work:
+        log.phase(f"build tree {tree.root} (kept: keep_work)")
+    sandbox = _sandbox(config, tree, log, held) if backend.needs_inputs else Sandbox(bwrap=None)
+    env = _base_env(tree, sandbox)
     if backend.needs_inputs:
         _checkpoint(limits)
         log.phase(f"sources: {len(recipe.upstreams)} upstream(s)")
         prepare_sources(recipe.upstreams, tree.recipe_dir, tree.workdir, tree.sourcedir,
                         config.cache_dir, timeout=config.fetch_timeout_s, log=log.line)  # fmt: skip
         _checkpoint(limits)
-        env = _install_deps(task, config, recipe, tree, log, env)
+        env = _install_deps(task, config, recipe, tree, log, env, sandbox)
+        for d in (tree.workdir, tree.installdir, tree.scriptsdir):
+            d.mkdir(parents=True, exist_ok=True)
+        if sandbox.identity is not None:
+            hand_over(tree.root, sandbox.identity)
     _checkpoint(limits)
     log.phase(f"backend {backend.name}" + (" in bubblewrap" if sandbox.bwrap else ""))
     ctx = BuildContext(recipe=recipe, tree=tree, arch=config.arch, jobs=config.jobs, env=env,
@@ -213,6 +276,7 @@ def _install_deps(
     tree: BuildTree,
     log: BuildLog,
     env: dict[str, str],
+    sandbox: Sandbox,
 ) -> dict[str, str]:
     wanted = [*recipe.builddeps, *recipe.checkdeps]
     if not wanted:
@@ -227,7 +291,7 @@ def _install_deps(
     resolution = deps.resolve(index, wanted, config.arch)
     deps.install(resolution, task.index_url, tree.depsdir, config.cache_dir,
                  timeout=config.fetch_timeout_s, log=log.line)  # fmt: skip
-    return deps.environment(tree.depsdir, env)
+    return deps.environment(sandbox.inside(tree.depsdir), env)
 
 
 def _package(

@@ -3,6 +3,12 @@
 The callback is how the service streams the log over MQTT; it is called from the build
 thread, so it must be cheap and thread-safe (``loop.call_soon_threadsafe``). A callback that
 raises does not break the build: the file still gets the line.
+
+A line longer than :data:`LINE_MAX` characters is cut, in the file and for the callback alike,
+and ends with a marker saying how much was dropped: a build that prints megabytes without a
+newline must not make every reader of its log hold them. The text is kept as the build wrote
+it (control characters included: the log is data); whoever shows it on a terminal escapes it
+(:func:`daemon.terminal.printable`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,22 @@ from typing import TextIO
 
 LogCallback = Callable[[str], None]
 
+#: The longest line (in characters) the log keeps whole.
+LINE_MAX = 4096
+#: Room for the marker: a line up to this much longer is taken as already cut.
+_MARKER_ROOM = 64
+
+
+def cut_line(text: str, dropped: int = 0) -> str:
+    """``text`` bounded to :data:`LINE_MAX` characters, with a marker saying how many bytes
+    were cut (``dropped`` counts those already cut before ``text`` was read)."""
+    if not dropped and len(text) <= LINE_MAX + _MARKER_ROOM:
+        return text
+    if len(text) > LINE_MAX:
+        dropped += len(text[LINE_MAX:].encode("utf-8", "replace"))
+        text = text[:LINE_MAX]
+    return f"{text} [... line cut: {dropped} more bytes]"
+
 
 class BuildLog:
     def __init__(self, path: Path, callback: LogCallback | None = None) -> None:
@@ -23,12 +45,13 @@ class BuildLog:
         self.path = path
         self._callback = callback
         self._lock = threading.Lock()
-        self._file: TextIO = path.open("a", encoding="utf-8")
+        self._file: TextIO = path.open("a", encoding="utf-8", errors="replace")
         self.callback_errors = 0
         #: The last lines, for a failure reason a person can act on without the whole log.
         self.tail: deque[str] = deque(maxlen=20)
 
     def line(self, text: str) -> None:
+        text = cut_line(text)
         with self._lock:
             self._file.write(text + "\n")
             self._file.flush()

@@ -1,7 +1,8 @@
 """``cairn build-recipe``: build one recipe locally with avalanche's core, no broker.
 
 For recipe authors and operators: the same checkout, sources, dependencies, sandbox and
-packaging as a builder, with the log on stdout and the packages left in ``--root``.
+packaging as a builder, with the log on stdout (control characters escaped) and the packages
+left in ``--root``. The recipe is read (and its names checked) before anything is built.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pygit2
 
+from daemon.terminal import printable
 from events.payloads import Outcome, TaskReady
 
 from .build import run_build
@@ -29,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--index-url", help="repository index for build dependencies")
     p.add_argument("--root", type=Path, default=Path(".cairn-avalanche"), help="state directory")
     p.add_argument("--backend", default="script", choices=("script", "noop"))
-    p.add_argument("--sandbox", default="auto", choices=[m.value for m in SandboxMode])
+    p.add_argument("--sandbox", default="bwrap", choices=[m.value for m in SandboxMode],
+                   help="bwrap (default: refuse to build unsandboxed) or none (trusted recipes)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds")
     p.add_argument("--keep-work", action="store_true", help="keep the build tree")
     p.set_defaults(func=_build_recipe)
@@ -54,7 +57,12 @@ def _build_recipe(args: argparse.Namespace) -> int:
                      release=recipe.release, arch=config.arch, repository="local",
                      repository_url=url, commit=commit, recipe_path=args.recipe,
                      index_url=args.index_url)  # fmt: skip
-    result = run_build(task, config, print)
+    result = run_build(task, config, _show)
     for artefact in result.artefacts:
-        print(f"{artefact.path}  sha256={artefact.sha256}  size={artefact.size}")
+        _show(f"{artefact.path}  sha256={artefact.sha256}  size={artefact.size}")
     return 0 if result.outcome is Outcome.SUCCESS else 1
+
+
+def _show(line: str) -> None:
+    """Print a line of the build (its text is the recipe's: escaped for the terminal)."""
+    print(printable(line), flush=True)

@@ -9,11 +9,16 @@ from pathlib import Path
 
 
 class SandboxMode(StrEnum):
-    #: Use bubblewrap when it is installed, else a plain subprocess with a warning in the log.
-    AUTO = "auto"
-    #: Require bubblewrap; a build without it ends ``infrastructure``.
+    """Whether build steps run in the sandbox (:mod:`daemon.avalanche.sandbox`)."""
+
+    #: Every step runs sandboxed; a build that cannot be sandboxed (no bubblewrap, no user
+    #: namespaces, no free build uid) is refused with outcome ``infrastructure``.
     BWRAP = "bwrap"
-    #: Never sandbox (trusted recipes, or hosts without user namespaces).
+    #: The same as ``bwrap``. Kept because older configurations name it; it no longer falls
+    #: back to running a build unsandboxed.
+    AUTO = "auto"
+    #: Never sandbox: steps run as the builder's own user (root, if it is root) with its access
+    #: to the host and the network. Only for trusted recipes, and only when named.
     NONE = "none"
 
 
@@ -27,7 +32,20 @@ class AvalancheConfig:
     backend: str = "script"
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     timeout_s: float = 3600.0
-    sandbox: SandboxMode = SandboxMode.AUTO
+    sandbox: SandboxMode = SandboxMode.BWRAP
+    #: When the builder runs as root, each build runs as one host uid (gid the same number)
+    #: of ``build_uid`` .. ``build_uid + build_uids - 1``, leased host-wide for its duration.
+    #: The range must belong to no account (:mod:`daemon.avalanche.identity`).
+    build_uid: int = 2_000_000_000
+    build_uids: int = 64
+    #: Where the per-uid lock files live (root only); shared by every builder of the host.
+    uid_lock_dir: Path = Path("/run/cairn/build-uids")
+    #: Processes and threads a build's user may have at once (RLIMIT_NPROC of its uid).
+    max_processes: int = 1024
+    #: Where build trees go; default ``<root>/builds`` when the build users can reach it.
+    work_dir: Path | None = None
+    #: Host directories a sandboxed build must not see (the farm's state directory).
+    hidden: tuple[Path, ...] = ()
     #: Keep the work tree of a build after it ends (for debugging a recipe).
     keep_work: bool = False
     #: Seconds a network fetch (source, index, package) may stall before it fails.
@@ -38,10 +56,6 @@ class AvalancheConfig:
     @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
-
-    @property
-    def builds_dir(self) -> Path:
-        return self.root / "builds"
 
     @property
     def artefacts_dir(self) -> Path:

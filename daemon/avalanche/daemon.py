@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
 
 from daemon.avalanche.config import AvalancheConfig, SandboxMode
 from daemon.avalanche.service import Avalanche
@@ -24,7 +28,16 @@ class AvalancheSection(Section, frozen=True):
     backend: str = "script"
     jobs: int = 0
     timeout_s: float = 3600.0
-    sandbox: SandboxMode = SandboxMode.AUTO
+    sandbox: SandboxMode = SandboxMode.BWRAP
+    #: As root: builds run as host uids build_uid .. build_uid + build_uids - 1 (no account
+    #: may use them), one per build at a time across the host.
+    build_uid: Annotated[int, msgspec.Meta(ge=1000, le=2**32 - 2)] = 2_000_000_000
+    build_uids: Annotated[int, msgspec.Meta(ge=1, le=65536)] = 64
+    #: Processes and threads one build may have at once (RLIMIT_NPROC of its uid).
+    max_processes: Annotated[int, msgspec.Meta(ge=16)] = 1024
+    #: Where build trees go ("" = <state>/avalanche/<builder>/builds when the build users can
+    #: reach it, else /var/tmp/cairn-builds/...).
+    work_dir: str = ""
     #: Where the artefact server listens ("": the address this host reaches the broker at,
     #: so vessel on another host can pull), and the URL other hosts reach it at if that
     #: differs (a proxy, NAT).
@@ -43,7 +56,11 @@ def core_config(config: AvalancheDaemonConfig) -> AvalancheConfig:
     builder = section.builder or socket.gethostname().split(".")[0]
     core = AvalancheConfig(root=config.state.path("avalanche", builder), builder=builder,
                            arch=section.arch, backend=section.backend,
-                           timeout_s=section.timeout_s, sandbox=section.sandbox)
+                           timeout_s=section.timeout_s, sandbox=section.sandbox,
+                           build_uid=section.build_uid, build_uids=section.build_uids,
+                           max_processes=section.max_processes,
+                           work_dir=Path(section.work_dir) if section.work_dir else None,
+                           hidden=(config.state.path(),))
     return dataclasses.replace(core, jobs=section.jobs) if section.jobs > 0 else core
 
 

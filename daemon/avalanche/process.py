@@ -1,20 +1,15 @@
 """Running one build command: sandboxed, time-limited, cancellable, with a live log.
 
 The command runs in its own session (so one ``killpg`` reaches everything it started) and,
-when bubblewrap is used, in its own PID namespace with ``--die-with-parent``, so killing the
-bwrap process takes every process of the build with it. Output (stdout and stderr merged)
-is read line by line by a thread and handed to the build log as it is written.
-
-Sandbox (bubblewrap): the host is mounted read-only (``--ro-bind / /``), ``/tmp`` is a fresh
-tmpfs, ``/dev`` and ``/proc`` are private, the network, IPC, UTS and PID namespaces are new
-(no network at all, not even the host's loopback), and only the directories the build may
-write (work, install, deps) are bound writable at their own paths.
+sandboxed (:mod:`.sandbox`), in its own PID namespace with ``--die-with-parent``, so killing
+the bwrap process takes every process of the build with it. Output (stdout and stderr merged)
+is read line by line by a thread and handed to the build log as it is written; a line longer
+than the log keeps is cut while it is read, so its length never costs the builder memory.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -22,39 +17,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
+from .buildlog import LINE_MAX, cut_line
 from .errors import BuildCancelled, BuildTimeout
+from .sandbox import Sandbox, find_bwrap
+
+__all__ = ["Limits", "Sandbox", "find_bwrap", "run"]
 
 _POLL_S = 0.1
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    """How to confine a command; ``bwrap`` is the bubblewrap binary or ``None`` for none."""
-
-    bwrap: str | None
-    writable: tuple[Path, ...] = ()
-
-    def wrap(self, argv: Sequence[str], cwd: Path) -> list[str]:
-        if self.bwrap is None:
-            return list(argv)
-        args = [
-            self.bwrap,
-            "--ro-bind", "/", "/",
-            "--dev", "/dev",
-            "--proc", "/proc",
-            "--tmpfs", "/tmp",  # noqa: S108  (a fresh private tmpfs, not the host's /tmp)
-            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--die-with-parent", "--new-session",
-        ]  # fmt: skip
-        for path in self.writable:
-            args += ["--bind", str(path), str(path)]
-        return [*args, "--chdir", str(cwd), "--", *argv]
-
-
-def find_bwrap() -> str | None:
-    """The bubblewrap binary if installed."""
-    return shutil.which("bwrap")
+#: Bytes of one line kept while reading (a UTF-8 character is at most four).
+_LINE_BYTES = LINE_MAX * 4
 
 
 @dataclass(frozen=True)
@@ -66,9 +39,16 @@ class Limits:
     kill_grace_s: float = 2.0
 
 
-def _pump(stream: object, line: Callable[[str], None]) -> None:
-    for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
-        line(raw.decode("utf-8", "replace").rstrip("\r\n"))
+def _pump(stream: IO[bytes], line: Callable[[str], None]) -> None:
+    """Hand each line of ``stream`` to ``line``; keep at most ``_LINE_BYTES`` of one line."""
+    while raw := stream.readline(_LINE_BYTES):
+        dropped = 0
+        if not raw.endswith(b"\n"):
+            while (more := stream.readline(_LINE_BYTES)) and not more.endswith(b"\n"):
+                dropped += len(more)
+            dropped += len(more.rstrip(b"\r\n"))
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        line(cut_line(text, dropped))
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
@@ -97,15 +77,17 @@ def run(
     limits: Limits,
     line: Callable[[str], None],
 ) -> int:
-    """Run ``argv``; return its exit status, or raise BuildTimeout/BuildCancelled."""
+    """Run ``argv`` in ``cwd`` (a host path; the sandbox shows it at its inside path); return
+    its exit status, or raise BuildTimeout/BuildCancelled."""
     proc = subprocess.Popen(
-        sandbox.wrap(argv, cwd),
-        cwd=cwd,
+        sandbox.command(list(argv), sandbox.inside(cwd)),
+        cwd=cwd if sandbox.bwrap is None else "/",
         env=dict(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        **sandbox.spawn_options(),
     )
     reader = threading.Thread(target=_pump, args=(proc.stdout, line), daemon=True)
     reader.start()

@@ -1,9 +1,11 @@
-"""The ``script`` backend: the recipe's steps run by ``bash -e``, sandboxed when possible.
+"""The ``script`` backend: the recipe's steps run by ``bash -e`` in the build's sandbox.
 
 Each of ``setup``, ``build``, ``install`` and ``check`` (when present, in that order, as
 boulder does) becomes a script: the recipe's ``environment``, then the step, with macros
 expanded (:mod:`.macros`), starting in ``$workdir``. The scripts are kept under
-``scripts/`` of the build tree so a failed build can be reproduced by hand.
+``scripts/`` of the build tree so a failed build can be reproduced by hand. Paths in macros
+and variables are the ones the step sees (``/build/...`` in the sandbox). The build core
+makes the tree's directories before it hands the tree to the build's user.
 """
 
 from __future__ import annotations
@@ -14,28 +16,29 @@ from .macros import MacroContext, expand, step_variables
 from .process import run
 from .recipe import STEPS
 
+#: strerror(EAGAIN): what fork, clone and pthread_create fail with at RLIMIT_NPROC.
+_EAGAIN = "Resource temporarily unavailable"
+
 
 class ScriptBackend:
     name = "script"
     needs_inputs = True
 
     def build(self, ctx: BuildContext) -> BuildProducts:
-        tree, recipe = ctx.tree, ctx.recipe
+        tree, recipe, seen = ctx.tree, ctx.recipe, ctx.sandbox.inside
         macro_ctx = MacroContext(
             name=recipe.name,
             version=recipe.version,
             release=recipe.release,
             jobs=ctx.jobs,
             arch=ctx.arch,
-            installroot=str(tree.installdir),
-            workdir=str(tree.workdir),
-            sourcedir=str(tree.sourcedir),
-            pkgdir=str(tree.recipe_dir / "pkg"),
+            installroot=str(seen(tree.installdir)),
+            workdir=str(seen(tree.workdir)),
+            sourcedir=str(seen(tree.sourcedir)),
+            pkgdir=str(seen(tree.recipe_dir / "pkg")),
         )
         defs = macro_ctx.definitions()
         env = {**ctx.env, **step_variables(macro_ctx)}
-        for d in (tree.workdir, tree.installdir, tree.scriptsdir):
-            d.mkdir(parents=True, exist_ok=True)
         environment = expand(recipe.environment, defs)
         scripts = [(s, expand(recipe.step(s), defs)) for s in STEPS if recipe.step(s)]
         for step, body in scripts:
@@ -44,7 +47,7 @@ class ScriptBackend:
             ctx.log.phase(f"step {step}")
             try:
                 status = run(
-                    ["bash", "-e", str(path)],
+                    ["bash", "-e", str(seen(path))],
                     cwd=tree.workdir,
                     env=env,
                     sandbox=ctx.sandbox,
@@ -57,8 +60,18 @@ class ScriptBackend:
                 last = next((ln for ln in reversed(ctx.log.tail) if ln.strip()), "")
                 raise StepFailed(
                     f"step {step} exited with status {status}"
+                    + _process_limit_hint(ctx)
                     + (f"; last output: {last[:300]}" if last else "")
                     + " (the full output is in the build log)"
                 )
         return BuildProducts(installdir=tree.installdir)
+
+
+def _process_limit_hint(ctx: BuildContext) -> str:
+    """Name the process limit when the step's last output says a fork or thread failed."""
+    limit = ctx.sandbox.max_processes
+    if limit is None or not any(_EAGAIN in line for line in ctx.log.tail):
+        return ""
+    return (f" after reaching the build's process limit ({limit} processes and threads; "
+            "max_processes in the builder's configuration)")  # fmt: skip
 

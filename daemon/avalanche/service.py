@@ -21,6 +21,7 @@ import structlog
 from aiohttp import web
 
 from daemon.avalanche.artefacts import ArtefactServer, ArtefactStore
+from daemon.avalanche.build import remove_stale_trees
 from daemon.avalanche.config import AvalancheConfig
 from daemon.avalanche.runner import RunningBuild, start_build
 from daemon.metrics import ServiceMetrics
@@ -75,6 +76,9 @@ class Avalanche:
         return f"cairn/avalanche/{self.config.builder}"
 
     async def start(self) -> None:
+        stale = await asyncio.to_thread(remove_stale_trees, self.config)
+        if stale:
+            log.info("avalanche.stale_trees_removed", count=stale)
         base_url = await self._server.start(self._host, self._port, self._advertise)
         self.store.base_url = (self._public_url or base_url).rstrip("/")
         self._announce()

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from daemon.paths import default_state_dir
 from daemon.runtime import LogSection, configure_logging
+from daemon.terminal import printable
 from daemon.up import Farm, UpOptions, start_farm, stop_farm
 
 STATE_ORDER = ("new", "blocked", "ready", "building", "publishing", "completed", "failed",
@@ -137,8 +138,9 @@ async def _up_async(args: argparse.Namespace, state: Path, log_file: Any) -> int
     print(_line(farm), flush=True)
     print(f"repository: {summary['repository']['path']}", flush=True)
     for failed in summary["failed"]:
-        print(f"failed: {failed['source']} (task {failed['id']}): {failed['reason']}",
-              file=sys.stderr)
+        # The reason quotes build output: escaped, so it cannot drive the terminal.
+        print(f"failed: {failed['source']} (task {failed['id']}): "
+              f"{printable(str(failed['reason']))}", file=sys.stderr)
     if args.summary_json:
         text = json.dumps(summary, indent=2) + "\n"
         await asyncio.to_thread(args.summary_json.write_text, text)

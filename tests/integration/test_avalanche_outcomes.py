@@ -8,6 +8,7 @@ from pathlib import Path
 
 from daemon.avalanche.artefacts import ArtefactStore
 from daemon.avalanche.build import run_build
+from daemon.avalanche.buildlog import LINE_MAX
 from daemon.avalanche.config import SandboxMode
 from daemon.avalanche.runner import start_build
 from events.payloads import Outcome
@@ -140,3 +141,17 @@ def test_unsandboxed_build_warns_in_its_log(tmp_path: Path) -> None:
     assert result.outcome is Outcome.SUCCESS, result.reason
     warnings = [ln for ln in result.log_path.read_text().splitlines() if ln.startswith("WARNING")]
     assert warnings and "unsandboxed" in warnings[0]
+
+
+def test_a_huge_log_line_is_cut_in_the_log_and_the_live_stream(tmp_path: Path) -> None:
+    build = "python3 -c \"import sys; sys.stdout.write('x' * 20_000_000 + chr(10))\"\necho after"
+    repo, commit = _recipe(tmp_path, "chatty", build)
+    lines: list[str] = []
+    result = run_build(task_for(repo, commit, "chatty"), config(tmp_path / "b"), lines.append)
+    assert result.outcome is Outcome.SUCCESS, result.reason
+    cut = "x" * LINE_MAX + f" [... line cut: {20_000_000 - LINE_MAX} more bytes]"
+    kept = result.log_path.read_text().splitlines()
+    assert cut in kept and cut in lines
+    assert kept.index(cut) + 1 == kept.index("after")
+    assert max(len(line) for line in kept + lines) == len(cut)
+    assert result.log_path.stat().st_size < 64 * 1024

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.avalanche.build import remove_stale_trees
+from daemon.avalanche.config import AvalancheConfig
 from events import payloads as p
 from events.amqp import AmqpBus
 from events.envelope import new_event
@@ -155,6 +157,10 @@ async def test_killed_builder_goes_offline_and_another_builds_its_task(
         if second is not None:
             assert second.stop() == 0
         await watcher.close()
+        # The killed builder's tree is left where it was; its next start would remove it.
+        killed = AvalancheConfig(root=tmp_path / "one" / "avalanche" / first_name)
+        assert remove_stale_trees(killed) == 1
+        assert remove_stale_trees(killed) == 0
 
 
 async def test_cancelled_build_reports_and_the_builder_takes_the_next(

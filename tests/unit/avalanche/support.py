@@ -65,7 +65,7 @@ def task_for(
 
 def config(root: Path, **overrides: object) -> AvalancheConfig:
     values: dict[str, object] = {"root": root, "jobs": 2, "timeout_s": 120.0,
-                                 "sandbox": SandboxMode.AUTO}  # fmt: skip
+                                 "sandbox": SandboxMode.BWRAP}  # fmt: skip
     values.update(overrides)
     return AvalancheConfig(**values)  # type: ignore[arg-type]
 
