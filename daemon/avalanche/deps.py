@@ -3,9 +3,12 @@
 :func:`resolve` is pure: given an :class:`daemon.package.Index` and the recipe's
 ``builddeps`` + ``checkdeps`` it picks one providing package per dependency (the highest
 release/build release; ties by name), then the providers of those packages' ``depends``
-transitively. A direct dependency that nothing provides fails the build naming it; a
-transitive one that the index does not provide (``soname(libc.so.6(x86_64))``) is assumed to
-come from the host and is only reported.
+transitively. Without a build environment, a direct dependency that nothing provides fails
+the build naming it, and a transitive one that the index does not provide
+(``soname(libc.so.6(x86_64))``) is assumed to come from the host and is only reported. With
+one (``provided``: the environment's provides), a dependency resolves against the channel
+first, then the environment, and one that neither provides, direct or transitive, is
+unresolvable, named: nothing is ever taken from the host.
 
 :func:`install` downloads the chosen packages (``uri`` is relative to the index URL), checks
 sha256 and size, and unpacks them into the build root's ``deps/``; :func:`environment` points
@@ -34,10 +37,11 @@ _LIBDIRS = ("usr/lib", "usr/lib64", "lib")
 
 @dataclass(frozen=True)
 class Resolution:
-    """The packages to install, and transitive needs left to the host."""
+    """The packages to install, and the needs left to the host or met by the environment."""
 
     packages: tuple[IndexEntry, ...]
     from_host: tuple[str, ...] = ()
+    from_environment: tuple[str, ...] = ()
 
 
 def load_index(url: str, *, timeout: float) -> Index:
@@ -77,18 +81,27 @@ def _best(entries: Sequence[IndexEntry]) -> IndexEntry:
     return min((e for e in entries if (e.release, e.build_release) == top), key=lambda e: e.name)
 
 
-def resolve(index: Index, wanted: Sequence[str], arch: str) -> Resolution:
+def resolve(index: Index, wanted: Sequence[str], arch: str,
+            provided: frozenset[str] | None = None) -> Resolution:
     """Pick the packages that satisfy ``wanted`` and their depends (see module docstring)."""
     providers = provider_map(index, arch)
-    missing = [dep for dep in wanted if dep not in providers]
+
+    def in_environment(dep: str) -> bool:
+        return provided is not None and (dep in provided or name_provider(dep) in provided)
+
+    missing = [dep for dep in wanted if dep not in providers and not in_environment(dep)]
     if missing:
+        where = f"repository index {index.channel}/{index.arch} (generation {index.generation})"
+        if provided is not None:
+            where += " or the build environment"
         raise DependencyError(
-            f"build dependency {', '.join(missing)} is not provided by any package in "
-            f"repository index {index.channel}/{index.arch} (generation {index.generation}); "
-            "build and publish its provider first"
+            f"build dependency {', '.join(missing)} is unresolvable: not provided by any "
+            f"package in {where}; build and publish its provider first"
         )
     chosen: dict[str, IndexEntry] = {}
     from_host: list[str] = []
+    from_env: list[str] = []
+    unresolvable: list[str] = []
     queue = list(wanted)
     seen: set[str] = set()
     while queue:
@@ -97,14 +110,25 @@ def resolve(index: Index, wanted: Sequence[str], arch: str) -> Resolution:
             continue
         seen.add(dep)
         if dep not in providers:
-            from_host.append(dep)
+            if provided is None:
+                from_host.append(dep)
+            elif in_environment(dep):
+                from_env.append(dep)
+            else:
+                unresolvable.append(dep)
             continue
         entry = _best(providers[dep])
         if entry.name not in chosen:
             chosen[entry.name] = entry
             queue.extend(entry.depends)
+    if unresolvable:
+        raise DependencyError(
+            f"dependency {', '.join(sorted(unresolvable))} (needed by a build dependency's "
+            "package) is unresolvable: neither the channel nor the build environment provides it"
+        )
     ordered = tuple(sorted(chosen.values(), key=lambda e: e.name))
-    return Resolution(packages=ordered, from_host=tuple(sorted(from_host)))
+    return Resolution(packages=ordered, from_host=tuple(sorted(from_host)),
+                      from_environment=tuple(sorted(from_env)))
 
 
 def install(

@@ -52,3 +52,27 @@ def test_environment_points_into_deps(tmp_path: Path) -> None:
     assert env["CPATH"] == f"{tmp_path}/usr/include"
     for key in ("LIBRARY_PATH", "LD_LIBRARY_PATH"):
         assert env[key].split(":")[0] == f"{tmp_path}/usr/lib"
+
+
+ENV_PROVIDES = frozenset({"soname(libc.so.6(x86_64))", "binary(gcc)", "name(gcc-12)",
+                          "pkgconfig(zlib)"})
+
+
+def test_with_an_environment_needs_resolve_against_it_never_the_host() -> None:
+    result = resolve(INDEX, ["pkgconfig(b)", "binary(gcc)", "gcc-12"], "x86_64", ENV_PROVIDES)
+    assert [p.name for p in result.packages] == ["liba", "libb", "libb-devel"]
+    assert result.from_host == ()
+    assert result.from_environment == ("binary(gcc)", "gcc-12", "soname(libc.so.6(x86_64))")
+
+
+def test_with_an_environment_the_channel_wins_where_both_provide() -> None:
+    result = resolve(INDEX, ["pkgconfig(a)"], "x86_64", ENV_PROVIDES | {"pkgconfig(a)"})
+    assert [p.name for p in result.packages] == ["liba", "liba-devel"]
+
+
+def test_with_an_environment_what_neither_provides_is_unresolvable() -> None:
+    with pytest.raises(DependencyError, match=r"binary\(cmake\) is unresolvable.*environment"):
+        resolve(INDEX, ["binary(cmake)"], "x86_64", ENV_PROVIDES)
+    # A transitive need (libb needs libc) the environment lacks is named too.
+    with pytest.raises(DependencyError, match=r"soname\(libc\.so\.6\(x86_64\)\).*unresolvable"):
+        resolve(INDEX, ["pkgconfig(b)"], "x86_64", frozenset({"binary(gcc)"}))
