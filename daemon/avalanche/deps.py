@@ -131,6 +131,35 @@ def resolve(index: Index, wanted: Sequence[str], arch: str,
                       from_environment=tuple(sorted(from_env)))
 
 
+def fetch(
+    resolution: Resolution,
+    index_url: str,
+    cache_dir: Path,
+    *,
+    timeout: float,
+    log: Callable[[str], None],
+) -> list[tuple[IndexEntry, Path, bool]]:
+    """Download (or find cached) and verify every chosen package; return each with its path
+    and whether it was cached."""
+    fetched: list[tuple[IndexEntry, Path, bool]] = []
+    for entry in resolution.packages:
+        url = urllib.parse.urljoin(index_url, entry.uri)
+        path, hit = fetch_verified(
+            url, entry.sha256, cache_dir / "packages", timeout=timeout, error=DependencyError
+        )
+        if path.stat().st_size != entry.size:
+            raise DependencyError(
+                f"package {entry.name} at {url} is {path.stat().st_size} bytes, the index "
+                f"says {entry.size}"
+            )
+        fetched.append((entry, path, hit))
+    for dep in resolution.from_host:
+        log(f"dependency {dep} is not in the repository index; using the host's")
+    for dep in resolution.from_environment:
+        log(f"dependency {dep} is provided by the build environment")
+    return fetched
+
+
 def install(
     resolution: Resolution,
     index_url: str,
@@ -142,21 +171,14 @@ def install(
 ) -> None:
     """Download, verify and unpack every chosen package into ``deps_root``."""
     deps_root.mkdir(parents=True, exist_ok=True)
-    for entry in resolution.packages:
-        url = urllib.parse.urljoin(index_url, entry.uri)
-        path, hit = fetch_verified(
-            url, entry.sha256, cache_dir / "packages", timeout=timeout, error=DependencyError
-        )
-        if path.stat().st_size != entry.size:
-            raise DependencyError(
-                f"package {entry.name} at {url} is {path.stat().st_size} bytes, the index "
-                f"says {entry.size}"
-            )
+    for entry, path, hit in fetch(resolution, index_url, cache_dir, timeout=timeout, log=log):
         unpack(path, deps_root, name=f"{entry.name}.tar.zst")
-        what = f"{entry.name}-{entry.version}-{entry.release}-{entry.build_release}"
-        log(f"dependency {what} installed{' (cached)' if hit else ''}")
-    for dep in resolution.from_host:
-        log(f"dependency {dep} is not in the repository index; using the host's")
+        log(f"dependency {describe(entry)} installed{' (cached)' if hit else ''}")
+
+
+def describe(entry: IndexEntry) -> str:
+    """``name-version-release-buildrelease``, as logs name a package."""
+    return f"{entry.name}-{entry.version}-{entry.release}-{entry.build_release}"
 
 
 def environment(deps_root: Path, base: Mapping[str, str]) -> dict[str, str]:
