@@ -10,35 +10,31 @@ Split rule, first match wins:
 3. the main package ``<name>``.
 
 Each package also holds the directories above its files. Provides: ``name(x)`` and the
-plain name, ``binary(x)`` for ``usr/bin/x``, ``sysbinary(x)`` for ``usr/sbin/x``,
-``pkgconfig(x)`` for ``x.pc`` in a pkg-config directory (``usr/lib``, ``usr/lib64``,
-``usr/share`` or a multiarch ``usr/lib/<triplet>``), ``soname(lib(arch))`` for ELF SONAMEs
-(:func:`file_provides`, shared with build environments' manifests). Depends: the recipe's
-``rundeps`` (or the sub-package's), ``soname(...)`` of the ELF files' DT_NEEDED that the
-package does not provide itself, and for ``-devel`` the main package.
+plain name, and what its files back by the rule in :mod:`daemon.provides` (vessel checks a
+package's claims by the same rule): ``binary(x)``, ``sysbinary(x)``, ``pkgconfig(x)``,
+``soname(lib(arch))`` (:func:`file_provides`, shared with build environments' manifests).
+Depends: the recipe's ``rundeps`` (or the sub-package's), ``soname(...)`` of the ELF files'
+DT_NEEDED that the package does not provide itself, and for ``-devel`` the main package.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.package import MANIFEST_DIR, name_provider
+from daemon.elf import read_elf
+from daemon.package import MANIFEST_DIR, FileType
+from daemon.provides import own_provides, path_provides
 
-from .elf import read_elf
 from .errors import PackagingError
 from .recipe import Recipe
 
 _DEVEL_DIRS = ("usr/include/", "usr/lib/pkgconfig/", "usr/share/pkgconfig/", "usr/lib/cmake/",
                "usr/share/aclocal/")  # fmt: skip
-#: A ``.pc`` file directly in a directory pkg-config searches by default.
-_PC_FILE = re.compile(r"^usr/(?:lib|lib64|share|lib/[a-z0-9_]+-linux-[a-z0-9_]+)/pkgconfig/"
-                      r"(?P<name>[^/]+)\.pc$")
 
 
 @dataclass(frozen=True)
@@ -107,14 +103,11 @@ def file_provides(paths: Iterable[str], root: Path) -> tuple[set[str], set[str]]
     needed: set[str] = set()
     for path in paths:
         full = root / path
-        base = path.rsplit("/", 1)[-1]
-        if path.startswith("usr/bin/") and path.count("/") == 2:
-            provides.add(f"binary({base})")
-        elif path.startswith("usr/sbin/") and path.count("/") == 2:
-            provides.add(f"sysbinary({base})")
-        if (pc := _PC_FILE.match(path)) is not None:
-            provides.add(f"pkgconfig({pc['name']})")
-        if full.is_symlink() or not stat.S_ISREG(full.lstat().st_mode):
+        st = full.lstat()
+        kind = (FileType.SYMLINK if stat.S_ISLNK(st.st_mode) else
+                FileType.FILE if stat.S_ISREG(st.st_mode) else FileType.DIR)
+        provides |= path_provides(path.rstrip("/"), kind, stat.S_IMODE(st.st_mode))
+        if kind is not FileType.FILE:
             continue
         info = read_elf(full)
         if info is None:
@@ -127,7 +120,7 @@ def file_provides(paths: Iterable[str], root: Path) -> tuple[set[str], set[str]]
 
 def _provides_of(name: str, paths: list[str], root: Path) -> tuple[set[str], set[str]]:
     provides, needed = file_provides(paths, root)
-    return provides | {name, name_provider(name)}, needed
+    return provides | own_provides(name), needed
 
 
 def plan_packages(recipe: Recipe, root: Path) -> list[PackagePlan]:
