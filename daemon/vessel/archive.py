@@ -25,6 +25,7 @@ from typing import IO
 import msgspec
 import zstandard
 
+from daemon.elf import MAGIC as ELF_MAGIC
 from daemon.package import MANIFEST_DIR, FileType, Manifest, archive_name, manifest_path
 from daemon.vessel.config import ArchiveLimits
 from daemon.vessel.errors import ImportRefused
@@ -45,6 +46,8 @@ class Member:
     target: str | None
     #: Permission bits, with setuid, setgid and sticky (``0o7777``).
     mode: int = 0
+    #: A regular file that starts like an ELF object (a candidate for a ``soname()``).
+    elf: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Inspected:
     manifest: Manifest
     members: tuple[Member, ...]
     unpacked_bytes: int
+    #: The archive on disk (vessel's own temporary copy), for a second read of some members.
+    path: Path
 
 
 class _Bounded:
@@ -110,7 +115,7 @@ def inspect_archive(path: Path, label: str, limits: ArchiveLimits) -> Inspected:
                                 artefact=label) from None
     _check_symlinks(members, label)
     manifest = _decode_manifest(manifests, label)
-    return Inspected(manifest, tuple(members.values()), total)
+    return Inspected(manifest, tuple(members.values()), total, path)
 
 
 def _read_member(
@@ -152,11 +157,14 @@ def _read_member(
     stream = tar.extractfile(info)
     if stream is None:  # pragma: no cover - isreg() members always have a stream
         raise ImportRefused(f"member {path!r} cannot be read", artefact=label)
+    elf: bool | None = None
     while chunk := stream.read(_CHUNK):
+        if elf is None:
+            elf = chunk.startswith(ELF_MAGIC)
         digest.update(chunk)
         if is_manifest:
             kept += chunk
-    member = Member(path, FileType.FILE, info.size, digest.hexdigest(), None, mode)
+    member = Member(path, FileType.FILE, info.size, digest.hexdigest(), None, mode, bool(elf))
     return member, (bytes(kept) if is_manifest else None)
 
 

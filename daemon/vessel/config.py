@@ -45,6 +45,9 @@ class VesselConfig:
     max_members: int = 100_000
     #: Largest single file inside one archive.
     max_file_bytes: int = 512 * 1024**2
+    #: Check every declared provider against the archive's files. Off only for a farm of
+    #: ``noop`` builders, whose packages are empty and declare what a real build would provide.
+    verify_provides: bool = True
     download_parallelism: int = 4
     connect_timeout: float = 10.0
     #: Longest silence while reading a download before it counts as not answering.

@@ -25,6 +25,8 @@ class VesselSection(Section, frozen=True):
     max_unpacked_bytes: int = VesselConfig.max_unpacked_bytes
     max_members: int = VesselConfig.max_members
     max_file_bytes: int = VesselConfig.max_file_bytes
+    #: false only for a farm of ``noop`` builders (empty packages that declare providers).
+    verify_provides: bool = True
     download_parallelism: int = 4
     keep_generations: int = 10
 
@@ -40,6 +42,7 @@ def repository_config(config: VesselDaemonConfig) -> VesselConfig:
                         max_unpacked_bytes=section.max_unpacked_bytes,
                         max_members=section.max_members,
                         max_file_bytes=section.max_file_bytes,
+                        verify_provides=section.verify_provides,
                         download_parallelism=section.download_parallelism,
                         keep_generations=section.keep_generations)
 

@@ -39,12 +39,15 @@ from pathlib import Path
 
 import aiohttp
 
+from daemon.provides import own_provides
 from daemon.vessel import pool, store
 from daemon.vessel.archive import Inspected, check_against_build, inspect_archive
+from daemon.vessel.claims import check_provides
 from daemon.vessel.config import check_arch, check_channel
 from daemon.vessel.errors import ImportRefused
 from daemon.vessel.fetch import Downloaded, download_all
 from daemon.vessel.index import encode_entry, index_entry, is_newer
+from daemon.vessel.ownership import DeclaredOwners, Holder, Offer, StaticOwners, judge
 from daemon.vessel.repository import Repository
 from events.errors import ConfigError
 from events.payloads import BuildDone, Outcome, PackagePublished, PublishedPackage, PublishFailed
@@ -104,8 +107,11 @@ Emit = Callable[[Connection, ImportOutcome], Awaitable[None]]
 
 class Importer:
     def __init__(self, repo: Repository, *, session: aiohttp.ClientSession | None = None,
-                 on_step: StepHook | None = None) -> None:
+                 on_step: StepHook | None = None,
+                 owners: DeclaredOwners | None = None) -> None:
         self.repo = repo
+        #: Which source owns which names, as declared outside vessel (see ownership.py).
+        self.owners: DeclaredOwners = owners or StaticOwners()
         self._session = session
         self._on_step = on_step or (lambda _step: None)
         #: Held from an import's transaction until ``current`` names its generation. Imports
@@ -163,6 +169,8 @@ class Importer:
                     inspect_archive, item.path, item.artefact.filename,
                     self.repo.config.archive_limits)
                 check_against_build(inspected, item.artefact, build)
+                if self.repo.config.verify_provides:
+                    await asyncio.to_thread(check_provides, inspected, item.artefact.filename)
                 files.append((item, inspected))
         except BaseException:
             await self.discard(prepared)
@@ -177,8 +185,9 @@ class Importer:
             return again
         number = await store.head(conn, channel, build.arch)
         base = [] if number is None else await self.repo.members(conn, channel, number)
+        evicted = await self._check_owners(conn, prepared, base)
         await self._check_newer(conn, prepared, base)
-        kept = [m for m in base if m[1] != build.source]
+        kept = [m for m in base if m[1] != build.source and m[2] not in evicted]
         added, packages = [], []
         for item, inspected in prepared.files:
             sha, size, m = item.artefact.sha256, item.artefact.size, inspected.manifest
@@ -222,17 +231,29 @@ class Importer:
             return ImportOutcome(build, refused=exc)
         return None if published is None else ImportOutcome(build, published=published)
 
+    async def _check_owners(self, conn: Connection, prepared: Prepared,
+                            base: list[store.MemberRef]) -> frozenset[str]:
+        """Refuse names held by another source; return the packages a declared owner evicts."""
+        build = prepared.build
+        offers = [Offer(name, m.name) for _item, inspected in prepared.files
+                  for m in (inspected.manifest,) for name in {*m.provides, *own_provides(m.name)}]
+        names = frozenset(o.name for o in offers)
+        live = {m[2] for m in base}
+        held: dict[str, list[Holder]] = {}
+        for row in await store.offering(conn, names):
+            if row.sha256 in live:
+                held.setdefault(row.name, []).append(Holder(row.source, row.package, row.sha256))
+        declared = await self.owners.owners(conn, build.channel, names)
+        return judge(build.source, f"{build.channel}/{build.arch}", offers, held, declared)
+
     async def _check_newer(self, conn: Connection, prepared: Prepared,
                            base: list[store.MemberRef]) -> None:
+        """Each package must be newer than the one of the same source it replaces."""
         build = prepared.build
         names = {inspected.manifest.name for _item, inspected in prepared.files}
-        current = {m[0]: m for m in base if m[0] in names}
+        current = {m[0]: m for m in base if m[0] in names and m[1] == build.source}
         known = await store.releases(conn, [m[2] for m in current.values()])
-        for name, (_n, source, sha) in sorted(current.items()):
-            if source != build.source:
-                raise ImportRefused(
-                    f"package {name} is published in {build.channel} by source {source}, "
-                    f"not {build.source}: rename the package or remove it from {source}")
+        for name, (_n, _source, sha) in sorted(current.items()):
             have = known[sha]
             if not is_newer((build.release, build.build_release),
                             (have.release, have.build_release)):

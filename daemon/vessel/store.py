@@ -73,7 +73,32 @@ CREATE TABLE vessel_imports (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_VESSEL_SCHEMA, OUTBOX_SCHEMA, INBOX_SCHEMA)
+#: Every name each stored package offers: its declared providers plus its own name, plain
+#: and as ``name(x)``. Kept by triggers, so any writer of ``vessel_packages`` keeps it right;
+#: the ownership check looks a build's names up here instead of decoding a whole channel.
+_PROVIDES_SCHEMA = """
+CREATE TABLE vessel_provides (
+    provider TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (provider, sha256)
+) WITHOUT ROWID;
+CREATE INDEX vessel_provides_by_package ON vessel_provides (sha256);
+CREATE TRIGGER vessel_provides_added AFTER INSERT ON vessel_packages BEGIN
+    INSERT OR IGNORE INTO vessel_provides (provider, sha256)
+        SELECT value, NEW.sha256 FROM json_each(CAST(NEW.entry AS TEXT), '$.provides')
+        UNION SELECT NEW.name, NEW.sha256
+        UNION SELECT 'name(' || NEW.name || ')', NEW.sha256;
+END;
+CREATE TRIGGER vessel_provides_removed AFTER DELETE ON vessel_packages BEGIN
+    DELETE FROM vessel_provides WHERE sha256 = OLD.sha256;
+END;
+INSERT OR IGNORE INTO vessel_provides (provider, sha256)
+    SELECT value, sha256 FROM vessel_packages, json_each(CAST(entry AS TEXT), '$.provides')
+    UNION SELECT name, sha256 FROM vessel_packages
+    UNION SELECT 'name(' || name || ')', sha256 FROM vessel_packages;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_VESSEL_SCHEMA, OUTBOX_SCHEMA, INBOX_SCHEMA, _PROVIDES_SCHEMA)
 
 
 #: One member of a generation: (package name, source name, sha256 hex).
@@ -291,6 +316,28 @@ async def unreferenced(conn: Connection, candidates: Iterable[str]) -> list[str]
             table = _HashTable(bytes(blob))
             alive.update(h for h in wanted if h not in alive and h in table)
     return [h.hex() for h in wanted if h not in alive]
+
+
+@dataclass(frozen=True)
+class Offered:
+    """A stored package offering a name (its own, or a provider it declares)."""
+
+    name: str
+    sha256: str
+    package: str
+    source: str
+
+
+async def offering(conn: Connection, names: Iterable[str]) -> list[Offered]:
+    """Every stored package (in any generation, or none) that offers one of ``names``."""
+    wanted = msgspec.json.encode(sorted(set(names))).decode()
+    async with conn.execute(
+        "SELECT o.provider, o.sha256, p.name, p.source FROM vessel_provides AS o "
+        "JOIN vessel_packages AS p ON p.sha256 = o.sha256 "
+        "WHERE o.provider IN (SELECT value FROM json_each(?))", (wanted,),
+    ) as cur:
+        return [Offered(str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+                for r in await cur.fetchall()]
 
 
 async def delete_packages(conn: Connection, shas: Iterable[str]) -> None:

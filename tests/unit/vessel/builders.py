@@ -31,6 +31,10 @@ class Pkg:
     source: str = ""
     files: dict[str, bytes] = field(default_factory=dict)
     symlinks: dict[str, str] = field(default_factory=dict)
+    #: Modes of some files (default 0o644), in the archive and the manifest alike.
+    modes: dict[str, int] = field(default_factory=dict)
+    #: What the manifest declares beyond ``name(<name>)``.
+    provides: list[str] = field(default_factory=list)
     #: Add hostile members to the tar after the honest ones.
     tweak: Tweak | None = None
     #: Change the manifest before it is written (a lying builder).
@@ -42,14 +46,15 @@ class Pkg:
 
 
 def manifest_of(pkg: Pkg) -> Manifest:
-    entries = [FileEntry(path=p, type=FileType.FILE, mode=0o644, size=len(d),
+    entries = [FileEntry(path=p, type=FileType.FILE, mode=pkg.modes.get(p, 0o644), size=len(d),
                          sha256=hashlib.sha256(d).hexdigest()) for p, d in pkg.files.items()]
     entries += [FileEntry(path=p, type=FileType.SYMLINK, mode=0o777, target=t)
                 for p, t in pkg.symlinks.items()]
     fields: dict[str, object] = dict(
         name=pkg.name, version=pkg.version, release=pkg.release,
         build_release=pkg.build_release, arch=pkg.arch, source=pkg.source or pkg.name,
-        summary=f"the {pkg.name} package", depends=[], provides=[f"name({pkg.name})"],
+        summary=f"the {pkg.name} package", depends=[],
+        provides=[f"name({pkg.name})", *pkg.provides],
         files=entries)
     fields.update(pkg.manifest_fields)
     return Manifest(**fields)  # type: ignore[arg-type]
@@ -63,7 +68,7 @@ def archive_bytes(pkg: Pkg) -> bytes:
             _add_dir(tar, d)
         for path, data in pkg.files.items():
             info = tarfile.TarInfo(path)
-            info.size, info.mode = len(data), 0o644
+            info.size, info.mode = len(data), pkg.modes.get(path, 0o644)
             tar.addfile(info, io.BytesIO(data))
         for path, target in pkg.symlinks.items():
             info = tarfile.TarInfo(path)

