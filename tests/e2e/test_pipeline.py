@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.farm import Farm, all_final, bump_release, commit, latest_by_source, recipe_repo
+from tests.support.rabbitmq import RabbitNode
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.mqtt, pytest.mark.slow,
               pytest.mark.timeout(600)]
@@ -173,16 +175,30 @@ async def _builder_of(farm: Farm, source: str, timeout: float = 120) -> str:
     raise AssertionError(f"{source} never started building\n{farm.logs()}")
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+@pytest.fixture
+async def farm_on_private_node(tmp_path: Path,
+                               private_rabbit: RabbitNode) -> AsyncIterator[Farm]:
+    """The farm on a RabbitMQ node of its own, which the test may restart: other test runs
+    share the machine's broker."""
+    vhost = f"e2e-{uuid.uuid4().hex[:8]}"
+    private_rabbit.add_vhost(vhost)
+    repo = recipe_repo(tmp_path / "recipes", {"slow": SLOW})
+    running = Farm(private_rabbit.url(vhost), repo, tmp_path / "state")
+    running.start_all(builders=2)
+    try:
+        yield running
+    finally:
+        running.stop_all()
 
 
-async def test_rabbitmq_restarted_mid_run(farm: Farm) -> None:
+async def test_rabbitmq_restarted_mid_run(farm_on_private_node: Farm,
+                                          private_rabbit: RabbitNode) -> None:
+    farm = farm_on_private_node
     await _builder_of(farm, "slow")
-    _rabbitmqctl("stop_app")
+    private_rabbit.ctl("stop_app")
     await asyncio.sleep(2)
-    _rabbitmqctl("start_app")
-    _rabbitmqctl("await_startup")
+    private_rabbit.ctl("start_app")
+    private_rabbit.ctl("await_startup")
     tasks = await farm.wait_tasks(all_final(8), timeout=300)
     latest = latest_by_source(tasks)
     assert all(t["state"] == "completed" for t in latest.values()), latest
