@@ -7,7 +7,7 @@ than the process-global one or a single registry with a ``service`` label. Why:
   serves its own ``/metrics`` that describes that service alone, exactly as when they run as
   separate daemons, so one scrape configuration fits both ways of running.
 * the bus counters come from each service's own bus connection (its ``observer``, see
-  :class:`events.consume.BusObserver`), so nothing process-wide decides which service an
+  :class:`events.bus.BusObserver`), so nothing process-wide decides which service an
   event belongs to;
 * tests build as many as they like without "Duplicated timeseries" errors from the global
   registry.
@@ -56,11 +56,8 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from events.amqp import AmqpBus
-from events.bus import Bus
-from events.consume import BusObserver
-from events.errors import BusError, CairnError
-from events.memory import MemoryBus
+from events.bus import Bus, BusObserver
+from events.errors import BusError
 
 log = structlog.get_logger("cairn.metrics")
 
@@ -74,10 +71,6 @@ BUILD_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400,
 PUBLISH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 #: An import downloads, verifies and publishes: tenths of seconds to minutes.
 IMPORT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-
-
-class MetricsError(CairnError):
-    """Metrics were wired wrongly (a bus that cannot report to them)."""
 
 
 def _version() -> str:
@@ -164,7 +157,7 @@ class ServiceMetrics(BusObserver):
             PlatformCollector(registry=r)
             GCCollector(registry=r)
 
-    # -- the bus (events.consume.BusObserver) ------------------------------------------
+    # -- the bus (events.bus.BusObserver) ---------------------------------------------
 
     # handled and published run for every message: their labelled children are cached
     # (``labels()`` takes a lock and builds a key each time; this halves the cost).
@@ -192,9 +185,7 @@ class ServiceMetrics(BusObserver):
 
     def attach(self, bus: Bus) -> None:
         """Count ``bus``'s verdicts and publishes here (before or after it subscribed)."""
-        if not isinstance(bus, MemoryBus | AmqpBus):
-            raise MetricsError(f"{type(bus).__name__} has no observer: cannot count its events")
-        bus.observer = self
+        bus.observe(self)
 
     # -- what services report ----------------------------------------------------------
 

@@ -32,10 +32,10 @@ from pamqp.commands import Basic
 from yarl import URL
 
 from events.bus import DEFAULT_PUBLISH_TIMEOUT, Bus, Consumer, DeadLetter, Handler, Subscription
-from events.consume import NO_OBSERVER, BusObserver, Disposition, Verdict, process, tell
+from events.consume import Disposition, Verdict, process, tell
 from events.envelope import Event, encode_event
 from events.errors import BusError, PublishTimeout, UnroutableEvent
-from events.failover import connect_failover, redacted
+from events.failover import connect_failover
 from events.names import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
@@ -193,22 +193,54 @@ class AmqpBus(Bus):
         self._exchange: AbstractExchange | None = None
         self._dead_exchange: AbstractExchange | None = None
         self._consumers: list[_AmqpConsumer] = []
-        #: Told about verdicts and publishes (metrics); does nothing unless replaced.
-        self.observer: BusObserver = NO_OBSERVER
+        #: Why and since when (monotonic) the connection is down; None while it is up.
+        self._lost: tuple[str, float] | None = None
+
+    @property
+    def where(self) -> str:
+        """The brokers' addresses without credentials, for messages."""
+        return ", ".join(f"{u.scheme}://{u.host}:{u.port}{u.path}" for u in map(URL, self.urls))
 
     async def connect(self) -> None:
         try:
-            self._connection = await connect_failover(
+            connection = await connect_failover(
                 [URL(_with_defaults(u)) for u in self.urls], name=self.name)
         except (OSError, aio_pika.exceptions.AMQPError) as exc:
-            where = ", ".join(redacted(u) for u in self.urls)
-            raise BusError(f"cannot connect to RabbitMQ at {where}: {exc}") from exc
+            raise BusError(f"cannot connect to RabbitMQ at {self.where}: {exc}") from exc
+        # The robust connection calls these the moment the socket goes (whatever the cause)
+        # and once it has reconnected and restored every channel and consumer: check()
+        # reports the outage at once instead of when a publish next fails.
+        connection.close_callbacks.add(self._on_lost)
+        connection.reconnect_callbacks.add(self._on_restored)
+        self._connection = connection
+        self._lost = None
         self._channel = await self._connection.channel(publisher_confirms=True,
                                                        on_return_raises=True)
         self._exchange = await self._channel.declare_exchange(
             EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         self._dead_exchange = await self._channel.declare_exchange(
             DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+
+    def _on_lost(self, connection: object, reason: BaseException | None = None) -> None:
+        if self._connection is None or self._lost is not None:
+            return  # closing on purpose, or already known to be down
+        why = repr(reason) if reason is not None else "closed by the broker"
+        self._lost = (why, time.monotonic())
+        log.warning("bus.connection_lost", broker=self.where, error=why)
+
+    def _on_restored(self, connection: object) -> None:
+        if self._lost is not None:
+            log.info("bus.connection_restored", broker=self.where,
+                     down_s=round(time.monotonic() - self._lost[1], 3))
+        self._lost = None
+
+    async def check(self) -> None:
+        if self._connection is None:
+            raise BusError(f"not connected to RabbitMQ at {self.where}")
+        if self._lost is not None:
+            why, since = self._lost
+            raise BusError(f"connection to RabbitMQ at {self.where} lost "
+                           f"{time.monotonic() - since:.1f}s ago ({why}); reconnecting")
 
     def _require(self) -> tuple[AbstractRobustConnection, AbstractChannel, AbstractExchange]:
         if self._connection is None or self._channel is None or self._exchange is None:
@@ -315,9 +347,11 @@ class AmqpBus(Bus):
     async def close(self, timeout: float = 10.0) -> None:
         consumers, self._consumers = self._consumers, []
         await asyncio.gather(*(c.cancel(timeout) for c in consumers))
-        if self._connection is not None:
-            await _quietly(self._connection.close())
+        connection = self._connection
         self._connection = self._channel = self._exchange = self._dead_exchange = None
+        self._lost = None
+        if connection is not None:
+            await _quietly(connection.close())
 
 
 async def _existing_queue(channel: AbstractChannel, name: str) -> AbstractQueue:

@@ -18,6 +18,11 @@ Semantics every transport honours:
   message back when its consumer dies; after ``delivery_limit`` deliveries it is dead-lettered.
 * ``close`` stops consuming, lets in-flight handlers finish up to a timeout, then closes;
   unfinished deliveries are not acknowledged, so the broker gives them to someone else.
+* ``check`` answers at once, from the connection's own state (the transport learns of a
+  lost connection when it happens, not by polling): it raises :class:`~events.errors.BusError`
+  saying why while the bus cannot publish or consume, and returns once it can again.
+* every bus reports its verdicts and publishes to its :class:`BusObserver` (metrics), set
+  with :meth:`Bus.observe`; by default nobody listens.
 """
 
 from __future__ import annotations
@@ -75,6 +80,36 @@ class Subscription:
         return float(min(self.retry_max_delay, self.retry_base_delay * (2 ** (attempt - 1))))
 
 
+class BusObserver:
+    """What a bus tells metrics: verdicts (from :func:`events.consume.process`) and
+    publishes (from the transports).
+
+    The base class ignores everything, so a bus works the same with no metrics; a service
+    gives its bus a subclass with :meth:`Bus.observe` (see ``daemon.metrics``). This keeps
+    ``events`` free of any metrics library. Methods must be quick and must not block; one
+    that raises is logged and never changes what the bus does.
+    """
+
+    def handled(self, event_type: str, queue: str) -> None:
+        """A handler accepted an event (the message is acknowledged)."""
+
+    def retried(self, event_type: str, queue: str) -> None:
+        """A handler failed and is about to run again after a back-off."""
+
+    def dead_lettered(self, event_type: str, queue: str) -> None:
+        """A message was dead-lettered (or dropped, on a terminal queue)."""
+
+    def published(self, event_type: str, seconds: float) -> None:
+        """The broker confirmed a publish that took ``seconds``."""
+
+    def publish_failed(self, event_type: str) -> None:
+        """A publish raised (unroutable, timeout, connection lost)."""
+
+
+#: The observer of a bus nobody observes.
+NO_OBSERVER = BusObserver()
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """A message as found in a dead-letter queue."""
@@ -95,6 +130,20 @@ class Consumer(abc.ABC):
 
 class Bus(abc.ABC):
     """The port. Use as ``async with bus:`` or call :meth:`connect` and :meth:`close`."""
+
+    #: Told about verdicts and publishes; replaced with :meth:`observe`.
+    observer: BusObserver = NO_OBSERVER
+
+    def observe(self, observer: BusObserver) -> None:
+        """Report this bus's verdicts and publishes to ``observer`` from now on, for the
+        consumers it already runs too (they read it at each delivery)."""
+        self.observer = observer
+
+    @abc.abstractmethod
+    async def check(self) -> None:
+        """Return if the bus can publish and consume now; raise :class:`BusError` saying
+        why not (never connected, connection lost and since when, closed). Answers from
+        state the transport keeps current, without a round trip to the broker."""
 
     @abc.abstractmethod
     async def connect(self) -> None:
@@ -140,6 +189,9 @@ class PublishOnlyBus(Bus):
     was sent. Subclasses implement :meth:`publish`; consuming from it is refused clearly."""
 
     async def connect(self) -> None:
+        return None
+
+    async def check(self) -> None:
         return None
 
     async def declare(self, subscription: Subscription) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from events.bus import Handler, Subscription
+from events.bus import NO_OBSERVER, BusObserver, Handler, Subscription
 from events.envelope import Event, decode_event
 from events.errors import EventValidationError, RejectEvent
 
@@ -43,33 +43,6 @@ class Verdict:
 
 #: The ``type`` label of a body that did not decode as an event.
 INVALID_TYPE = "invalid"
-
-
-class BusObserver:
-    """What the bus tells metrics: verdicts here, publishes in the transports.
-
-    The base class ignores everything, so the bus works the same with no metrics; a service
-    gives its bus a subclass (``bus.observer = ...``, see ``daemon.metrics``). This keeps
-    ``events`` free of any metrics library. Methods must be quick and must not block.
-    """
-
-    def handled(self, event_type: str, queue: str) -> None:
-        """A handler accepted an event (the message is acknowledged)."""
-
-    def retried(self, event_type: str, queue: str) -> None:
-        """A handler failed and is about to run again after a back-off."""
-
-    def dead_lettered(self, event_type: str, queue: str) -> None:
-        """A message was dead-lettered (or dropped, on a terminal queue)."""
-
-    def published(self, event_type: str, seconds: float) -> None:
-        """The broker confirmed a publish that took ``seconds``."""
-
-    def publish_failed(self, event_type: str) -> None:
-        """A publish raised (unroutable, timeout, connection lost)."""
-
-
-NO_OBSERVER = BusObserver()
 
 
 def tell(report: Callable[..., None], *args: Any) -> None:

@@ -37,6 +37,10 @@ class BusError(CairnError):
     """The bus could not do what was asked (connection, declaration, closed bus)."""
 
 
+class TelemetryError(CairnError):
+    """Live telemetry cannot reach its broker (what a health check reports)."""
+
+
 class UnroutableEvent(BusError):
     """A mandatory publish matched no queue: the event would have been lost."""
 

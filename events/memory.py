@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from events.bus import Bus, Consumer, DeadLetter, Handler, Subscription
-from events.consume import NO_OBSERVER, BusObserver, Disposition, Verdict, process, tell
+from events.consume import Disposition, Verdict, process, tell
 from events.envelope import Event, encode_event
 from events.errors import BusError, UnroutableEvent
 from events.names import (
@@ -198,11 +198,13 @@ class MemoryBus(Bus):
         self.broker = broker if broker is not None else MemoryBroker()
         self._consumers: list[_MemoryConsumer] = []
         self._open = False
-        #: Told about verdicts and publishes (metrics); does nothing unless replaced.
-        self.observer: BusObserver = NO_OBSERVER
 
     async def connect(self) -> None:
         self._open = True
+
+    async def check(self) -> None:
+        """The embedded broker lives in this process: the bus works while it is open."""
+        self._check_open()
 
     def _check_open(self) -> None:
         if not self._open:

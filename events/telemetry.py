@@ -12,13 +12,17 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
 import structlog
+
+from events.errors import ConfigError, TelemetryError
 
 log = structlog.get_logger("cairn.telemetry")
 
@@ -54,6 +58,12 @@ class Telemetry(abc.ABC):
     @abc.abstractmethod
     async def stop(self) -> None:
         """Deliver what is queued (briefly), then disconnect."""
+
+    @abc.abstractmethod
+    async def check(self) -> None:
+        """Return if messages published now reach the broker; raise
+        :class:`~events.errors.TelemetryError` saying why not. Answers from the connection's
+        state, which the client updates the moment it changes."""
 
 
 class MemoryTelemetry(Telemetry):
@@ -94,6 +104,9 @@ class MemoryTelemetry(Telemetry):
         services of one process share one instance, so one stopping must not end the
         others' subscriptions.)"""
 
+    async def check(self) -> None:
+        """In process: there is no connection to lose."""
+
 
 class MqttTelemetry(Telemetry):
     """aiomqtt client that reconnects forever; ``will`` is published by the broker if this
@@ -103,7 +116,7 @@ class MqttTelemetry(Telemetry):
                  will: Message | None = None, reconnect_delay: float = 1.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "tcp", ""):
-            raise ValueError(f"mqtt url {url!r}: scheme must be mqtt://")
+            raise ConfigError(f"mqtt url {url!r}: scheme must be mqtt://")
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 1883
         self.username = parts.username
@@ -115,6 +128,9 @@ class MqttTelemetry(Telemetry):
         self._retained: dict[str, Message] = {}
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        #: Why and since when (monotonic) the client is not connected; None while it is.
+        self._down: tuple[str, float] = ("not connected yet", time.monotonic())
+        self._ever_connected = False
 
     def _client(self, client_id: str, will: Message | None) -> aiomqtt.Client:
         return aiomqtt.Client(
@@ -141,21 +157,39 @@ class MqttTelemetry(Telemetry):
         while True:
             try:
                 async with self._client(self.client_id, self.will) as client:
+                    if self._ever_connected:
+                        log.info("telemetry.reconnected", host=self.host, port=self.port,
+                                 down_s=round(time.monotonic() - self._down[1], 3))
+                    self._ever_connected = True
                     self.connected.set()
                     # The broker may have restarted: state our retained topics again.
                     for message in list(self._retained.values()):
                         await client.publish(message.topic, message.payload, qos=1, retain=True)
-                    while True:
-                        message = await self._outgoing.get()
-                        await client.publish(message.topic, message.payload,
-                                             qos=1 if message.retain else 0,
-                                             retain=message.retain)
-                        self._outgoing.task_done()
+                    await _first_to_fail(self._send(client), _until_disconnected(client))
             except aiomqtt.MqttError as exc:
+                if self.connected.is_set():
+                    self._down = (str(exc), time.monotonic())
+                    log.warning("telemetry.disconnected", host=self.host, port=self.port,
+                                error=str(exc))
+                else:  # still down: the latest reason, the same since
+                    self._down = (str(exc), self._down[1])
                 self.connected.clear()
-                log.warning("telemetry.disconnected", host=self.host, port=self.port,
-                            error=str(exc))
                 await asyncio.sleep(self.reconnect_delay)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        while True:
+            message = await self._outgoing.get()
+            await client.publish(message.topic, message.payload,
+                                 qos=1 if message.retain else 0, retain=message.retain)
+            self._outgoing.task_done()
+
+    async def check(self) -> None:
+        if self._task is None:
+            raise TelemetryError(f"telemetry to mqtt://{self.host}:{self.port} is not started")
+        if not self.connected.is_set():
+            why, since = self._down
+            raise TelemetryError(f"not connected to the MQTT broker at {self.host}:{self.port} "
+                                 f"for {time.monotonic() - since:.1f}s ({why}); reconnecting")
 
     async def subscribe(self, pattern: str) -> AsyncIterator[Message]:
         while True:
@@ -181,6 +215,29 @@ class MqttTelemetry(Telemetry):
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+
+
+async def _until_disconnected(client: aiomqtt.Client) -> None:
+    """Return never; raise :class:`aiomqtt.MqttError` the moment the connection drops.
+
+    A client that only publishes would otherwise learn of a lost broker at its next
+    publish, which for an idle builder may be minutes away."""
+    async for _ in client.messages:  # nothing is subscribed: only a disconnect ends this
+        pass
+    raise aiomqtt.MqttError("the MQTT message stream ended")
+
+
+async def _first_to_fail(*work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` together until one of them ends; cancel the others, re-raise its error."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
 
 
 #: The in-process telemetry every ``memory://`` user of this process shares (``cairn up``).

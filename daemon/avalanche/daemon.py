@@ -16,7 +16,7 @@ from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
 from daemon.runtime.address import AUTO, advertised_host, listen_host
 from events.names import builder_status_topic
-from events.telemetry import Message, telemetry_from_url
+from events.telemetry import Message
 
 
 class AvalancheSection(Section, frozen=True):
@@ -72,7 +72,7 @@ class AvalancheDaemon:
         self.health = health
         self.core = core_config(config)
         self.name = f"avalanche-{self.core.builder}"
-        self._host = Host()
+        self._host = Host(health)
         self.service: Avalanche | None = None
         self.metrics = ServiceMetrics(self.name)
 
@@ -83,9 +83,8 @@ class AvalancheDaemon:
         will = Message(builder_status_topic(self.core.builder),
                        b'{"builder": "%s", "state": "offline"}' % self.core.builder.encode(),
                        retain=True)
-        telemetry = telemetry_from_url(self.config.mqtt.url, client_id=self.name, will=will)
-        await telemetry.start()
-        self._host.on_close(telemetry.stop)
+        telemetry = await self._host.telemetry(self.config.mqtt.url, client_id=self.name,
+                                               will=will)
         section = self.config.avalanche
         bind = listen_host(section.listen_host, self.config.bus.url)
         self.service = Avalanche(bus, telemetry, self.core, slots=section.slots,

@@ -89,7 +89,7 @@ async def _run(args: argparse.Namespace) -> int:
     server = (HealthServer(health, config.health.host, config.health.port,
                            mounts=[metrics.mount] if metrics is not None else [])
               if config.health.enabled else None)
-    return await run_service(service, health_server=server)
+    return await run_service(service, health=health, health_server=server)
 
 
 async def _replay(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ class JournalDaemon:
         self.config = config
         self.health = health
         self._bus = bus
-        self._host = Host()
+        self._host = Host(health)
         self.journal: Journal | None = None
         self.metrics = ServiceMetrics("journal")
 

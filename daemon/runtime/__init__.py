@@ -8,7 +8,8 @@ command does::
     health = Health("summit")
     service = Summit(config, health)
     server = HealthServer(health, config.health.host, config.health.port)
-    return await run_service(service, health_server=server if config.health.enabled else None)
+    return await run_service(service, health=health,
+                             health_server=server if config.health.enabled else None)
 """
 
 from daemon.runtime.config import (
@@ -24,7 +25,7 @@ from daemon.runtime.config import (
     StateSection,
     load_config,
 )
-from daemon.runtime.health import Health, HealthError, HealthServer
+from daemon.runtime.health import Health, HealthError, HealthServer, Phase
 from daemon.runtime.lifecycle import Service, run_service
 from daemon.runtime.logging import configure_logging
 from daemon.runtime.sdnotify import Notifier
@@ -42,6 +43,7 @@ __all__ = [
     "LogSection",
     "MqttSection",
     "Notifier",
+    "Phase",
     "Section",
     "Service",
     "StateSection",

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from daemon.runtime.health import HealthServer
+from daemon.runtime.health import Health, HealthServer, Phase
 from daemon.runtime.sdnotify import Notifier
 
 log = structlog.get_logger("cairn.lifecycle")
@@ -53,10 +53,16 @@ async def run_service(
     stop_timeout: float = 30.0,
     notifier: Notifier | None = None,
     health_server: HealthServer | None = None,
+    health: Health | None = None,
     signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
 ) -> int:
-    """Run ``service`` until a signal (or its own end); return the process exit code."""
+    """Run ``service`` until a signal (or its own end); return the process exit code.
+
+    ``health`` (default: the health server's) is told the phase: readiness is 503 while the
+    service starts and from the moment it is asked to stop."""
     notifier = notifier if notifier is not None else Notifier()
+    if health is None and health_server is not None:
+        health = health_server.health
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     received: list[str] = []
@@ -71,8 +77,8 @@ async def run_service(
     try:
         with bound:
             return await _lifecycle(
-                service, notifier, health_server, stop_requested, received, stop_timeout
-            )
+                service, notifier, health_server, health, stop_requested, received,
+                stop_timeout)
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
@@ -82,22 +88,31 @@ async def _lifecycle(
     service: Service,
     notifier: Notifier,
     health_server: HealthServer | None,
+    health: Health | None,
     stop_requested: asyncio.Event,
     received: list[str],
     stop_timeout: float,
 ) -> int:
+    def phase(now: Phase) -> None:
+        if health is not None:
+            health.phase = now
+
     notifier.status(f"starting {service.name}")
+    phase(Phase.STARTING)
     if health_server is not None:
         await health_server.start()
     try:
         try:
-            ended_with = await _start_and_wait(service, notifier, stop_requested)
+            ended_with = await _start_and_wait(service, notifier, stop_requested,
+                                               lambda: phase(Phase.RUNNING))
         except Exception as exc:
             log.error("service.start_failed", error=f"{type(exc).__name__}: {exc}")
+            phase(Phase.STOPPING)
             notifier.stopping(f"{service.name} failed to start")
             await _stop(service, stop_timeout, stop_requested, received)  # release what started
             raise
         reason = f"signal {received[0]}" if received else "service ended"
+        phase(Phase.STOPPING)
         notifier.stopping(f"stopping {service.name} ({reason})")
         log.info("service.stopping", reason=reason)
         stopped = await _stop(service, stop_timeout, stop_requested, received)
@@ -112,12 +127,14 @@ async def _lifecycle(
 
 
 async def _start_and_wait(
-    service: Service, notifier: Notifier, stop_requested: asyncio.Event
+    service: Service, notifier: Notifier, stop_requested: asyncio.Event,
+    running: Callable[[], None],
 ) -> BaseException | None:
     """Start (abandoned if a signal comes first), say READY, wait; the error it ended with."""
     started = await _first(service.start(), stop_requested)
     if not started:
         return None
+    running()
     notifier.ready(f"{service.name} running")
     log.info("service.ready", watchdog_s=notifier.watchdog_interval)
     watchdog = asyncio.create_task(notifier.run_watchdog(), name="cairn-watchdog")

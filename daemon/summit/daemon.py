@@ -24,7 +24,6 @@ from daemon.summit.web.live import Live
 from daemon.summit.webhooks.http import webhook_routes
 from daemon.summit.webhooks.verify import WebhookRepo
 from events.bus import Bus
-from events.telemetry import telemetry_from_url
 from events.topology import SUMMIT, work
 
 log = structlog.get_logger("cairn.summit")
@@ -107,7 +106,7 @@ class SummitDaemon:
         self.config = config
         self.health = health
         self._bus = bus
-        self._host = Host()
+        self._host = Host(health)
         self.service: Summit | None = None
         self.live: Live | None = None
         self.metrics = ServiceMetrics("summit")
@@ -124,12 +123,9 @@ class SummitDaemon:
                                    publish_timeout=self.config.bus.publish_timeout)
         db = await self._host.database(state / "summit.sqlite", store.MIGRATIONS)
         relay = await self._host.relay(db, bus)
-        self.health.add_check("outbox", relay.check)
         self.service = Summit(bus, db, relay, settings_of(self.config))
         token = admin_token(state, self.config.summit.admin_token)
-        telemetry = telemetry_from_url(self.config.mqtt.url, client_id="cairn-summit")
-        await telemetry.start()
-        self._host.on_close(telemetry.stop)
+        telemetry = await self._host.telemetry(self.config.mqtt.url, client_id="cairn-summit")
         self.live = Live(self.service, telemetry)
         add_routes(self.app, self.service, token, self.live)
         add_dashboard(self.app)

@@ -57,7 +57,7 @@ class VesselDaemon:
         self.config = config
         self.health = health
         self._bus = bus
-        self._host = Host()
+        self._host = Host(health)
         self.service: Vessel | None = None
         self.metrics = ServiceMetrics("vessel")
 
@@ -69,7 +69,6 @@ class VesselDaemon:
         self.metrics.watch_queues(bus, [VESSEL.queue])
         db = await self._host.database(repo_config.layout.db, store.MIGRATIONS)
         relay = await self._host.relay(db, bus)
-        self.health.add_check("outbox", relay.check)
         repo = Repository.open(repo_config)
         section = self.config.vessel
         bind = listen_host(section.listen_host, self.config.bus.url)

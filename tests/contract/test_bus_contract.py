@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from events.bus import Bus, Subscription
+from events.bus import Bus, BusObserver, Subscription
 from events.envelope import Event, decode_event, encode_event
 from events.errors import BusError, RejectEvent, TransientError, UnroutableEvent
 from events.names import HEADER_ATTEMPTS, binding
@@ -654,3 +654,84 @@ async def test_dead_letter_reader_consumes_a_queues_dead_letters(bus_factory: Tr
     await reader.wait_handled(1)
     assert reader.ids == [event.id]
     assert await _depth(bus, work.dead_letter_queue, 0) == 0
+
+
+# --- connection state and observers --------------------------------------------------------
+
+
+async def test_check_passes_while_connected_and_names_why_not_otherwise(
+    bus_factory: Transport,
+) -> None:
+    bus = await bus_factory.open()
+    await bus.check()
+    await bus.close(timeout=1.0)
+    with pytest.raises(BusError, match="not connected"):
+        await bus.check()
+    reopened = await bus_factory.open()
+    await reopened.check()
+
+
+class RecordingObserverDouble(BusObserver):
+    """An observer that writes down what the bus told it, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def handled(self, event_type: str, queue: str) -> None:
+        self.calls.append(("handled", event_type, queue))
+
+    def retried(self, event_type: str, queue: str) -> None:
+        self.calls.append(("retried", event_type, queue))
+
+    def dead_lettered(self, event_type: str, queue: str) -> None:
+        self.calls.append(("dead-lettered", event_type, queue))
+
+    def published(self, event_type: str, seconds: float) -> None:
+        assert seconds >= 0
+        self.calls.append(("published", event_type))
+
+    def publish_failed(self, event_type: str) -> None:
+        self.calls.append(("publish-failed", event_type))
+
+
+async def test_the_observer_hears_every_verdict_and_publish(bus_factory: Transport) -> None:
+    """Observing is part of the port: metrics attach to any bus the same way, and hear the
+    same things from both transports, for consumers started before they attached too."""
+    bus = await bus_factory.open()
+    s = subject()
+    queue = bus_factory.queue("observed")
+    calls: collections.Counter[str] = collections.Counter()
+
+    async def flaky_then_fine(event: Event[Any]) -> None:
+        calls[event.id] += 1
+        if event.data.task_id == 2 and calls[event.id] == 1:
+            raise TransientError("busy")
+        if event.data.task_id == 3:
+            raise RejectEvent("never")
+
+    recorder = Recorder(flaky_then_fine)
+    await bus.subscribe(fast(Subscription(queue, (binding("task-ready", s),))), recorder)
+    observer = RecordingObserverDouble()
+    bus.observe(observer)
+    assert bus.observer is observer
+
+    for task_id in (1, 2, 3):
+        await bus.publish(task_ready(s, task_id=task_id))
+    with pytest.raises(UnroutableEvent):
+        await bus.publish(task_ready(subject()))
+    await bus_factory.inject(b"not an event", f"task-ready.{s}")
+    await recorder.wait_handled(2)
+    await _dead(bus, queue, 2)
+
+    async def settled() -> int:
+        return sum(1 for c in observer.calls if c[0] in ("handled", "dead-lettered"))
+
+    await eventually(settled, 4)
+    assert collections.Counter(observer.calls) == collections.Counter({
+        ("published", "task-ready"): 3,
+        ("publish-failed", "task-ready"): 1,
+        ("handled", "task-ready", queue): 2,
+        ("retried", "task-ready", queue): 1,
+        ("dead-lettered", "task-ready", queue): 1,
+        ("dead-lettered", "invalid", queue): 1,
+    })

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from events.bus import Subscription
+from events.bus import Bus, Subscription
 from events.envelope import Event, decode_event
 from events.errors import BusError, PublishTimeout
 from events.names import EVENTS_EXCHANGE, binding
@@ -289,3 +290,48 @@ async def test_events_are_published_persistent_as_cloudevents_json(
     assert message.message_id == event.id and message.type == "task-ready"
     assert message.routing_key == f"task-ready.{s}"
     assert decode_event(message.body) == event
+
+
+async def _check_result(bus: Bus) -> str:
+    try:
+        await bus.check()
+    except BusError as exc:
+        return str(exc)
+    return "ok"
+
+
+async def _until_check(bus: Bus, healthy: bool, within: float) -> str:
+    """Poll ``check`` until it passes (or fails); what it said last."""
+    deadline = time.monotonic() + within
+    while True:
+        said = await _check_result(bus)
+        if (said == "ok") == healthy or time.monotonic() > deadline:
+            return said
+        await asyncio.sleep(0.05)
+
+
+async def test_check_reports_a_lost_connection_at_once_and_its_return(
+    private_rabbit: RabbitNode, private: RabbitTransport
+) -> None:
+    """The robust connection tells the bus when the socket goes and when every channel is
+    back: ``check`` follows within a second or two, without publishing anything."""
+    s = subject()
+    bus = await private.open()
+    work = Subscription(private.queue("check"), (binding("task-ready", s),))
+    received = Recorder()
+    await bus.subscribe(work, received)
+    assert await _check_result(bus) == "ok"
+
+    await asyncio.to_thread(private_rabbit.stop)
+    said = await _until_check(bus, healthy=False, within=10)
+    assert said.startswith(f"connection to RabbitMQ at amqp://127.0.0.1:{private_rabbit.port}/ "
+                           "lost "), said
+    assert said.endswith("; reconnecting"), said
+
+    await asyncio.to_thread(private_rabbit.start)
+    assert await _until_check(bus, healthy=True, within=60) == "ok"
+    # Healthy means usable: the restored consumer gets what is published now.
+    event = task_ready(s)
+    await bus.publish(event)
+    await received.wait_handled(1)
+    assert received.ids == [event.id]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from pathlib import Path
 
 import aiohttp
@@ -10,8 +13,10 @@ import pytest
 from aiohttp import web
 
 from daemon.runtime.health import Health, HealthError, HealthServer
+from daemon.runtime.lifecycle import run_service
 from events.outbox import OUTBOX_SCHEMA, OutboxRelay
 from events.sqlite import Database
+from tests.support.ports import free_port
 from tests.unit.test_outbox import RecordingBus
 
 
@@ -107,3 +112,92 @@ async def test_port_in_use_is_a_clear_error() -> None:
         assert first.port is not None
         with pytest.raises(HealthError, match=f"cannot serve health on 127.0.0.1:{first.port}"):
             await HealthServer(Health("b"), "127.0.0.1", first.port).start()
+
+
+async def test_readiness_and_liveness_are_distinct() -> None:
+    """A lost broker makes the service unready, not dead: only a liveness check (what a
+    restart would cure) fails ``/livez``."""
+    health = Health("journal")
+    broker_down = True
+    wedged = False
+
+    async def bus() -> None:
+        if broker_down:
+            raise RuntimeError("connection to RabbitMQ lost 1.0s ago")
+
+    async def loop_wedged() -> None:
+        if wedged:
+            raise RuntimeError("the relay task died")
+
+    health.add_check("bus", bus)
+    health.add_check("relay", loop_wedged, liveness=True)
+    async with HealthServer(health) as server:
+        ready, live = await get(server.url), await get(server.live_url)
+        assert ready[0] == 503 and ready[1]["checks"]["bus"]["status"] == "failing"
+        assert live == (200, {**live[1], "status": "ok", "checks": {"relay": {"status": "ok"}}})
+        broker_down, wedged = False, True
+        ready, live = await get(server.url), await get(server.live_url)
+        assert ready[0] == 503 and live[0] == 503
+        assert live[1]["checks"] == {"relay": {"status": "failing",
+                                               "error": "RuntimeError: the relay task died"}}
+        wedged = False
+        assert (await get(server.url))[0] == 200 and (await get(server.live_url))[0] == 200
+
+
+class GatedService:
+    """A service whose start and stop wait until the test lets them finish."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        self.let_start = asyncio.Event()
+        self.let_stop = asyncio.Event()
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.let_start.wait()
+
+    async def stop(self, timeout: float) -> None:
+        self.stopping.set()
+        await self.let_stop.wait()
+
+
+async def _until_status(url: str, status: int) -> dict[str, object]:
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                code, body = await get(url)
+            except aiohttp.ClientConnectionError:  # not listening yet
+                code, body = 0, {}
+            if code == status:
+                return body
+            await asyncio.sleep(0.02)
+
+
+async def test_run_service_is_unready_while_starting_and_from_the_stop_signal_on() -> None:
+    health = Health("gated")
+    service = GatedService()
+    server = HealthServer(health, "127.0.0.1", free_port())
+    running = asyncio.create_task(run_service(service, health_server=server,
+                                              signals=(signal.SIGUSR2,)))
+    try:
+        body = await _until_status(f"http://127.0.0.1:{server.requested_port}/healthz", 503)
+        assert body["phase"] == "starting" and body["checks"] == {}
+        assert (await get(server.live_url))[0] == 200
+        service.let_start.set()
+        body = await _until_status(server.url, 200)
+        assert body["phase"] == "running"
+
+        os.kill(os.getpid(), signal.SIGUSR2)
+        await asyncio.wait_for(service.stopping.wait(), 10)
+        status, body = await get(server.url)
+        assert (status, body["phase"]) == (503, "stopping")
+        assert (await get(server.live_url))[0] == 200  # draining is not dead
+        service.let_stop.set()
+        assert await asyncio.wait_for(running, 10) == 0
+    finally:
+        if not running.done():
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+

@@ -21,8 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.metrics import ServiceMetrics
 from events.amqp import AmqpBus
-from events.bus import Bus, Subscription
-from events.consume import BusObserver
+from events.bus import Bus, BusObserver, Subscription
 from events.envelope import Event, new_event
 from events.errors import RejectEvent, TransientError, UnroutableEvent
 from events.memory import MemoryBroker, MemoryBus
@@ -226,7 +225,7 @@ async def test_embedded_services_keep_their_own_series(unique: str) -> None:
     assert value(summit_samples, "process_cpu_seconds_total") is not None
 
 
-class Broken(BusObserver):
+class FailingObserverDouble(BusObserver):
     """An observer with a bug in every method."""
 
     def __init__(self) -> None:
@@ -254,7 +253,8 @@ class Broken(BusObserver):
 
 async def test_a_failing_observer_never_changes_what_the_bus_does(unique: str) -> None:
     bus = MemoryBus()
-    bus.observer = observer = Broken()
+    observer = FailingObserverDouble()
+    bus.observe(observer)
     calls: Tally[str] = Tally()
 
     async def handler(event: Event[Any]) -> None:
