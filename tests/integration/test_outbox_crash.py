@@ -56,7 +56,7 @@ def crash_point(name: str, op: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class FileBus(PublishOnlyBus):
+class FileBusDouble(PublishOnlyBus):
     """A bus whose broker is an append-only file: one line per confirmed publish.
 
     The write reaches the kernel before ``publish`` returns, so it survives SIGKILL exactly
@@ -75,7 +75,7 @@ class FileBus(PublishOnlyBus):
 
 
 async def produce(work: Path) -> None:
-    bus = FileBus(work / "published.jsonl")
+    bus = FileBusDouble(work / "published.jsonl")
     policy = RelayPolicy(sweep_interval=3600.0)  # only notify() wakes it: steps stay exact
     async with (
         Database.open(work / "producer.db", PRODUCER_MIGRATIONS) as db,
@@ -96,7 +96,7 @@ async def produce(work: Path) -> None:
 
 
 async def recover_producer(work: Path) -> None:
-    bus = FileBus(work / "published.jsonl")
+    bus = FileBusDouble(work / "published.jsonl")
     async with (
         Database.open(work / "producer.db", PRODUCER_MIGRATIONS) as db,
         OutboxRelay(db, bus, RelayPolicy(sweep_interval=3600.0)) as relay,

@@ -17,7 +17,7 @@ from daemon.runtime.lifecycle import run_service
 from events.outbox import OUTBOX_SCHEMA, OutboxRelay
 from events.sqlite import Database
 from tests.support.ports import free_port
-from tests.unit.test_outbox import RecordingBus
+from tests.unit.events.doubles import RecordingBusDouble
 
 
 async def get(url: str) -> tuple[int, dict[str, object]]:
@@ -96,7 +96,7 @@ async def test_mounted_on_a_service_app() -> None:
 async def test_outbox_relay_as_a_check(tmp_path: Path) -> None:
     health = Health("summit")
     async with Database.open(tmp_path / "db", [OUTBOX_SCHEMA]) as db:
-        relay = OutboxRelay(db, RecordingBus())
+        relay = OutboxRelay(db, RecordingBusDouble())
         health.add_check("outbox", relay.check)
         async with HealthServer(health) as server:
             status, body = await get(server.url)
@@ -144,7 +144,7 @@ async def test_readiness_and_liveness_are_distinct() -> None:
         assert (await get(server.url))[0] == 200 and (await get(server.live_url))[0] == 200
 
 
-class GatedService:
+class GatedServiceDouble:
     """A service whose start and stop wait until the test lets them finish."""
 
     name = "gated"
@@ -176,7 +176,7 @@ async def _until_status(url: str, status: int) -> dict[str, object]:
 
 async def test_run_service_is_unready_while_starting_and_from_the_stop_signal_on() -> None:
     health = Health("gated")
-    service = GatedService()
+    service = GatedServiceDouble()
     server = HealthServer(health, "127.0.0.1", free_port())
     running = asyncio.create_task(run_service(service, health_server=server,
                                               signals=(signal.SIGUSR2,)))

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 # --- the child program ----------------------------------------------------------------
 
 
-class DemoService:
+class ServiceDouble:
     """Behaves as ``mode`` says; reports its own steps on the notify socket as STATUS=."""
 
     name = "demo"
@@ -74,7 +74,7 @@ class DemoService:
 def child_main(mode: str) -> int:
     config = load_config(None)
     configure_logging(config.log, service="demo")
-    return asyncio.run(run_service(DemoService(mode), stop_timeout=60))
+    return asyncio.run(run_service(ServiceDouble(mode), stop_timeout=60))
 
 
 # --- the tests ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import schemas
 from events.envelope import EventValidationError, decode_event, encode_event, new_event
 from events.registry import SPECS, spec_for
 from events.schemagen import ENVELOPE_NAME, generate, render
-from tests.unit.test_envelope import DATA_INVALID, FULL, MINIMAL
+from tests.unit.events.test_envelope import DATA_INVALID, FULL, MINIMAL
 
 
 def test_schema_files_are_what_the_types_generate() -> None:

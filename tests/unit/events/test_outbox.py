@@ -9,34 +9,17 @@ from typing import Any
 import pytest
 
 from events import outbox
-from events.bus import PublishOnlyBus
 from events.envelope import Event, new_event
 from events.errors import BusError, PublishTimeout, UnroutableEvent
 from events.inbox import INBOX_SCHEMA
 from events.outbox import OUTBOX_SCHEMA, OutboxError, OutboxRelay, RelayPolicy
 from events.payloads import BuildStarted
 from events.sqlite import Database
+from tests.unit.events.doubles import RecordingBusDouble
 
 STATE = "CREATE TABLE builds (task_id INTEGER PRIMARY KEY, builder TEXT NOT NULL);"
 MIGRATIONS = [OUTBOX_SCHEMA, INBOX_SCHEMA, STATE]
 FAST = RelayPolicy(sweep_interval=30.0, backoff_base=0.001, backoff_max=0.01, park_after=3)
-
-
-class RecordingBus(PublishOnlyBus):
-    """Confirms every publish by recording it; ``failures`` are raised first, in order."""
-
-    def __init__(self) -> None:
-        self.published: list[Event[Any]] = []
-        self.failures: list[BusError] = []
-        self.published_signal = asyncio.Event()
-        self.failed_signal = asyncio.Event()
-
-    async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
-        if self.failures:
-            self.failed_signal.set()
-            raise self.failures.pop(0)
-        self.published.append(event)
-        self.published_signal.set()
 
 
 def started(task_id: int) -> Event[Any]:
@@ -52,7 +35,7 @@ async def record_build(db: Database, event: Event[Any]) -> None:
 
 
 async def test_committed_events_are_published_in_order_and_removed(tmp_path: Path) -> None:
-    bus = RecordingBus()
+    bus = RecordingBusDouble()
     async with Database.open(tmp_path / "db", MIGRATIONS) as db, OutboxRelay(db, bus, FAST) as r:
         events = [started(i) for i in range(1, 51)]
         for event in events:
@@ -65,7 +48,7 @@ async def test_committed_events_are_published_in_order_and_removed(tmp_path: Pat
 
 
 async def test_notify_wakes_the_relay_without_waiting_for_a_sweep(tmp_path: Path) -> None:
-    bus = RecordingBus()
+    bus = RecordingBusDouble()
     policy = RelayPolicy(sweep_interval=3600.0)
     async with Database.open(tmp_path / "db", MIGRATIONS) as db, OutboxRelay(db, bus, policy) as r:
         await asyncio.sleep(0.01)  # the relay has swept once and now waits
@@ -78,7 +61,7 @@ async def test_notify_wakes_the_relay_without_waiting_for_a_sweep(tmp_path: Path
 
 
 async def test_rolled_back_transaction_emits_nothing(tmp_path: Path) -> None:
-    bus = RecordingBus()
+    bus = RecordingBusDouble()
     async with Database.open(tmp_path / "db", MIGRATIONS) as db:
         with pytest.raises(RuntimeError):
             async with db.transaction() as conn:
@@ -95,14 +78,14 @@ async def test_rows_left_by_a_previous_run_go_out_on_start(tmp_path: Path) -> No
     event = started(7)
     async with Database.open(path, MIGRATIONS) as db:
         await record_build(db, event)  # committed, but no relay ran
-    bus = RecordingBus()
+    bus = RecordingBusDouble()
     async with Database.open(path, MIGRATIONS) as db, OutboxRelay(db, bus, FAST) as relay:
         await relay.flush()
     assert [e.id for e in bus.published] == [event.id]
 
 
 async def test_bus_failures_are_retried_in_order(tmp_path: Path) -> None:
-    bus = RecordingBus()
+    bus = RecordingBusDouble()
     bus.failures = [PublishTimeout("no confirm"), BusError("connection lost")]
     async with Database.open(tmp_path / "db", MIGRATIONS) as db:
         events = [started(1), started(2)]
@@ -116,7 +99,7 @@ async def test_bus_failures_are_retried_in_order(tmp_path: Path) -> None:
 
 
 async def test_unroutable_row_is_parked_not_dropped(tmp_path: Path) -> None:
-    bus = RecordingBus()
+    bus = RecordingBusDouble()
     bus.failures = [UnroutableEvent("no queue bound") for _ in range(3)]
     async with Database.open(tmp_path / "db", MIGRATIONS) as db:
         stuck, behind = started(1), started(2)
@@ -134,7 +117,7 @@ async def test_unroutable_row_is_parked_not_dropped(tmp_path: Path) -> None:
 
 
 async def test_check_reports_a_failing_bus(tmp_path: Path) -> None:
-    bus = RecordingBus()
+    bus = RecordingBusDouble()
     bus.failures = [BusError("broker down") for _ in range(1000)]
     async with Database.open(tmp_path / "db", MIGRATIONS) as db:
         await record_build(db, started(1))
@@ -153,6 +136,6 @@ async def test_check_reports_a_failing_bus(tmp_path: Path) -> None:
 
 async def test_flush_requires_a_running_relay(tmp_path: Path) -> None:
     async with Database.open(tmp_path / "db", MIGRATIONS) as db:
-        relay = OutboxRelay(db, RecordingBus(), FAST)
+        relay = OutboxRelay(db, RecordingBusDouble(), FAST)
         with pytest.raises(OutboxError, match="not running"):
             await relay.flush()

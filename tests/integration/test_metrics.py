@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.metrics import ServiceMetrics
 from events.amqp import AmqpBus
-from events.bus import Bus, BusObserver, Subscription
+from events.bus import Bus, Subscription
 from events.envelope import Event, new_event
 from events.errors import RejectEvent, TransientError, UnroutableEvent
 from events.memory import MemoryBroker, MemoryBus
@@ -223,61 +223,6 @@ async def test_embedded_services_keep_their_own_series(unique: str) -> None:
         value(summit_samples, "cairn_events_handled_total", type="commit-seen", queue=queue) is None
     )
     assert value(summit_samples, "process_cpu_seconds_total") is not None
-
-
-class FailingObserverDouble(BusObserver):
-    """An observer with a bug in every method."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def _fail(self) -> None:
-        self.calls += 1
-        raise RuntimeError("observer bug")
-
-    def handled(self, event_type: str, queue: str) -> None:
-        self._fail()
-
-    def retried(self, event_type: str, queue: str) -> None:
-        self._fail()
-
-    def dead_lettered(self, event_type: str, queue: str) -> None:
-        self._fail()
-
-    def published(self, event_type: str, seconds: float) -> None:
-        self._fail()
-
-    def publish_failed(self, event_type: str) -> None:
-        self._fail()
-
-
-async def test_a_failing_observer_never_changes_what_the_bus_does(unique: str) -> None:
-    bus = MemoryBus()
-    observer = FailingObserverDouble()
-    bus.observe(observer)
-    calls: Tally[str] = Tally()
-
-    async def handler(event: Event[Any]) -> None:
-        calls[event.data.repository] += 1
-        if calls[event.data.repository] == 1 and event.data.repository == "flaky":
-            raise TransientError("once")
-
-    async with bus:
-        queue = f"{unique}.q"
-        await bus.subscribe(
-            Subscription(queue, (binding("commit-seen"),), retry_base_delay=0.001), handler
-        )
-        await bus.publish(commit("fine"))
-        await bus.publish(commit("flaky"))
-
-        async def done() -> bool:
-            return calls == {"fine": 1, "flaky": 2}
-
-        await eventually(done, "each event handled once (flaky after one retry)")
-        await asyncio.sleep(0.05)  # a redelivery, if the observer broke the verdict, shows here
-        assert calls == {"fine": 1, "flaky": 2}
-        assert await bus.dead_letters(queue) == []
-    assert observer.calls == 5  # 2 published, 1 retried, 2 handled
 
 
 @pytest.mark.rabbitmq
