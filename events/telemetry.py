@@ -128,7 +128,8 @@ class MqttTelemetry(Telemetry):
         self._retained: dict[str, Message] = {}
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
-        #: Why and since when (monotonic) the client is not connected; None while it is.
+        #: Why and since when (monotonic) the client is not connected (while ``connected``
+        #: is clear).
         self._down: tuple[str, float] = ("not connected yet", time.monotonic())
         self._ever_connected = False
 
@@ -179,9 +180,11 @@ class MqttTelemetry(Telemetry):
     async def _send(self, client: aiomqtt.Client) -> None:
         while True:
             message = await self._outgoing.get()
-            await client.publish(message.topic, message.payload,
-                                 qos=1 if message.retain else 0, retain=message.retain)
-            self._outgoing.task_done()
+            try:  # a line in flight when the connection drops is lost: the log file has it
+                await client.publish(message.topic, message.payload,
+                                     qos=1 if message.retain else 0, retain=message.retain)
+            finally:
+                self._outgoing.task_done()
 
     async def check(self) -> None:
         if self._task is None:
