@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated
 
 import msgspec
+
+from events.errors import CairnError
+from events.payloads import NAME_MAX_LENGTH, NAME_PATTERN, Name
 
 MANIFEST_DIR = ".cairn/packages"
 ARCHIVE_SUFFIX = ".tar.zst"
 INDEX_FORMAT = 1
 
-PackageName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")]
+#: A package's (or source's) name: the one pattern of :data:`events.payloads.Name`.
+PackageName = Name
+_NAME = re.compile(NAME_PATTERN)
 #: Versions and arches in archive names. ``-`` is allowed after the first character because real
 #: upstream versions carry it (``3.0.0-rc.3``, ``2024-07-02``); names already contain ``-``, so
 #: archive names are read from the manifest inside, never parsed from the file name.
@@ -88,16 +92,46 @@ class Index(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     format: int = INDEX_FORMAT
 
 
+class InvalidName(CairnError, ValueError):
+    """A name or version that is not safe to make a file name of."""
+
+
+def check_name(name: str, *, what: str = "name") -> str:
+    """Return ``name`` if it is a valid source or package name, else raise InvalidName.
+
+    Every reader of recipes calls this on the names it reads, and every writer calls it
+    again where a name becomes a path: a name is letters, digits and ``_.+-``, starts with a
+    letter, digit or ``_`` (so never ``.`` or ``..``), has no ``/``, and is at most
+    ``NAME_MAX_LENGTH`` characters."""
+    if not isinstance(name, str) or len(name) > NAME_MAX_LENGTH or not _NAME.fullmatch(name):
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
+        raise InvalidName(
+            f"{what} {shown} is not a valid name: use letters, digits and _.+- (not first: "
+            f".+-), at most {NAME_MAX_LENGTH} characters"
+        )
+    return name
+
+
+def check_version(version: str, *, what: str = "version") -> str:
+    """Return ``version`` if it is safe in an archive's file name, else raise InvalidName."""
+    valid = isinstance(version, str) and len(version) <= NAME_MAX_LENGTH
+    if not valid or not _FIELD.fullmatch(version):
+        shown = repr(version) if len(repr(version)) <= 80 else repr(version)[:77] + "..."
+        raise InvalidName(f"{what} {shown} has characters unsafe in a file name: use letters, "
+                          "digits and _.+~- (not first: -)")  # fmt: skip
+    return version
+
+
 def manifest_path(name: str) -> str:
     """Where a package's manifest sits inside its archive."""
     return f"{MANIFEST_DIR}/{name}.json"
 
 
 def archive_name(name: str, version: str, release: int, build_release: int, arch: str) -> str:
-    """``name-version-release-buildrelease-arch.tar.zst``."""
-    for label, value in (("version", version), ("arch", arch)):
-        if not _FIELD.match(value):
-            raise ValueError(f"package {label} {value!r} has characters unsafe in a file name")
+    """``name-version-release-buildrelease-arch.tar.zst``; refuses names unsafe in a path."""
+    check_name(name, what="package name")
+    check_version(version, what="package version")
+    check_version(arch, what="package arch")
     return f"{name}-{version}-{release}-{build_release}-{arch}{ARCHIVE_SUFFIX}"
 
 

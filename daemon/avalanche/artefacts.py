@@ -75,7 +75,7 @@ class ArtefactStore:
 
     def path_for(self, build_id: str, filename: str) -> Path | None:
         """The file to serve, or ``None`` for a name that is not a served file."""
-        if not _BUILD_ID.match(build_id) or not _FILENAME.match(filename):
+        if not _BUILD_ID.fullmatch(build_id) or not _FILENAME.fullmatch(filename):
             return None
         path = self.root / build_id / filename
         return path if path.is_file() and not path.is_symlink() else None
@@ -84,7 +84,7 @@ class ArtefactStore:
         """Forget every build of ``task_id``; returns how many were removed."""
         removed = 0
         for path in self.root.glob(f"{task_id}-*"):
-            if path.is_dir() and _BUILD_ID.match(path.name):
+            if path.is_dir() and _BUILD_ID.fullmatch(path.name):
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
         return removed
@@ -94,7 +94,7 @@ class ArtefactStore:
         cutoff = (time.time() if now is None else now) - self.retention_s
         removed = 0
         for path in self.root.iterdir():
-            if path.is_dir() and _BUILD_ID.match(path.name) and path.stat().st_mtime < cutoff:
+            if path.is_dir() and _BUILD_ID.fullmatch(path.name) and path.stat().st_mtime < cutoff:
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
         return removed

@@ -3,7 +3,9 @@
 One bare mirror per repository URL (or local path) lives under ``cache/git/``; a build fetches
 only when the commit is missing, so a builder does one network round-trip per new commit,
 not one clone per build. Exporting writes just the recipe's directory (stone.yaml, its
-manifests and the files beside it) into the build's work tree.
+manifests and the files beside it) into the build's work tree. A link in the recipe that
+leads out of the recipe's directory, followed all the way, is refused: the builder reads
+the recipe's files as its own user, before any sandbox.
 
 The functions block (libgit2 does I/O); call the ``*_async`` wrappers from the event loop. A
 file lock per mirror keeps two builders on one host from fetching into it at once.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,7 +106,12 @@ def export_recipe(cache_dir: Path, url: str, commit: str, recipe_path: str, dest
         if not isinstance(tree, pygit2.Tree):
             raise RecipeError(f"{sub} at commit {commit} of {url} is not a directory")
     dest.mkdir(parents=True, exist_ok=True)
-    _write_tree(repo, tree, dest)
+    try:
+        _write_tree(repo, tree, dest)
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{sub or 'the recipe'} at commit {commit} has a file name or link "
+                          f"that is not UTF-8 ({exc.reason})") from None  # fmt: skip
+    _check_links(dest)
     stone = dest / "stone.yaml"
     if not stone.is_file():
         raise RecipeError(f"{sub or 'the repository root'} at commit {commit} has no stone.yaml")
@@ -129,3 +137,22 @@ def _write_tree(repo: Any, tree: Any, dest: Path) -> None:
             target.chmod(0o755 if entry.filemode == _MODE_EXEC else 0o644)
         # Submodules (type "commit") are not part of a recipe: skipped.
 
+
+
+def _check_links(dest: Path) -> None:
+    """Refuse a recipe whose links, followed all the way, lead out of it (``a -> .`` then
+    ``b -> a/..`` passes a check of each link alone, but ``b`` is the parent directory)."""
+    inside = dest.resolve()
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for name in dirnames + filenames:
+            link = Path(dirpath, name)
+            if not link.is_symlink():
+                continue
+            try:
+                target = link.resolve(strict=False)
+            except (OSError, RuntimeError) as exc:
+                raise RecipeError(f"symlink {link.relative_to(dest)} in the recipe cannot be "
+                                  f"followed: {exc}") from None  # fmt: skip
+            if target != inside and inside not in target.parents:
+                raise RecipeError(f"symlink {link.relative_to(dest)} in the recipe leads out of "
+                                  "the recipe's directory")  # fmt: skip

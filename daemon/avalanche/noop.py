@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from daemon.package import FileType, Manifest, name_provider
+from daemon.package import FileType, InvalidName, Manifest, check_name, name_provider
 
 from .backend import BuildContext, BuildProducts, DeclaredPackage
 from .errors import RecipeError
@@ -42,14 +42,20 @@ def load_manifest_packages(path: Path) -> tuple[DeclaredPackage, ...]:
     packages = doc.get("packages") if isinstance(doc, dict) else None
     if not isinstance(packages, dict):
         raise RecipeError(f"manifest {path.name} has no 'packages' mapping")
-    return tuple(
-        DeclaredPackage(
-            name=str(spec.get("name", key)),
+    declared = []
+    for key, spec in sorted(packages.items()):
+        if not isinstance(spec, dict):
+            raise RecipeError(f"manifest {path.name}: package {key!r} is not a mapping")
+        try:
+            name = check_name(str(spec.get("name", key)), what=f"manifest {path.name}: package")
+        except InvalidName as exc:
+            raise RecipeError(str(exc)) from None
+        declared.append(DeclaredPackage(
+            name=name,
             depends=tuple(str(d) for d in spec.get("depends", [])),
             provides=tuple(str(p) for p in spec.get("provides", [])),
-        )
-        for key, spec in sorted(packages.items())
-    )
+        ))  # fmt: skip
+    return tuple(declared)
 
 
 class NoopBackend:

@@ -24,7 +24,14 @@ from pathlib import Path
 import msgspec
 import zstandard
 
-from daemon.package import FileEntry, FileType, Manifest, archive_name, manifest_path
+from daemon.package import (
+    FileEntry,
+    FileType,
+    InvalidName,
+    Manifest,
+    archive_name,
+    manifest_path,
+)
 
 from .errors import PackagingError, UnsafePathError
 from .split import PackagePlan
@@ -135,11 +142,20 @@ def _info(name: str, kind: bytes, mode: int, size: int = 0, link: str = "") -> t
 def write_package(
     plan: PackagePlan, root: Path | None, meta: PackageMeta, out_dir: Path
 ) -> tuple[Manifest, Path]:
-    """Write ``plan`` as an archive in ``out_dir``; return its manifest and path."""
+    """Write ``plan`` as an archive in ``out_dir``; return its manifest and path.
+
+    The package's name and version become the file's name: they are checked again here
+    (whoever made the plan), and the archive must land directly in ``out_dir``."""
+    try:
+        filename = archive_name(plan.name, meta.version, meta.release, meta.build_release,
+                                meta.arch)  # fmt: skip
+    except InvalidName as exc:
+        raise UnsafePathError(f"cannot write package {plan.name!r}: {exc}") from exc
     manifest = build_manifest(plan, root, meta)
-    filename = archive_name(plan.name, meta.version, meta.release, meta.build_release, meta.arch)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / filename
+    if target.parent != out_dir:
+        raise UnsafePathError(f"package file {filename!r} would not be in {out_dir}")
     body = msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n"
     with target.open("wb") as raw:
         # Tuning the level's parameters to the expected size keeps level 19 cheap for the

@@ -6,6 +6,12 @@ identity, the upstreams, the dependencies, the steps and the package split. Unkn
 
 Upstreams are ``URL: sha256`` or ``URL: {hash: sha256, unpack: bool, rename: name}``; git
 upstreams (``git|URL: ref``) are refused with a clear reason.
+
+Names become file names (packages, archives), so the source's name, its version and every
+sub-package's name are checked here, when the recipe is read, by the one rule of
+:func:`daemon.package.check_name` / :func:`~daemon.package.check_version` (and again where
+they become paths). A recipe that is not UTF-8 or breaks a rule is the recipe's fault: a
+:class:`~.errors.RecipeError`, outcome ``failed``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from daemon.package import InvalidName, check_name, check_version
 
 from .errors import RecipeError
 
@@ -65,10 +73,14 @@ def load_recipe(path: Path, *, origin: str | None = None, sources: bool = True) 
 
     ``sources=False`` skips the upstreams (left empty): a backend that fetches nothing
     (``noop``) must not fail on an upstream kind this builder could not fetch."""
+    where = origin or str(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{where}: the recipe is not UTF-8 text (byte {exc.start}: "
+                          f"{exc.reason}); save it as UTF-8") from None  # fmt: skip
     except (OSError, yaml.YAMLError) as exc:
-        raise RecipeError(f"cannot read recipe {path}: {exc}") from exc
+        raise RecipeError(f"cannot read recipe {where}: {exc}") from exc
     if not isinstance(doc, Mapping):
         raise RecipeError(f"recipe {path} is not a YAML mapping")
     return parse_recipe(doc, origin=origin or str(path), sources=sources)
@@ -80,7 +92,11 @@ def parse_recipe(doc: Mapping[str, Any], *, origin: str = "stone.yaml",
     for key in ("name", "version", "release"):
         if doc.get(key) in (None, ""):
             raise RecipeError(f"{origin}: the recipe has no {key!r}")
-    name = str(doc["name"])
+    try:
+        name = check_name(str(doc["name"]), what="the recipe's name")
+        version = check_version(str(doc["version"]), what="the recipe's version")
+    except InvalidName as exc:
+        raise RecipeError(f"{origin}: {exc}") from None
     try:
         release = int(doc["release"])
     except (TypeError, ValueError) as exc:
@@ -88,7 +104,7 @@ def parse_recipe(doc: Mapping[str, Any], *, origin: str = "stone.yaml",
     steps = tuple((s, str(doc[s])) for s in STEPS if doc.get(s))
     return Recipe(
         name=name,
-        version=str(doc["version"]),
+        version=version,
         release=release,
         summary=str(doc.get("summary") or ""),
         upstreams=tuple(_upstreams(doc.get("upstreams"), origin)) if sources else (),
@@ -141,9 +157,13 @@ def _packages(value: Any, name: str, origin: str) -> list[SubPackage]:
     for entry in value or []:
         pkg, spec = _single(entry, "packages", origin)
         spec = spec if isinstance(spec, Mapping) else {}
+        try:
+            expanded = check_name(pkg.replace("%(name)", name), what=f"package {pkg!r}")
+        except InvalidName as exc:
+            raise RecipeError(f"{origin}: {exc}") from None
         result.append(
             SubPackage(
-                name=pkg.replace("%(name)", name),
+                name=expanded,
                 summary=str(spec.get("summary") or ""),
                 paths=tuple(str(p) for p in spec.get("paths") or []),
                 rundeps=tuple(str(d).replace("%(name)", name) for d in spec.get("rundeps") or []),

@@ -46,3 +46,19 @@ def test_executable_bit_is_kept(tmp_path: Path) -> None:
     commit = git(repo, "rev-parse", "HEAD")
     stone = export_recipe(tmp_path / "cache", str(repo), commit, "libgreet", tmp_path / "out")
     assert (stone.parent / "pkg" / "hook.sh").stat().st_mode & 0o111
+
+
+def test_links_that_lead_out_only_when_followed_are_refused(tmp_path: Path) -> None:
+    """Each link alone looks harmless (``a -> .``, ``b -> a/..``), but ``b`` is the directory
+    above the recipe, and ``stone.yaml -> b/../../etc/passwd`` would be read by the builder."""
+    repo, _ = make_repo(tmp_path / "recipes")
+    recipe = repo / "chain"
+    recipe.mkdir()
+    (recipe / "a").symlink_to(".")
+    (recipe / "b").symlink_to("a/..")
+    (recipe / "stone.yaml").write_text("name: chain\nversion: 1\nrelease: 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "chain")
+    head = git(repo, "rev-parse", "HEAD")
+    with pytest.raises(RecipeError, match="symlink b in the recipe leads out"):
+        export_recipe(tmp_path / "cache", str(repo), head, "chain", tmp_path / "out")
