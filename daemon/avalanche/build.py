@@ -31,7 +31,7 @@ from pathlib import Path
 from daemon.package import Manifest, name_provider
 from events.payloads import Outcome, TaskReady
 
-from . import deps
+from . import deps, environment
 from .backend import BuildContext, BuildProducts, BuildTree
 from .backends import get_backend
 from .buildlog import BuildLog, LogCallback
@@ -170,9 +170,15 @@ def _identity_wanted(config: AvalancheConfig) -> BuildIdentity | None:
 
 
 def _sandbox(
-    config: AvalancheConfig, tree: BuildTree, log: BuildLog, held: contextlib.ExitStack
+    config: AvalancheConfig, tree: BuildTree, log: BuildLog, held: contextlib.ExitStack,
+    prepared: environment.PreparedRoot | None = None,
 ) -> Sandbox:
-    """The sandbox of this build (leasing its uid into ``held``), checked by a probe."""
+    """The sandbox of this build (leasing its uid into ``held``), checked by a probe; its
+    root is the build environment's root when there is one, else the host's ``/``."""
+    if config.sandbox is SandboxMode.NONE and prepared is not None:
+        raise BuildError(
+            "a build environment needs the sandbox to show its root as /, but this builder "
+            "has sandbox = \"none\"", outcome=Outcome.INFRASTRUCTURE)
     if config.sandbox is SandboxMode.NONE:
         who = "root" if os.geteuid() == 0 else "the builder's user"
         log.line(f"WARNING: sandbox = none: the build runs unsandboxed as {who}, with network "
@@ -195,15 +201,18 @@ def _sandbox(
     sandbox = Sandbox(
         bwrap=bwrap,
         binds=(Bind(tree.root, BUILD_INSIDE),),
+        root=prepared.path if prepared is not None else Path("/"),
         hidden=tuple(p.resolve() for p in (*config.hidden, config.root, tree.root.parent)),
         identity=identity,
         max_processes=config.max_processes,
         prlimit=find_prlimit(),
     )
-    probe(sandbox, _base_env(tree, sandbox))
+    probe(sandbox, _base_env(tree, sandbox, prepared is not None))
     who = f"uid {identity.uid}" if identity is not None else "the builder's user"
+    view = (f"root {prepared.environment.manifest.name} sha256:{prepared.environment.digest}"
+            if prepared is not None else "root: the host's system (not hermetic)")
     log.line(f"sandbox: bubblewrap as {who}, no capabilities, tree at {BUILD_INSIDE}, "
-             f"at most {config.max_processes} processes")  # fmt: skip
+             f"at most {config.max_processes} processes, {view}")  # fmt: skip
     return sandbox
 
 
@@ -215,11 +224,13 @@ def _check_identity(task: TaskReady, recipe: Recipe) -> None:
         )
 
 
-def _base_env(tree: BuildTree, sandbox: Sandbox) -> dict[str, str]:
+def _base_env(tree: BuildTree, sandbox: Sandbox, in_environment: bool = False
+              ) -> dict[str, str]:
     home = tree.root / "home"
     home.mkdir(parents=True, exist_ok=True)
+    host_path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     return {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "PATH": environment.ENV_PATH if in_environment else host_path,
         "HOME": str(sandbox.inside(home)),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
@@ -247,15 +258,20 @@ def _build(
     _check_identity(task, recipe)
     if config.keep_work:
         log.phase(f"build tree {tree.root} (kept: keep_work)")
-    sandbox = _sandbox(config, tree, log, held) if backend.needs_inputs else Sandbox(bwrap=None)
-    env = _base_env(tree, sandbox)
+    prepared = None
+    if backend.needs_inputs and config.environment is not None:
+        prepared = environment.prepare(task, config, recipe, tree, log, held)
+    sandbox = (_sandbox(config, tree, log, held, prepared) if backend.needs_inputs
+               else Sandbox(bwrap=None))
+    env = _base_env(tree, sandbox, prepared is not None)
     if backend.needs_inputs:
         _checkpoint(limits)
         log.phase(f"sources: {len(recipe.upstreams)} upstream(s)")
         prepare_sources(recipe.upstreams, tree.recipe_dir, tree.workdir, tree.sourcedir,
                         config.cache_dir, timeout=config.fetch_timeout_s, log=log.line)  # fmt: skip
         _checkpoint(limits)
-        env = _install_deps(task, config, recipe, tree, log, env, sandbox)
+        if prepared is None:
+            env = _install_deps(task, config, recipe, tree, log, env, sandbox)
         for d in (tree.workdir, tree.installdir, tree.scriptsdir):
             d.mkdir(parents=True, exist_ok=True)
         if sandbox.identity is not None:

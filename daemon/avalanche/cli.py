@@ -35,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="bwrap (default: refuse to build unsandboxed) or none (trusted recipes)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds")
     p.add_argument("--keep-work", action="store_true", help="keep the build tree")
+    p.add_argument("--environment", metavar="DIGEST",
+                   help="build in this build environment (default: the host's system)")
+    p.add_argument("--environment-url", metavar="URL", help="vessel to pull it from")
+    p.add_argument("--environment-key", type=Path, metavar="FILE",
+                   help="vessel's minisign public key")
     p.set_defaults(func=_build_recipe)
 
 
@@ -49,7 +54,9 @@ def _build_recipe(args: argparse.Namespace) -> int:
             raise RecipeError(f"{url} is not a local repository; pass --commit") from exc
     config = AvalancheConfig(root=args.root.resolve(), backend=args.backend,
                              sandbox=SandboxMode(args.sandbox), timeout_s=args.timeout,
-                             keep_work=args.keep_work)  # fmt: skip
+                             keep_work=args.keep_work, environment=args.environment,
+                             environment_url=args.environment_url,
+                             environment_key=args.environment_key)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         stone = export_recipe(config.cache_dir, url, commit, args.recipe, Path(tmp) / "r")
         recipe = load_recipe(stone)

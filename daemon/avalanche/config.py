@@ -52,6 +52,14 @@ class AvalancheConfig:
     fetch_timeout_s: float = 60.0
     #: Seconds between SIGTERM and SIGKILL when a build is stopped.
     kill_grace_s: float = 2.0
+    #: The build environment (sha256 digest) every build runs in, pulled from the vessel at
+    #: ``environment_url`` and checked with its public key ``environment_key``; ``None``: the
+    #: host's own system is the build's root (:mod:`daemon.avalanche.environment`).
+    environment: str | None = None
+    environment_url: str | None = None
+    environment_key: Path | None = None
+    #: Unpacked environments kept in the cache (least recently used go first).
+    environments_kept: int = 3
 
     @property
     def cache_dir(self) -> Path:

@@ -45,6 +45,12 @@ class AvalancheSection(Section, frozen=True):
     listen_port: int = 0
     public_url: str = ""
     retention_s: float = 7 * 86400.0
+    #: The build environment every build runs in (a sha256 digest vessel lists), vessel's
+    #: base URL to pull it from and its minisign public key; "" = the host's own system.
+    environment: str = ""
+    environment_url: str = ""
+    environment_key: str = ""
+    environments_kept: Annotated[int, msgspec.Meta(ge=1)] = 3
 
 
 class AvalancheDaemonConfig(BaseConfig, frozen=True):
@@ -60,7 +66,12 @@ def core_config(config: AvalancheDaemonConfig) -> AvalancheConfig:
                            build_uid=section.build_uid, build_uids=section.build_uids,
                            max_processes=section.max_processes,
                            work_dir=Path(section.work_dir) if section.work_dir else None,
-                           hidden=(config.state.path(),))
+                           hidden=(config.state.path(),),
+                           environment=section.environment or None,
+                           environment_url=section.environment_url or None,
+                           environment_key=(Path(section.environment_key)
+                                            if section.environment_key else None),
+                           environments_kept=section.environments_kept)
     return dataclasses.replace(core, jobs=section.jobs) if section.jobs > 0 else core
 
 

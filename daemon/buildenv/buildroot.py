@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.avalanche.unpack import unpack as unpack_package
+from daemon.package import ARCHIVE_SUFFIX
 
 from . import archive
 from .errors import BuildEnvError
@@ -61,7 +62,7 @@ class PackageCache:
             return final
         staging = self.root / f".{sha256}.{os.getpid()}.{time.monotonic_ns()}"
         try:
-            unpack_package(archive_path, staging, name=archive_path.name)
+            unpack_package(archive_path, staging, name=f"{sha256}{ARCHIVE_SUFFIX}")
             _read_only(staging)
             try:
                 os.rename(staging, final)

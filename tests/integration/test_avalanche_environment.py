@@ -1,0 +1,178 @@
+"""Builds in a build environment: the example recipes compile in the bundled Debian
+environment pulled by digest from vessel over real HTTP, with their dependencies linked into
+the root; a dependency only the host has is unresolvable; and recipes that try to read the
+host's files, reach the network or write outside their trees fail, each with its error in
+the build log."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from daemon.avalanche.build import BuildResult, run_build
+from daemon.avalanche.config import AvalancheConfig, SandboxMode
+from daemon.buildenv.cache import CachedEnvironment
+from daemon.vessel import minisign
+from daemon.vessel.config import VesselConfig
+from daemon.vessel.environments import EnvironmentStore
+from events.payloads import Outcome
+from tests.buildenv_cache import cached_environment
+from tests.unit.avalanche.support import add_recipe, make_repo, task_for, write_index
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
+
+
+@dataclass(frozen=True)
+class Farm:
+    url: str
+    key: Path
+    digest: str
+    state: Path
+
+
+@pytest.fixture(scope="module")
+def vessel(debian_environment: CachedEnvironment, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Farm]:
+    """A vessel state holding the bundled environment, served over HTTP on 127.0.0.1."""
+    state = tmp_path_factory.mktemp("vessel")
+    layout = VesselConfig(state_dir=state).layout
+    layout.root.mkdir(parents=True)
+    key = minisign.load_or_create_key(layout.secret_key)
+    record, _new = EnvironmentStore(layout, key).push(cached_environment().archive)
+    assert record.digest == debian_environment.digest
+    pub = state / "vessel.pub"
+    pub.write_text(key.public.to_file_text())
+    handler = functools.partial(_Quiet, directory=str(layout.root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Farm(f"http://127.0.0.1:{server.server_address[1]}", pub, record.digest, state)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def builder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One builder for the module, so the environment is pulled and unpacked once."""
+    return tmp_path_factory.mktemp("builder")
+
+
+def _config(farm: Farm, root: Path) -> AvalancheConfig:
+    return AvalancheConfig(root=root, jobs=2, timeout_s=300.0, sandbox=SandboxMode.BWRAP,
+                           environment=farm.digest, environment_url=farm.url,
+                           environment_key=farm.key, hidden=(farm.state,))
+
+
+def _build(farm: Farm, root: Path, repo: Path, commit: str, name: str,
+           index_url: str | None = None) -> tuple[BuildResult, str]:
+    result = run_build(task_for(repo, commit, name, index_url=index_url), _config(farm, root))
+    return result, result.log_path.read_text()
+
+
+def test_examples_build_in_the_environment(vessel: Farm, builder_root: Path,
+                                           tmp_path: Path) -> None:
+    repo, commit = make_repo(tmp_path / "recipes")
+    lib, log = _build(vessel, builder_root, repo, commit, "libgreet")
+    assert lib.outcome is Outcome.SUCCESS, log
+    assert f"root debian-bookworm-c sha256:{vessel.digest}" in log
+    assert "build root: debian-bookworm-c + 0 package(s)" in log
+    index = write_index(tmp_path / "channel", [lib])
+    greet, log = _build(vessel, builder_root, repo, commit, "greet", str(index))
+    assert greet.outcome is Outcome.SUCCESS, log
+    assert "dependency libgreet-devel-1.0.0-1-1 in the root" in log
+    assert "build root: debian-bookworm-c + 2 package(s)" in log
+    main = next(m for m in greet.manifests if m.name == "greet")
+    assert "soname(libgreet.so.1(x86_64))" in main.depends
+    # Nothing is left behind: the root and the tree are removed, the environment stays cached.
+    builds = [p for p in (builder_root / "builds").iterdir()]
+    assert builds == []
+    assert list((builder_root / "cache/environments/envs").iterdir())
+
+
+def test_a_dependency_only_the_host_has_is_unresolvable(vessel: Farm, builder_root: Path,
+                                                        tmp_path: Path) -> None:
+    assert shutil.which("python3") is not None  # the host has it; the environment does not
+    repo, _ = make_repo(tmp_path / "recipes")
+    commit = add_recipe(repo, "needs-python", "name: needs-python\nversion: 1.0.0\n"
+                        "release: 1\nsummary: s\nlicense: MPL-2.0\nbuilddeps:\n"
+                        "    - binary(python3)\nbuild: |\n    python3 -c 'print(1)'\n")
+    result, log = _build(vessel, builder_root, repo, commit, "needs-python")
+    assert result.outcome is Outcome.FAILED
+    assert result.reason is not None and "binary(python3) is unresolvable" in result.reason
+    assert "binary(python3) is unresolvable" in log
+
+
+def _failing(repo: Path, name: str, script: str) -> str:
+    body = "\n".join(f"    {line}" for line in script.strip().splitlines())
+    return add_recipe(repo, name, f"name: {name}\nversion: 1.0.0\nrelease: 1\nsummary: s\n"
+                      f"license: MPL-2.0\nbuild: |\n{body}\n")
+
+
+def test_host_files_are_not_there(vessel: Farm, builder_root: Path, tmp_path: Path) -> None:
+    secret = vessel.state / "planted-secret"
+    secret.write_text("the builder's secret")
+    host_tools = [Path(p) for p in ("/usr/bin/bwrap", "/usr/bin/mosquitto_sub",
+                                    "/usr/sbin/rabbitmqctl") if Path(p).exists()]
+    assert host_tools, "the host's own tools (present on every test host) are the probe"
+    repo, _ = make_repo(tmp_path / "recipes")
+    # Present on the host, absent from the environment: none may be visible.
+    paths = ["/etc/cairn", str(builder_root), str(secret), str(tmp_path),
+             str(Path(sys.executable).with_name("cairn")), *map(str, host_tools)]
+    # The host's /root holds this test's interpreter and caches; the environment's /root is
+    # its own (closed to the build's user), so a path under it cannot be reached at all.
+    under_root = [str(Path(sys.executable).resolve()), "/root/.cache"]
+    script = "\n".join(f"if ls -d {p}; then echo LEAKED {p}; fi" for p in paths + under_root)
+    commit = _failing(repo, "reads-host", script + "\nexit 3")
+    result, log = _build(vessel, builder_root, repo, commit, "reads-host")
+    assert result.outcome is Outcome.FAILED and "status 3" in (result.reason or "")
+    assert "LEAKED" not in log
+    for p in paths:
+        assert f"ls: cannot access '{p}': No such file or directory" in log
+    for p in under_root:
+        assert f"ls: cannot access '{p}': " in log
+
+
+def test_the_network_is_unreachable(vessel: Farm, builder_root: Path, tmp_path: Path) -> None:
+    # A port that listens on the host's loopback: the build has a loopback of its own.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        repo, _ = make_repo(tmp_path / "recipes")
+        commit = _failing(repo, "uses-network", f"exec 3<>/dev/tcp/127.0.0.1/{port}\n"
+                          "echo CONNECTED")
+        result, log = _build(vessel, builder_root, repo, commit, "uses-network")
+    assert result.outcome is Outcome.FAILED and "CONNECTED" not in log
+    assert f"/dev/tcp/127.0.0.1/{port}: Connection refused" in log
+
+
+@pytest.mark.parametrize("target", ["/usr/bin/planted", "/etc/planted", "/var/planted"])
+def test_writing_outside_the_trees_fails(vessel: Farm, builder_root: Path, tmp_path: Path,
+                                         target: str) -> None:
+    repo, _ = make_repo(tmp_path / "recipes")
+    commit = _failing(repo, "writes-out", f"echo x > {target}\necho WROTE")
+    result, log = _build(vessel, builder_root, repo, commit, "writes-out")
+    assert result.outcome is Outcome.FAILED and "WROTE" not in log
+    assert f"{target}: Read-only file system" in log
+    assert not Path(target).exists()
