@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from daemon.repo.seen import SeenGenerations, default_seen_path
 from daemon.repo.verify import VerifyError, verify_repository
 
 
@@ -23,6 +24,14 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--key", type=Path, default=None,
                         help="minisign public key to trust (default: the repository's "
                              "minisign.pub, which proves integrity but not origin)")
+    verify.add_argument("--require-key", action="store_true",
+                        help="fail instead of warning when no --key is given")
+    verify.add_argument("--seen-file", type=Path, default=None,
+                        help="where the highest generation seen per repository is kept "
+                             "(default: $CAIRN_STATE_DIR/repo-seen.json)")
+    verify.add_argument("--allow-rollback", action="store_true",
+                        help="accept a generation older than one seen before, and remember "
+                             "it as the newest (after the operator reset the channel)")
     verify.set_defaults(func=_verify)
 
 
@@ -33,11 +42,21 @@ async def _verify(args: argparse.Namespace) -> int:
             key_text = args.key.read_text()
         except OSError as exc:
             raise VerifyError(f"cannot read key {args.key}: {exc.strerror}") from None
+    elif args.require_key:
+        raise VerifyError("--require-key: give the minisign public key you trust with --key")
+    seen = SeenGenerations(args.seen_file or default_seen_path())
     report = await verify_repository(args.location, channel=args.channel, arch=args.arch,
-                                     key_text=key_text)
+                                     key_text=key_text, seen=seen,
+                                     allow_rollback=args.allow_rollback)
     where = f"{args.location} {report.channel}/{report.arch}"
+    if key_text is None:
+        print(f"warning: no --key given: trusted the key the repository serves "
+              f"({report.key_id}), which proves the index was not altered after signing but "
+              "not who signed it; pass --key with the key you trust (--require-key makes "
+              "this an error)", file=sys.stderr)
     if report.ok:
-        print(f"ok: {where} generation {report.generation}: signature by key "
+        before = "" if report.previous is None else f" (highest seen before: {report.previous})"
+        print(f"ok: {where} generation {report.generation}{before}: signature by key "
               f"{report.key_id} valid, {report.checked} packages match")
         return 0
     print(f"FAILED: {where}: {len(report.problems)} problem(s)", file=sys.stderr)

@@ -4,8 +4,10 @@ Why a separate client check: a repository is only as trustworthy as what a user 
 without vessel's help. Given a local path or an http(s) URL of the repository root, this
 fetches ``CHANNEL/ARCH/current/index.json`` and its ``.minisig``, verifies the signature
 with a public key (by default the repository's own ``minisign.pub`` — which only proves
-integrity; pass the key you trust with ``--key`` to prove origin), then streams every
-listed package and compares its size and sha256 with the index.
+integrity; pass the key you trust with ``--key`` to prove origin), checks that the signed
+index is the one asked for (its channel and arch) and, given the generations this client
+has seen (:mod:`daemon.repo.seen`), that it is not older than one already verified; then
+streams every listed package and compares its size and sha256 with the index.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import aiohttp
 import msgspec
 
 from daemon.package import Index, IndexEntry
+from daemon.repo.seen import SeenGenerations, repository_id
 from daemon.vessel import minisign
 from events.errors import CairnError
 
@@ -40,6 +43,8 @@ class Report:
     key_id: str
     checked: int
     problems: tuple[str, ...]
+    #: The highest generation this client had verified before (None: none, or not asked).
+    previous: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -86,8 +91,15 @@ class _Source:
 
 
 async def verify_repository(location: str, *, channel: str = "volatile", arch: str = "x86_64",
-                            key_text: str | None = None, parallel: int = 8) -> Report:
-    """Verify one channel/arch of the repository at ``location`` (path or URL)."""
+                            key_text: str | None = None, parallel: int = 8,
+                            seen: SeenGenerations | None = None,
+                            allow_rollback: bool = False) -> Report:
+    """Verify one channel/arch of the repository at ``location`` (path or URL).
+
+    With ``seen``, a signed index older than the highest generation seen before (for this
+    repository, channel, arch and key) is a problem, unless ``allow_rollback`` (then it
+    becomes the new record); a valid newer one raises the record.
+    """
     timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=60)
     async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
         source = _Source(location, session)
@@ -106,9 +118,25 @@ async def verify_repository(location: str, *, channel: str = "volatile", arch: s
         except msgspec.DecodeError as exc:
             return Report(channel, arch, None, public.key_id_hex, 0,
                           (f"{index_path}: signed but not a valid index: {exc}",))
+        if (index.channel, index.arch) != (channel, arch):
+            return Report(channel, arch, index.generation, public.key_id_hex, 0,
+                          (f"{index_path}: the signed index is for {index.channel}/"
+                           f"{index.arch}, not {channel}/{arch}",))
+        previous = None
+        if seen is not None:
+            key = (repository_id(location), channel, arch, public.key_id_hex)
+            previous = await asyncio.to_thread(seen.highest, *key)
+            if previous is not None and index.generation < previous and not allow_rollback:
+                return Report(channel, arch, index.generation, public.key_id_hex, 0, (
+                    f"{index_path}: generation {index.generation} is older than generation "
+                    f"{previous}, which this client already verified: the channel was rolled "
+                    "back or an old index is being replayed. If its operator reset the "
+                    "channel, run again with --allow-rollback",), previous)
+            await asyncio.to_thread(seen.record, *key, index.generation,
+                                    replace=allow_rollback)
         problems = await _check_packages(source, f"{channel}/{arch}/current", index, parallel)
         return Report(channel, arch, index.generation, public.key_id_hex,
-                      len(index.packages), tuple(problems))
+                      len(index.packages), tuple(problems), previous)
 
 
 async def _check_packages(source: _Source, index_dir: str, index: Index,

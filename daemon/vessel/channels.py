@@ -1,5 +1,10 @@
 """Channel operations an operator runs while vessel serves: promote and roll back.
 
+Both publish a *new* generation (promote: another channel's packages; rollback: an older
+generation's packages). Generation numbers only grow, so a client that remembers the highest
+one it verified (``cairn repo verify``) can tell a rollback by the operator (a newer index)
+from an old signed index replayed by whoever serves the repository (an older one).
+
 Why they are safe next to a running vessel: they use the same SQLite database (its write
 lock serialises them with imports, across processes), publish through the same
 :meth:`Repository.publish` (directory written inside the transaction), and move ``current``
@@ -45,9 +50,18 @@ async def promote(repo: Repository, db: Database, source: str, target: str) -> l
     return done
 
 
+@dataclass(frozen=True)
+class RolledBack:
+    arch: str
+    #: The kept generation whose packages are current again.
+    from_generation: int
+    #: The new generation that publishes them.
+    generation: int
+
+
 async def rollback(repo: Repository, db: Database, channel: str,
-                   generation: int) -> store.GenerationRow:
-    """Make ``generation`` (kept, not pruned) the current one of its channel and arch."""
+                   generation: int) -> RolledBack:
+    """Publish the packages of ``generation`` (kept, not pruned) as a new current generation."""
     check_channel(channel)
     async with db.transaction() as conn:
         row = await store.generation(conn, channel, generation)
@@ -56,6 +70,9 @@ async def rollback(repo: Repository, db: Database, channel: str,
             raise RepositoryError(
                 f"channel {channel!r} has no generation {generation} (kept: "
                 f"{', '.join(map(str, kept)) or 'none'}); pruned generations cannot return")
-        await store.set_head(conn, channel, row.arch, generation)
+        members = await repo.members(conn, channel, generation)
+        new = await repo.publish(conn, channel, row.arch, members,
+                                 origin=f"rolled back to generation {generation}")
     await repo.sync_current(db, [(channel, row.arch)])
-    return row
+    await repo.prune(db)
+    return RolledBack(row.arch, generation, new)

@@ -42,7 +42,8 @@ def register(subparsers: Any) -> None:
     promote.add_argument("target", metavar="TO")
     promote.set_defaults(func=_promote)
     rollback = sub.add_parser("rollback", parents=[common],
-                              help="make a kept generation current again")
+                              help="publish a kept generation's packages again, as a new "
+                                   "generation")
     rollback.add_argument("channel", metavar="CHANNEL")
     rollback.add_argument("generation", metavar="GENERATION", type=int)
     rollback.set_defaults(func=_rollback)
@@ -78,8 +79,9 @@ async def _rollback(args: argparse.Namespace) -> int:
     config = _config(args)
     repo = Repository.open(config)
     async with Database.open(config.layout.db, store.MIGRATIONS) as db:
-        row = await channels.rollback(repo, db, args.channel, args.generation)
-    print(f"{row.channel}/{row.arch}: current is generation {row.generation} ({row.origin})")
+        done = await channels.rollback(repo, db, args.channel, args.generation)
+    print(f"{args.channel}/{done.arch}: generation {done.generation} (the packages of "
+          f"generation {done.from_generation}) is current")
     return 0
 
 

@@ -49,7 +49,8 @@ async def farm(tmp_path: Path, private_rabbitmq_url: str) -> AsyncIterator[Farm]
 
 def _verify(farm: Farm) -> None:
     done = subprocess.run([sys.executable, "-m", "daemon.cli", "repo", "verify",
-                           farm.vessel_url, "--channel", "volatile", "--arch", "x86_64"],
+                           farm.vessel_url, "--channel", "volatile", "--arch", "x86_64",
+                           "--seen-file", str(farm.state / "repo-seen.json")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
