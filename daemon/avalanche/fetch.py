@@ -68,12 +68,15 @@ def _copy_stream(url: str, dest: Path, timeout: float, error: type[BuildError]) 
 
 
 def fetch_verified(
-    url: str, sha256: str, cache_dir: Path, *, timeout: float, error: type[BuildError]
+    url: str, sha256: str, cache_dir: Path, *, timeout: float, error: type[BuildError],
+    disclose: bool = False,
 ) -> tuple[Path, bool]:
     """Return the cached file for ``sha256``, downloading ``url`` if needed.
 
     The second item says whether it was already cached. A hash mismatch raises ``error``
-    (outcome ``failed``) naming the URL, the expected and the actual hash.
+    (outcome ``failed``) naming the URL and the expected hash; the actual hash only with
+    ``disclose`` (a file the recipe itself provides). A reason is shown to anyone: the hash
+    of something else the builder can read or reach would be an oracle for its content.
     """
     cached = cache_dir / sha256
     if cached.is_file():
@@ -86,9 +89,10 @@ def fetch_verified(
         _copy_stream(url, tmp, timeout, error)
         actual = sha256_file(tmp)
         if actual != sha256:
+            got = f"got {actual}" if disclose else "got a file with another hash"
             raise error(
-                f"sha256 mismatch for {url}: expected {sha256}, got {actual}; "
-                "fix the hash in the recipe if the file changed on purpose",
+                f"sha256 mismatch for {url}: expected {sha256}, {got}; if the file changed "
+                "on purpose, check it and put its sha256 in the recipe",
                 outcome=Outcome.FAILED,
             )
         os.replace(tmp, cached)

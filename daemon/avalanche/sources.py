@@ -1,8 +1,13 @@
 """The recipe's ``upstreams``, fetched, verified and laid out for the build.
 
-An upstream is an ``https://``/``http://``/``file://`` URL or a path relative to the recipe
-directory (a file committed beside ``stone.yaml``). Each is checked against its sha256 and
-cached by it under ``cache/sources/``. Layout in the build:
+An upstream is an ``https://``/``http://`` URL or a plain file committed in the recipe's own
+directory, named by a relative path without ``..`` that, links followed, stays inside that
+directory. Nothing else: the builder fetches as its own user (root, on a farm) before any
+sandbox, so a ``file://`` URL or a path out of the recipe would publish whatever host file it
+names. (Git upstreams are refused when the recipe is read.) Each is checked against its sha256
+and cached by it under ``cache/sources/``. A wrong hash names the expected one; the actual
+hash is shown only for a file of the recipe itself, never for a download, whose content the
+recipe does not provide. Layout in the build:
 
 - every verified file is copied to ``$sourcedir/<name>`` (``name`` = ``rename`` or basename);
 - an archive (``.tar[.gz|.xz|.bz2|.zst]``, ``.tgz``, ``.zip``) with ``unpack`` (the default) is
@@ -27,24 +32,35 @@ from .unpack import is_archive, strip_single_top, unpack
 
 
 def resolve_url(upstream: Upstream, recipe_dir: Path) -> str:
-    """The URL to fetch: remote and ``file://`` as written, plain paths inside the recipe."""
+    """The URL to fetch: an http(s) URL as written, or the recipe's own file as a host path."""
     url = upstream.url
-    if is_remote(url) or url.startswith("file://"):
+    if is_remote(url):
         return url
-    if "://" in url:
-        raise SourceError(f"upstream {url}: unsupported URL scheme (use https, http or file)")
-    clean = posixpath.normpath(url)
-    if posixpath.isabs(clean) or clean.startswith(".."):
+    if "://" in url or url.lower().startswith("file:"):
         raise SourceError(
-            f"upstream {url}: a path upstream must be relative to and inside the recipe "
-            "directory (use file:// for a file elsewhere)"
+            f"upstream {url}: a farm build fetches only https:// and http:// upstreams, or a "
+            "file committed in the recipe's directory (named by its relative path)"
         )
-    return str(recipe_dir / clean)
+    if not url or posixpath.isabs(url) or "\0" in url or ".." in url.split("/"):
+        raise SourceError(
+            f"upstream {url}: a file upstream must be a relative path inside the recipe's "
+            "directory, without '..'"
+        )
+    inside = recipe_dir.resolve()
+    try:
+        path = (recipe_dir / url).resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise SourceError(f"upstream {url} is not a file in the recipe's directory") from exc
+    if inside not in path.parents:
+        raise SourceError(f"upstream {url} leads out of the recipe's directory through a link")
+    if not path.is_file():
+        raise SourceError(f"upstream {url} is not a file in the recipe's directory")
+    return str(path)
 
 
 def upstream_name(upstream: Upstream) -> str:
     base = upstream.rename or posixpath.basename(upstream.url.split("?", 1)[0].rstrip("/"))
-    if not base or base in (".", "..") or "/" in base:
+    if not base or base in (".", "..") or "/" in base or "\0" in base:
         raise SourceError(f"upstream {upstream.url}: cannot derive a file name; set 'rename'")
     return base
 
@@ -66,7 +82,8 @@ def prepare_sources(
         url = resolve_url(upstream, recipe_dir)
         name = upstream_name(upstream)
         cached, hit = fetch_verified(
-            url, upstream.sha256, cache_dir / "sources", timeout=timeout, error=SourceError
+            url, upstream.sha256, cache_dir / "sources", timeout=timeout, error=SourceError,
+            disclose=not is_remote(url),
         )
         log(f"source {upstream.url}: sha256 {upstream.sha256} ok{' (cached)' if hit else ''}")
         shutil.copyfile(cached, sourcedir / name)

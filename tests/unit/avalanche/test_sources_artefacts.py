@@ -39,7 +39,8 @@ async def test_http_source_verified_and_cached(tmp_path: Path) -> None:
     assert (tmp_path / "one" / "work" / "thing.txt").read_bytes() == DATA
     assert "(cached)" not in first[0]
     message = str(info.value)
-    assert f"{base}/thing.txt" in message and "cd" * 32 in message and SHA in message
+    assert f"{base}/thing.txt" in message and "cd" * 32 in message
+    assert SHA not in message  # a download's actual hash is never echoed
     # The server is gone: the same hash is served from the cache.
     (tmp_path / "one" / "cache").rename(tmp_path / "three-cache")
     (tmp_path / "three").mkdir()
@@ -51,6 +52,38 @@ async def test_http_source_verified_and_cached(tmp_path: Path) -> None:
 def test_relative_source_must_stay_in_recipe(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="inside the recipe"):
         _prepare((Upstream(url="../secret", sha256=SHA),), tmp_path / "b", tmp_path / "recipe")
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "FILE:///etc/passwd", "file:/etc/passwd",
+                                 "/etc/passwd", "sub/../../etc/passwd", "ftp://host/x.tar",
+                                 "sub/./../x"])  # fmt: skip
+def test_host_files_are_never_upstreams(tmp_path: Path, url: str) -> None:
+    recipe = tmp_path / "recipe"
+    (recipe / "sub").mkdir(parents=True)
+    with pytest.raises(SourceError) as info:
+        _prepare((Upstream(url=url, sha256=SHA),), tmp_path / "b", recipe)
+    assert "recipe's directory" in str(info.value)
+    assert not (tmp_path / "b" / "cache" / "sources").exists()
+
+
+def test_a_link_out_of_the_recipe_is_not_followed(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    (recipe / "passwd").symlink_to("/etc/passwd")
+    (recipe / "up").symlink_to("..")
+    (tmp_path / "outside.txt").write_bytes(DATA)
+    for url in ("passwd", "up/outside.txt"):
+        with pytest.raises(SourceError, match="leads out of the recipe's directory"):
+            _prepare((Upstream(url=url, sha256=SHA),), tmp_path / "b", recipe)
+
+
+def test_a_recipe_file_with_a_wrong_hash_names_its_actual_hash(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    (recipe / "data.txt").write_bytes(DATA)
+    with pytest.raises(SourceError) as info:
+        _prepare((Upstream(url="data.txt", sha256="ab" * 32),), tmp_path / "b", recipe)
+    assert SHA in str(info.value)  # the recipe's own file: its author may see its hash
 
 
 async def test_artefacts_served_read_only_until_released(tmp_path: Path) -> None:
