@@ -24,6 +24,7 @@ from daemon.avalanche.split import PackagePlan
 from daemon.buildenv import archive, buildroot
 from daemon.buildenv.cache import EnvironmentCache
 from daemon.buildenv.manifest import EnvRecord, decode_record
+from daemon.buildenv.pkgcache import PackageCache
 from tests.buildenv_cache import cached_environment
 
 
@@ -66,7 +67,7 @@ def main() -> None:
         cache = EnvironmentCache(work / "envs")
         env = cache.add(env_archive, record)
         env_s = time.perf_counter() - started
-        packages = buildroot.PackageCache(work / "packages")
+        packages = PackageCache(work / "packages")
         started = time.perf_counter()
         unpacked = [packages.unpacked(path, sha) for path, sha in deps]
         deps_s = time.perf_counter() - started

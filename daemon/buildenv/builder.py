@@ -22,6 +22,7 @@ from . import buildroot
 from .cache import DEFAULT_KEEP, CachedEnvironment, EnvironmentCache
 from .errors import BuildEnvError
 from .manifest import check_digest
+from .pkgcache import PackageCache
 from .remote import Origin
 
 #: The name a builder's configuration uses to ask for builds on its host's own system.
@@ -72,9 +73,11 @@ def open_environment(chosen: EnvironmentSetting, cache_dir: Path,
 def build_root(env: CachedEnvironment, packages: Sequence[tuple[Path, str]],
                package_cache: Path, dest: Path, line: Callable[[str], None]) -> Iterator[Path]:
     """``dest`` = ``env`` + ``packages`` (archive path, verified sha256) for the block."""
-    cache = buildroot.PackageCache(package_cache)
-    unpacked = [cache.unpacked(path, sha) for path, sha in packages]
-    stats = buildroot.assemble(env.root, unpacked, dest)
+    cache = PackageCache(package_cache)
+    with cache.using():
+        unpacked = [cache.unpacked(path, sha) for path, sha in packages]
+        stats = buildroot.assemble(env.root, unpacked, dest)
+    cache.evict()
     line(f"build root: {env.manifest.name} + {len(packages)} package(s), {stats.linked} "
          f"links, {stats.copied} copies, {stats.seconds:.2f} s")
     for path in stats.replaced:

@@ -7,8 +7,8 @@ symlinks are recreated. Assembling one costs a ``mkdir`` per directory and a ``l
 build can never modify a cached file through a link; outside the sandbox nothing writes to
 it, and the cached files have no write bits.
 
-Dependencies come from :class:`PackageCache`: each package archive unpacked once, read-only,
-keyed by its sha256. They are laid over the environment in order; a path that resolves
+Dependencies come from :class:`.pkgcache.PackageCache`: each package archive unpacked once,
+read-only, keyed by its sha256. They are laid over the environment in order; a path that resolves
 through one of the root's symlinks (``lib -> usr/lib`` on a merged-``/usr`` base) lands where
 the link points inside the root, never outside it. A dependency file that replaces a file of
 the environment (or of an earlier dependency) is counted in :attr:`RootStats.replaced`.
@@ -29,10 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.avalanche.unpack import unpack as unpack_package
-from daemon.package import ARCHIVE_SUFFIX
-
-from . import archive
 from .errors import BuildEnvError
 
 _MAX_LINKS = 40
@@ -46,46 +42,6 @@ class RootStats:
     symlinks: int = 0
     replaced: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-class PackageCache:
-    """Package archives unpacked once each, read-only, under ``root/<sha256>/``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def unpacked(self, archive_path: Path, sha256: str) -> Path:
-        """The unpacked tree of ``archive_path`` (whose sha256 the caller verified)."""
-        final = self.root / sha256
-        if final.is_dir():
-            return final
-        staging = self.root / f".{sha256}.{os.getpid()}.{time.monotonic_ns()}"
-        try:
-            unpack_package(archive_path, staging, name=f"{sha256}{ARCHIVE_SUFFIX}")
-            _read_only(staging)
-            try:
-                os.rename(staging, final)
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-        finally:
-            if staging.exists():
-                archive.make_writable(staging)
-                shutil.rmtree(staging, ignore_errors=True)
-        return final
-
-
-def _read_only(root: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) & 0o555)
-        for name in dirnames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) & 0o555)
 
 
 def assemble(env_root: Path, packages: Sequence[Path], dest: Path, *,

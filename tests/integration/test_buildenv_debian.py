@@ -18,6 +18,7 @@ from daemon.buildenv import bootstrap, buildroot, declaration
 from daemon.buildenv.build import build
 from daemon.buildenv.cache import CachedEnvironment
 from daemon.buildenv.manifest import Origin
+from daemon.buildenv.pkgcache import PackageCache
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
 BWRAP = shutil.which("bwrap")
@@ -67,7 +68,7 @@ def test_examples_build_in_a_root_of_environment_and_dependencies(
     recipe = load_recipe(EXAMPLES / "libgreet" / "stone.yaml")
     meta = PackageMeta(source="libgreet", version="1.0.0", release=1, build_release=1,
                        arch="x86_64")
-    packages = buildroot.PackageCache(tmp_path / "packages")
+    packages = PackageCache(tmp_path / "packages")
     unpacked = []
     for plan in plan_packages(recipe, install):
         manifest, path = write_package(plan, install, meta, tmp_path / "pkgs")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from daemon.avalanche.packaging import PackageMeta, write_package
 from daemon.avalanche.split import PackagePlan
 from daemon.buildenv import archive, buildroot
 from daemon.buildenv.errors import BuildEnvError
+from daemon.buildenv.pkgcache import PackageCache
 
 from .support import make_tree, pack_tree
 
@@ -35,7 +38,7 @@ def _package(tmp_path: Path, name: str, files: dict[str, str]) -> Path:
 
 def test_root_links_the_environment_and_merges_dependencies(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    packages = buildroot.PackageCache(tmp_path / "cache" / "packages")
+    packages = PackageCache(tmp_path / "cache" / "packages")
     a = packages.unpacked(_package(tmp_path, "liba", {
         "usr/lib/liba.so.1": "lib", "usr/lib/pkgconfig/a.pc": "Name: a",
         "usr/include/a.h": "int a;"}), "a" * 64)
@@ -72,7 +75,7 @@ def test_links_in_the_root_never_lead_outside_it(tmp_path: Path) -> None:
     _record, path = pack_tree(tree, tmp_path / "built")
     env = tmp_path / "env"
     archive.unpack(path, env)
-    packages = buildroot.PackageCache(tmp_path / "packages")
+    packages = PackageCache(tmp_path / "packages")
     pkg = packages.unpacked(_package(tmp_path, "p", {"opt/x": "1", "srv/y": "2"}), "c" * 64)
     dest = tmp_path / "root"
     buildroot.assemble(env, [pkg], dest)
@@ -83,8 +86,36 @@ def test_links_in_the_root_never_lead_outside_it(tmp_path: Path) -> None:
 
 def test_a_file_where_the_environment_has_a_directory_is_refused(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    packages = buildroot.PackageCache(tmp_path / "packages")
+    packages = PackageCache(tmp_path / "packages")
     pkg = packages.unpacked(_package(tmp_path, "p", {"usr/lib/x86_64-linux-gnu": "file"}),
                             "d" * 64)
     with pytest.raises(BuildEnvError, match="a file, but a directory"):
         buildroot.assemble(env, [pkg], tmp_path / "root")
+
+
+_HOLD = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_SH)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_package_cache_evicts_least_recently_used_never_while_in_use(tmp_path: Path) -> None:
+    cache = PackageCache(tmp_path / "packages", keep=2)
+    trees = [cache.unpacked(_package(tmp_path, f"p{i}", {f"usr/share/p{i}": "x"}), f"{i}" * 64)
+             for i in range(3)]
+    os.utime(trees[0], (1, 1))  # the oldest use
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path / "packages/.lock")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert cache.evict() == 0 and trees[0].exists()  # a builder is linking from it
+    finally:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        holder.stdout.close()
+    assert cache.evict() == 1
+    assert not trees[0].exists() and trees[1].exists() and trees[2].exists()
