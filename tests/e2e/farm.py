@@ -75,6 +75,9 @@ class Farm:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     #: Each service's health server (``/healthz`` and ``/metrics``).
     health_ports: dict[str, int] = field(default_factory=dict)
+    #: A Mosquitto of the farm's own: on a shared one, another farm's summit and builders
+    #: (same client ids) take over this farm's MQTT sessions, and /healthz says so.
+    mqtt_url: str = MQTT_URL
 
     @property
     def summit_url(self) -> str:
@@ -85,7 +88,7 @@ class Farm:
         return f"http://127.0.0.1:{self.vessel_port}"
 
     def _env(self, name: str, extra: dict[str, str]) -> dict[str, str]:
-        return {**os.environ, "CAIRN_BUS_URL": self.bus_url, "CAIRN_MQTT_URL": MQTT_URL,
+        return {**os.environ, "CAIRN_BUS_URL": self.bus_url, "CAIRN_MQTT_URL": self.mqtt_url,
                 "CAIRN_STATE_DIR": str(self.state / name), "CAIRN_LOG_LEVEL": "info",
                 "CAIRN_BUS_PUBLISH_TIMEOUT": "30", **extra}
 

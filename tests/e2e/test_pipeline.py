@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.farm import Farm, all_final, bump_release, commit, latest_by_source, recipe_repo
+from tests.support.mosquitto import MosquittoBroker
 from tests.support.rabbitmq import RabbitNode
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.mqtt, pytest.mark.slow,
@@ -37,9 +38,11 @@ install     : |
 
 
 @pytest.fixture
-async def farm(tmp_path: Path, private_rabbitmq_url: str) -> AsyncIterator[Farm]:
+async def farm(tmp_path: Path, private_rabbitmq_url: str,
+               private_mosquitto: MosquittoBroker) -> AsyncIterator[Farm]:
     repo = recipe_repo(tmp_path / "recipes", {"slow": SLOW})
-    running = Farm(private_rabbitmq_url, repo, tmp_path / "state")
+    running = Farm(private_rabbitmq_url, repo, tmp_path / "state",
+                   mqtt_url=private_mosquitto.url)
     running.start_all(builders=2)
     try:
         yield running
@@ -110,13 +113,13 @@ FAILING = "echo 'this build is broken on purpose' >&2; exit 3"
 
 
 async def test_failure_blocks_dependents_and_a_fix_unblocks_them(
-        tmp_path: Path, private_rabbitmq_url: str) -> None:
+        tmp_path: Path, private_rabbitmq_url: str, private_mosquitto: MosquittoBroker) -> None:
     repo = recipe_repo(tmp_path / "recipes")
     recipe = repo / "diamond-a" / "stone.yaml"
     good = recipe.read_text()
     bump_release(repo, "diamond-a", 1, build=FAILING)
     commit(repo, "diamond-a: broken")
-    farm = Farm(private_rabbitmq_url, repo, tmp_path / "state")
+    farm = Farm(private_rabbitmq_url, repo, tmp_path / "state", mqtt_url=private_mosquitto.url)
     farm.start_all(builders=2)
     try:
         await _fail_then_fix(farm, recipe, good)
@@ -177,14 +180,15 @@ async def _builder_of(farm: Farm, source: str, timeout: float = 120) -> str:
 
 
 @pytest.fixture
-async def farm_on_private_node(tmp_path: Path,
-                               private_rabbit: RabbitNode) -> AsyncIterator[Farm]:
+async def farm_on_private_node(tmp_path: Path, private_rabbit: RabbitNode,
+                               private_mosquitto: MosquittoBroker) -> AsyncIterator[Farm]:
     """The farm on a RabbitMQ node of its own, which the test may restart: other test runs
     share the machine's broker."""
     vhost = f"e2e-{uuid.uuid4().hex[:8]}"
     private_rabbit.add_vhost(vhost)
     repo = recipe_repo(tmp_path / "recipes", {"slow": SLOW})
-    running = Farm(private_rabbit.url(vhost), repo, tmp_path / "state")
+    running = Farm(private_rabbit.url(vhost), repo, tmp_path / "state",
+                   mqtt_url=private_mosquitto.url)
     running.start_all(builders=2)
     try:
         yield running

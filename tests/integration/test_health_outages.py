@@ -40,15 +40,15 @@ def farm(tmp_path: Path, private_rabbit: RabbitNode,
          private_mosquitto: MosquittoBroker) -> Iterator[Farm]:
     vhost = f"health-{uuid.uuid4().hex[:8]}"
     private_rabbit.add_vhost(vhost)
-    farm = Farm(private_rabbit.url(vhost), tmp_path / "recipes", tmp_path / "state")
-    mqtt = {"CAIRN_MQTT_URL": private_mosquitto.url}
+    farm = Farm(private_rabbit.url(vhost), tmp_path / "recipes", tmp_path / "state",
+                mqtt_url=private_mosquitto.url)
     try:
-        farm.start("journal", "journal", **mqtt)
-        farm.start("vessel", "vessel", CAIRN_VESSEL_LISTEN_PORT=str(farm.vessel_port), **mqtt)
+        farm.start("journal", "journal")
+        farm.start("vessel", "vessel", CAIRN_VESSEL_LISTEN_PORT=str(farm.vessel_port))
         farm.start("summit", "summit", CAIRN_SUMMIT_LISTEN_PORT=str(farm.summit_port),
                    CAIRN_SUMMIT_REPOSITORY_URL=farm.vessel_url, CAIRN_SUMMIT_REPOSITORIES="[]",
-                   CAIRN_SUMMIT_ADMIN_TOKEN="test-token", **mqtt)
-        farm.start("builder", "avalanche", CAIRN_AVALANCHE_BUILDER="builder", **mqtt)
+                   CAIRN_SUMMIT_ADMIN_TOKEN="test-token")
+        farm.start("builder", "avalanche", CAIRN_AVALANCHE_BUILDER="builder")
         yield farm
     finally:
         codes = farm.stop_all()
