@@ -145,12 +145,16 @@ def run_build(
 
 
 def remove_stale_trees(config: AvalancheConfig) -> int:
-    """Remove the trees an earlier run of this builder left (it was killed mid-build); call
-    before the builder starts building. Returns how many were removed."""
-    trees = stale_trees(config.root, config.work_dir, _identity_wanted(config))
-    for tree in trees:
-        shutil.rmtree(tree, ignore_errors=True)
-    return len(trees)
+    """Remove the trees an earlier run of this builder left (it was killed mid-build), and
+    those of builders whose root is gone (:func:`.identity.stale_trees`); call before the
+    builder starts building. Returns how many trees were removed."""
+    stale = stale_trees(config.root, config.work_dir, _identity_wanted(config))
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return sum(1 for path in stale if not path.name.endswith(".owner"))
 
 
 def _checkpoint(limits: Limits) -> None:

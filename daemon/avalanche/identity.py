@@ -31,6 +31,7 @@ import grp
 import hashlib
 import os
 import pwd
+import secrets
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -182,18 +183,43 @@ def _owner_prefix(root: Path) -> str:
     return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16] + "-"
 
 
+def _owner_marker(folder: Path, root: Path) -> Path:
+    return folder / (_owner_prefix(root)[:-1] + ".owner")
+
+
 def tree_path(root: Path, work_dir: Path | None, identity: BuildIdentity | None,
               build_id: str) -> Path:
-    """Where the tree of build ``build_id`` of the builder at ``root`` goes."""
-    return trees_dir(root, work_dir, identity) / (_owner_prefix(root) + build_id)
+    """Where the tree of build ``build_id`` of the builder at ``root`` goes. In a directory
+    builders share, a marker names the builder's root, so that the trees of a builder whose
+    root is gone can be recognised as nobody's (:func:`stale_trees`)."""
+    folder = trees_dir(root, work_dir, identity)
+    if folder != root / "builds":
+        marker = _owner_marker(folder, root)
+        if not marker.exists():
+            part = marker.with_name(f".{marker.name}.{secrets.token_hex(8)}")
+            part.write_text(str(root.resolve()) + "\n", encoding="utf-8")
+            os.replace(part, marker)
+    return folder / (_owner_prefix(root) + build_id)
 
 
 def stale_trees(root: Path, work_dir: Path | None, identity: BuildIdentity | None) -> list[Path]:
-    """The trees of this builder's earlier runs (a builder killed mid-build leaves its tree):
-    call only while the builder has no build running."""
-    prefix = _owner_prefix(root)
+    """What earlier runs left in the trees directory: this builder's trees (a builder killed
+    mid-build leaves its tree), and in a shared directory the trees and marker of any builder
+    whose root no longer exists. Call only while this builder has no build running."""
+    prefixes = [_owner_prefix(root)]
     folder = trees_dir(root, work_dir, identity)
-    return sorted(p for p in folder.iterdir() if p.name.startswith(prefix) and not p.is_symlink())
+    found: list[Path] = []
+    for marker in folder.glob("*.owner"):
+        try:
+            owner = Path(marker.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            continue
+        if not owner.exists():
+            prefixes.append(marker.name.removesuffix(".owner") + "-")
+            found.append(marker)
+    found += [p for p in folder.iterdir()
+              if p.name.startswith(tuple(prefixes)) and not p.is_symlink()]  # fmt: skip
+    return sorted(found)
 
 
 def hand_over(tree: Path, identity: BuildIdentity) -> None:

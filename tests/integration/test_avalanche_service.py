@@ -19,6 +19,7 @@ import pytest
 
 from daemon.avalanche.build import remove_stale_trees
 from daemon.avalanche.config import AvalancheConfig
+from daemon.avalanche.identity import BuildIdentity, tree_path
 from events import payloads as p
 from events.amqp import AmqpBus
 from events.envelope import new_event
@@ -157,10 +158,14 @@ async def test_killed_builder_goes_offline_and_another_builds_its_task(
         if second is not None:
             assert second.stop() == 0
         await watcher.close()
-        # The killed builder's tree is left where it was; its next start would remove it.
+        # The killed builder's tree is left where it was; its next start removes it.
         killed = AvalancheConfig(root=tmp_path / "one" / "avalanche" / first_name)
-        assert remove_stale_trees(killed) == 1
-        assert remove_stale_trees(killed) == 0
+        identity = BuildIdentity(killed.build_uid, killed.build_uid) if os.geteuid() == 0 \
+            else None
+        named = tree_path(killed.root, killed.work_dir, identity, "")
+        assert len([p for p in named.parent.iterdir() if p.name.startswith(named.name)]) == 1
+        assert remove_stale_trees(killed) >= 1
+        assert [p for p in named.parent.iterdir() if p.name.startswith(named.name)] == []
 
 
 async def test_cancelled_build_reports_and_the_builder_takes_the_next(
