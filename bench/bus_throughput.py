@@ -57,6 +57,8 @@ def payload(task_id: int, size: int) -> TaskReady:
     """A task-ready payload whose encoded event is ``size`` bytes (or the natural size)."""
     base = TaskReady(
         task_id=task_id,
+        attempt=1,
+        builder=ARCH,
         source="nano",
         version="8.4",
         release=12,

@@ -108,7 +108,7 @@ class Farm:
         return dict(Counter(str(t.state) for t in self.tasks()))
 
     def building(self) -> dict[str, list[int]]:
-        return {b.core.builder: sorted(b.service._running) if b.service else []
+        return {b.core.builder: b.service.running() if b.service else []
                 for b in self.builders}
 
     async def idle(self) -> bool:
@@ -174,7 +174,9 @@ async def start_farm(options: UpOptions) -> Farm:
                 AvalancheSection(builder=f"local-{number}", arch=options.arch,
                                  backend=options.backend, sandbox=SandboxMode.BWRAP)),
                 Health(f"avalanche-{number}")))
-        rest: list[Any] = [*farm.builders, summit]
+        # Summit before the builders: it hears each builder's first report and can give it
+        # work at once (a builder's queue exists before the builder reports itself).
+        rest: list[Any] = [summit, *farm.builders]
         for part in rest:
             await part.start()
             farm_parts.append(part)

@@ -30,9 +30,12 @@ class EventType(StrEnum):
     """The event types of the design's table; the value is the CloudEvents ``type``."""
 
     COMMIT_SEEN = "commit-seen"
+    BUILDER_SEEN = "builder-seen"
     TASK_READY = "task-ready"
     BUILD_STARTED = "build-started"
+    BUILD_ADMITTED = "build-admitted"
     BUILD_DONE = "build-done"
+    BUILD_ACCEPTED = "build-accepted"
     PACKAGE_PUBLISHED = "package-published"
     PUBLISH_FAILED = "publish-failed"
     TASK_CANCELLED = "task-cancelled"
@@ -44,10 +47,9 @@ class Queue(StrEnum):
     SUMMIT = "cairn.summit"
     VESSEL = "cairn.vessel"
     JOURNAL = "cairn.journal"
-    #: Builders' control queue prefix: each builder gets ``cairn.avalanche.<builder>``.
-    AVALANCHE_CONTROL = "cairn.avalanche"
-    #: The work queue prefix: ``cairn.work.<arch>`` (quorum, delivery limit).
-    WORK = "cairn.work"
+    #: Each builder's own queue: ``cairn.builder.<builder>`` (its assignments, admissions,
+    #: cancellations, and the publications that let it drop artefacts).
+    BUILDER = "cairn.builder"
 
 
 def routing_key(event_type: str, subject: str) -> str:
@@ -60,14 +62,9 @@ def binding(event_type: str, subject: str = "*") -> str:
     return f"{event_type}.{subject}"
 
 
-def work_queue(arch: str) -> str:
-    """The builders' competing-consumer queue for one architecture."""
-    return f"{Queue.WORK}.{arch}"
-
-
-def control_queue(builder: str) -> str:
-    """A builder's own queue, for events addressed to every builder (cancellations)."""
-    return f"{Queue.AVALANCHE_CONTROL}.{builder}"
+def builder_queue(builder: str) -> str:
+    """A builder's own durable queue: summit addresses it by the builder's name."""
+    return f"{Queue.BUILDER}.{builder}"
 
 
 def dead_letter_queue(queue: str) -> str:

@@ -1,8 +1,9 @@
-"""Typed payloads (the envelope's ``data``) of every event type, version 1.
+"""Typed payloads (the envelope's ``data``) of every event type, at their latest version.
 
 These frozen structs mirror the JSON Schema files in ``schemas/``; ``tests/unit/
 test_schemas.py`` keeps the two in step. A breaking change is a new struct and a new
-schema version published beside the old one, never an edit of these.
+schema version published beside the old one, never an edit of a published one: the version
+1 structs that version 2 replaced live on, frozen, in :mod:`events.payloads_v1`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from enum import StrEnum
 from typing import Annotated
 
 import msgspec
+
+from events.names import SUBJECT_RE
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 #: Source, package, repository and builder names. They become file names (archives, manifest
@@ -25,6 +28,10 @@ TaskId = Annotated[int, msgspec.Meta(ge=1)]
 Release = Annotated[int, msgspec.Meta(ge=0)]
 Size = Annotated[int, msgspec.Meta(ge=0)]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+#: A builder's name is a routing-key subject: events addressed to it are routed by it.
+BuilderName = Annotated[str, msgspec.Meta(pattern=SUBJECT_RE.pattern)]
+Attempt = Annotated[int, msgspec.Meta(ge=1)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class _Payload(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -36,6 +43,13 @@ class SeenVia(StrEnum):
     WEBHOOK = "webhook"
     REQUEST = "request"
     START = "start"
+
+
+class LogOverflow(StrEnum):
+    """What a build whose log passes its cap does: fail, or go on with the log cut."""
+
+    FAIL = "fail"
+    TRUNCATE = "truncate"
 
 
 class CommitSeen(_Payload, frozen=True):
@@ -50,10 +64,31 @@ class CommitSeen(_Payload, frozen=True):
     seen_via: SeenVia = SeenVia.POLL
 
 
+class BuildLimits(_Payload, frozen=True):
+    """When a builder stops a build on summit's behalf; ``None`` leaves the builder's own
+    configured limit in force."""
+
+    timeout_s: Positive | None = None
+    #: No output at all for this long ends the build with outcome ``silent``.
+    silence_s: Positive | None = None
+    #: The build log's size cap; what happens past it is ``log_overflow``.
+    log_bytes: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    log_overflow: LogOverflow = LogOverflow.FAIL
+    #: The packages' total size cap (outcome ``output-limit`` past it).
+    output_bytes: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
 class TaskReady(_Payload, frozen=True):
-    """A build whose dependencies are all published may start."""
+    """Summit assigns a build whose dependencies are all published to one builder.
+
+    The builder claims it (``build-started``) and starts only once summit admits the claim
+    (``build-admitted``): a task cancelled or superseded since, however late the builder
+    takes this message, is refused then."""
 
     task_id: TaskId
+    #: Which dispatch of the task this is; every report about it echoes it.
+    attempt: Attempt
+    builder: BuilderName
     source: Name
     version: NonEmpty
     release: Release
@@ -66,12 +101,20 @@ class TaskReady(_Payload, frozen=True):
     build_release: Annotated[int, msgspec.Meta(ge=1)] = 1
     reason: NonEmpty = "new"
     critical_path: Annotated[int, msgspec.Meta(ge=0)] = 0
+    priority: int = 0
     #: Where the builder fetches build dependencies: the channel's index URL.
     index_url: Url | None = None
+    #: The sha256 digest of the build environment to build in; ``None``: the builder host.
+    environment: Sha256 | None = None
+    limits: BuildLimits | None = None
 
 
 class BuildStarted(_Payload, frozen=True):
     """A builder accepted a task."""
+
+    # A builder sends it to claim the task it was assigned (``task-ready``), and builds only
+    # once summit admits the claim (``build-admitted``). The docstring above is the published
+    # schema's description and stays as it is.
 
     task_id: TaskId
     builder: Name
@@ -86,6 +129,12 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     #: The build could not run for a reason that is not the recipe's (disk, network, ...).
     INFRASTRUCTURE = "infrastructure"
+    #: No output for longer than the build's silence limit.
+    SILENT = "silent"
+    #: The log passed its size cap (and the build was configured to fail for it).
+    LOG_LIMIT = "log-limit"
+    #: The packages passed the output size cap.
+    OUTPUT_LIMIT = "output-limit"
 
 
 class Artefact(_Payload, frozen=True):
@@ -98,11 +147,21 @@ class Artefact(_Payload, frozen=True):
     size: Size
 
 
+class Usage(_Payload, frozen=True):
+    """What a build consumed, for its history and the next estimates."""
+
+    cpu_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    max_rss_kb: Size = 0
+    output_bytes: Size = 0
+    log_bytes: Size = 0
+
+
 class BuildDone(_Payload, frozen=True):
     """A build finished, whatever its outcome."""
 
     task_id: TaskId
-    builder: Name
+    attempt: Attempt
+    builder: BuilderName
     source: Name
     version: NonEmpty
     release: Release
@@ -114,6 +173,30 @@ class BuildDone(_Payload, frozen=True):
     artefacts: list[Artefact] = msgspec.field(default_factory=list)
     duration_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     channel: Name = "volatile"
+    #: The build environment it ran in (sha256 digest); ``None``: the builder host.
+    environment: Sha256 | None = None
+    usage: Usage | None = None
+
+
+class BuildAdmitted(_Payload, frozen=True):
+    """Summit admits a builder's claim: the task is still wanted, at this attempt, from this
+    builder. Only now does the build start."""
+
+    task_id: TaskId
+    attempt: Attempt
+    builder: BuilderName
+    arch: Arch
+
+
+class BuildAccepted(_Payload, frozen=True):
+    """Summit accepts a successful build for publication: it is the open task for its source
+    and release, and its packages are ones that source owns. Vessel publishes nothing else."""
+
+    task_id: TaskId
+    attempt: Attempt
+    #: The package names the build's source owns: vessel refuses any other.
+    packages: list[Name]
+    build: BuildDone
 
 
 class PublishedPackage(_Payload, frozen=True):
@@ -154,14 +237,51 @@ class PublishFailed(_Payload, frozen=True):
 
 
 class TaskCancelled(_Payload, frozen=True):
-    """Summit asks whichever builder runs this task to stop it."""
+    """Summit tells the builder it assigned a task to: stop it, or do not start it."""
 
     task_id: TaskId
+    builder: BuilderName
     arch: Arch
+    #: The attempt to stop; ``None`` stops whichever attempt the builder has.
+    attempt: Attempt | None = None
     reason: NonEmpty = "cancelled by an operator"
 
 
+class BuilderState(StrEnum):
+    ONLINE = "online"
+    #: Finishing what it runs, taking nothing new.
+    DRAINING = "draining"
+    OFFLINE = "offline"
+
+
+class TaskAttempt(_Payload, frozen=True):
+    task_id: TaskId
+    attempt: Attempt
+
+
+class BuilderSeen(_Payload, frozen=True):
+    """A builder is alive, with this capacity and these tasks (sent at start, on every change
+    and every ``interval_s`` seconds; ``offline`` when it stops)."""
+
+    builder: BuilderName
+    arch: Arch
+    state: BuilderState
+    #: Changes each time the builder process starts: a new boot has lost what the last ran.
+    boot: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    slots: Annotated[int, msgspec.Meta(ge=0, le=1024)]
+    interval_s: Positive
+    running: list[TaskAttempt] = msgspec.field(default_factory=list)
+    claimed: list[TaskAttempt] = msgspec.field(default_factory=list)
+    features: list[Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]] = \
+        msgspec.field(default_factory=list)
+    memory_mb: Size | None = None
+    disk_mb: Size | None = None
+    artefacts_url: Url | None = None
+    #: Build environments it holds unpacked (sha256 digests).
+    environments: list[Sha256] = msgspec.field(default_factory=list)
+
+
 Payload = (
-    CommitSeen | TaskReady | BuildStarted | BuildDone | PackagePublished | PublishFailed
-    | TaskCancelled
+    CommitSeen | TaskReady | BuildStarted | BuildAdmitted | BuildDone | BuildAccepted
+    | PackagePublished | PublishFailed | TaskCancelled | BuilderSeen
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from events import payloads as p
+from events import payloads_v1 as v1
 from events.errors import UnknownEventType
 from events.names import EventType
 
@@ -40,20 +41,41 @@ def _channel(data: Any) -> str:
     return str(data.channel)
 
 
+def _builder(data: Any) -> str:
+    return str(data.builder)
+
+
+def _build_channel(data: Any) -> str:
+    return str(data.build.channel)
+
+
 SPECS: tuple[EventSpec, ...] = (
     EventSpec(EventType.COMMIT_SEEN, 1, p.CommitSeen, lambda d: str(d.repository),
               "a repository's branch now points at a new commit"),
-    EventSpec(EventType.TASK_READY, 1, p.TaskReady, _arch,
+    EventSpec(EventType.BUILDER_SEEN, 1, p.BuilderSeen, _builder,
+              "a builder is alive: its capacity and the tasks it holds"),
+    EventSpec(EventType.TASK_READY, 1, v1.TaskReady, _arch,
               "a build whose dependencies are all published may start"),
-    EventSpec(EventType.BUILD_STARTED, 1, p.BuildStarted, _arch, "a builder accepted a task"),
-    EventSpec(EventType.BUILD_DONE, 1, p.BuildDone, _arch,
+    EventSpec(EventType.TASK_READY, 2, p.TaskReady, _builder,
+              "a build whose dependencies are all published is assigned to one builder"),
+    EventSpec(EventType.BUILD_STARTED, 1, p.BuildStarted, _arch,
+              "a builder accepted a task"),
+    EventSpec(EventType.BUILD_ADMITTED, 1, p.BuildAdmitted, _builder,
+              "summit admits a builder's claim: the build may start"),
+    EventSpec(EventType.BUILD_DONE, 1, v1.BuildDone, _arch,
               "a build finished: outcome, log, artefacts with sha256 and size"),
+    EventSpec(EventType.BUILD_DONE, 2, p.BuildDone, _arch,
+              "a build finished: attempt, outcome, log, artefacts, environment, usage"),
+    EventSpec(EventType.BUILD_ACCEPTED, 1, p.BuildAccepted, _build_channel,
+              "summit accepts a successful build for publication"),
     EventSpec(EventType.PACKAGE_PUBLISHED, 1, p.PackagePublished, _channel,
               "a build's packages are in the repository index"),
     EventSpec(EventType.PUBLISH_FAILED, 1, p.PublishFailed, _channel,
               "vessel refused or could not import a build, with the reason"),
-    EventSpec(EventType.TASK_CANCELLED, 1, p.TaskCancelled, _arch,
+    EventSpec(EventType.TASK_CANCELLED, 1, v1.TaskCancelled, _arch,
               "stop this build if you are running it"),
+    EventSpec(EventType.TASK_CANCELLED, 2, p.TaskCancelled, _builder,
+              "the builder a task was assigned to must stop it or not start it"),
 )
 
 _BY_KEY: dict[tuple[str, int], EventSpec] = {(s.type.value, s.version): s for s in SPECS}

@@ -7,23 +7,21 @@ them, and the tests import them: a queue name, binding or limit is never typed t
 from __future__ import annotations
 
 from events.bus import Subscription
-from events.names import EventType, Queue, binding, control_queue, work_queue
-
-#: A task that has killed this many builders (each one died holding it) is dead-lettered.
-WORK_DELIVERY_LIMIT = 3
+from events.names import EventType, Queue, binding, builder_queue
 
 SUMMIT = Subscription(
     queue=Queue.SUMMIT,
     bindings=tuple(binding(t) for t in (
-        EventType.COMMIT_SEEN, EventType.BUILD_STARTED, EventType.BUILD_DONE,
-        EventType.PACKAGE_PUBLISHED, EventType.PUBLISH_FAILED,
+        EventType.COMMIT_SEEN, EventType.BUILDER_SEEN, EventType.BUILD_STARTED,
+        EventType.BUILD_DONE, EventType.PACKAGE_PUBLISHED, EventType.PUBLISH_FAILED,
     )),
     prefetch=64,
 )
 
+#: Vessel publishes only what summit accepted, never a builder's own report.
 VESSEL = Subscription(
     queue=Queue.VESSEL,
-    bindings=(binding(EventType.BUILD_DONE),),
+    bindings=(binding(EventType.BUILD_ACCEPTED),),
     prefetch=4,
 )
 
@@ -34,31 +32,14 @@ JOURNAL = Subscription(
 )
 
 
-def work(arch: str, slots: int = 1) -> Subscription:
-    """The builders' shared work queue for one architecture; prefetch = build slots."""
+def builder(name: str) -> Subscription:
+    """A builder's own queue: what summit addresses to it (assignments, admissions,
+    cancellations) and the repository's verdicts, after which it drops the artefacts it was
+    serving. Durable, so nothing addressed to a builder is lost while it restarts."""
     return Subscription(
-        queue=work_queue(arch),
-        bindings=(binding(EventType.TASK_READY, arch),),
-        prefetch=slots,
-        work_queue=True,
-        delivery_limit=WORK_DELIVERY_LIMIT,
-        max_attempts=1,
-    )
-
-
-def work_dead_letters(arch: str) -> Subscription:
-    """Summit reads the work queue's dead letters: tasks that kept killing builders."""
-    return Subscription(queue=work(arch).dead_letter_queue, bindings=(), prefetch=16,
-                        dead_letter_reader=True)
-
-
-def control(builder: str, arch: str) -> Subscription:
-    """A builder's private queue: cancellations of the tasks it may be running, and the
-    repository's verdicts, after which it may drop the artefacts it was serving."""
-    return Subscription(
-        queue=control_queue(builder),
-        bindings=(binding(EventType.TASK_CANCELLED, arch),
+        queue=builder_queue(name),
+        bindings=(binding(EventType.TASK_READY, name), binding(EventType.BUILD_ADMITTED, name),
+                  binding(EventType.TASK_CANCELLED, name),
                   binding(EventType.PACKAGE_PUBLISHED), binding(EventType.PUBLISH_FAILED)),
-        prefetch=16,
-        transient=True,
+        prefetch=64,
     )

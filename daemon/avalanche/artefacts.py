@@ -59,6 +59,7 @@ class ArtefactStore:
         reason = result.reason[:_REASON_MAX] if result.reason else None
         return BuildDone(
             task_id=task.task_id,
+            attempt=task.attempt,
             builder=builder,
             source=task.source,
             version=task.version,

@@ -60,7 +60,8 @@ def _build_recipe(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         stone = export_recipe(config.cache_dir, url, commit, args.recipe, Path(tmp) / "r")
         recipe = load_recipe(stone)
-    task = TaskReady(task_id=1, source=recipe.name, version=recipe.version,
+    task = TaskReady(task_id=1, attempt=1, builder="local", source=recipe.name,
+                     version=recipe.version,
                      release=recipe.release, arch=config.arch, repository="local",
                      repository_url=url, commit=commit, recipe_path=args.recipe,
                      index_url=args.index_url)  # fmt: skip

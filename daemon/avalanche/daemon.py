@@ -15,14 +15,19 @@ from daemon.host import Host
 from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
 from daemon.runtime.address import AUTO, advertised_host, listen_host
-from events.names import builder_status_topic
+from events.errors import ConfigError
+from events.names import SUBJECT_RE, builder_status_topic
 from events.telemetry import Message
+
+#: A builder's name is a routing-key word (summit addresses its events by it); empty: the
+#: host's short name.
+BuilderName = Annotated[str, msgspec.Meta(pattern=f"^$|{SUBJECT_RE.pattern}")]
 
 
 class AvalancheSection(Section, frozen=True):
     """``[avalanche]``: who this builder is and how it builds."""
 
-    builder: str = ""
+    builder: BuilderName = ""
     arch: str = "x86_64"
     slots: int = 1
     backend: str = "script"
@@ -51,6 +56,13 @@ class AvalancheSection(Section, frozen=True):
     environment_url: str = ""
     environment_key: str = ""
     environments_kept: Annotated[int, msgspec.Meta(ge=1)] = 3
+    #: Free-form capabilities summit can match tasks against (``big``, ``kvm``...).
+    features: list[str] = msgspec.field(default_factory=list)
+    #: What the builder offers a build; 0: not declared.
+    memory_mb: int = 0
+    disk_mb: int = 0
+    #: Seconds between two reports to summit; summit gives up on it after three missed.
+    heartbeat_s: float = 10.0
 
 
 class AvalancheDaemonConfig(BaseConfig, frozen=True):
@@ -60,6 +72,9 @@ class AvalancheDaemonConfig(BaseConfig, frozen=True):
 def core_config(config: AvalancheDaemonConfig) -> AvalancheConfig:
     section = config.avalanche
     builder = section.builder or socket.gethostname().split(".")[0]
+    if not SUBJECT_RE.match(builder):
+        raise ConfigError(f"[avalanche] builder is empty and the host name {builder!r} is not "
+                          "a valid builder name (letters, digits, _ + -): set one")
     core = AvalancheConfig(root=config.state.path("avalanche", builder), builder=builder,
                            arch=section.arch, backend=section.backend,
                            timeout_s=section.timeout_s, sandbox=section.sandbox,
@@ -103,7 +118,11 @@ class AvalancheDaemon:
                                  advertise=advertised_host(bind, self.config.bus.url),
                                  public_url=section.public_url or None,
                                  retention_s=section.retention_s, metrics=self.metrics,
-                                 mounts=[self.metrics.mount, self.health.mount])
+                                 mounts=[self.metrics.mount, self.health.mount],
+                                 features=section.features,
+                                 memory_mb=section.memory_mb or None,
+                                 disk_mb=section.disk_mb or None,
+                                 heartbeat_s=section.heartbeat_s)
         await self.service.start()
 
     async def stop(self, timeout: float) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 from daemon.deploy.mosquitto import DEFAULT_SUMMIT_USER, render_acl
 from daemon.deploy.rabbitmq import (
-    DEFAULT_ARCHES,
     DEFAULT_VHOST,
     DeployError,
     build_definitions,
@@ -28,8 +27,6 @@ def register(subparsers: Any) -> None:
 
     rabbit = sub.add_parser("rabbitmq-definitions",
                             help="definitions.json for rabbitmqctl import_definitions")
-    rabbit.add_argument("--arch", dest="arches", action="append", default=None,
-                        help="an architecture with a work queue (repeat; default x86_64)")
     rabbit.add_argument("--vhost", default=DEFAULT_VHOST, help="virtual host (default cairn)")
     rabbit.add_argument("--user-prefix", default="",
                         help="prefix of every user name, e.g. 'farm1-' (default none)")
@@ -58,7 +55,7 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
 def _rabbitmq(args: argparse.Namespace) -> int:
     hashes = {user: password_hash(_read_password(path))
               for user, path in (_pair(p) for p in args.passwords)}
-    definitions = build_definitions(args.arches or DEFAULT_ARCHES, vhost=args.vhost,
+    definitions = build_definitions(vhost=args.vhost,
                                     user_prefix=args.user_prefix, password_hashes=hashes)
     if args.check and hashes:
         raise DeployError("--check cannot be combined with --password-file "

@@ -13,12 +13,16 @@ Why each permission is what it is (RabbitMQ 3.10 access control, AMQP 0-9-1):
   ``write`` lists exactly the event types a service publishes; ``read`` lists exactly the
   binding keys it declares, so an account cannot bind a private queue to somebody else's
   events either.
-* the queue regexes name exact queues; only builders' control queues (one per builder,
-  ``cairn.avalanche.<builder>``) and the operator's ``cairn.tail.*`` are prefixes.
+* the queue regexes name exact queues; only builders' own queues (one per builder,
+  ``cairn.builder.<builder>``, declared by the builder when it starts) and the operator's
+  ``cairn.tail.*`` are prefixes.
 
 What permissions cannot say: configure also allows *deleting* the exchanges and one's own
-queues, and ``cairn.dead`` is a direct exchange (no topic permissions), so an account may
-put a message into any dead-letter queue. Both are documented in ``deploy/README.md``.
+queues, ``cairn.dead`` is a direct exchange (no topic permissions), so an account may put a
+message into any dead-letter queue, and builders share one account, so a builder may bind
+its queue to another builder's assignments (it cannot build them: summit admits a claim
+only from the builder it assigned the task to). All three are documented in
+``deploy/README.md``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,19 +43,18 @@ from events.names import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_SUFFIX,
     EVENTS_EXCHANGE,
-    SUBJECT_RE,
     EventType,
-    control_queue,
 )
 
 DEFAULT_VHOST = "cairn"
-DEFAULT_ARCHES = ("x86_64",)
 HASHING_ALGORITHM = "rabbit_password_hashing_sha256"
 #: ``cairn events tail`` declares ``cairn.tail.<random>`` (daemon/commands/events.py).
 TAIL_QUEUE_PREFIX = "cairn.tail."
 #: Matches no routing key that an event can have (they are never empty).
 NOTHING = "^$"
 _WORD = "[^.]+"
+#: Stands for one instance's name (a builder's) in a template subscription.
+INSTANCE = "INSTANCE"
 _REGEX_SPECIALS = set("\\.^$*+?()[]{}|")
 
 
@@ -73,6 +76,9 @@ class Account:
     #: Exclusive, auto-delete queues it creates under a prefix, with their bindings.
     private_prefix: str = ""
     private_bindings: tuple[str, ...] = ()
+    #: A durable queue each instance declares and consumes for itself (a builder's own
+    #: queue), as a template whose name and bindings say ``INSTANCE`` for the instance.
+    instance: Subscription | None = None
     #: Operator extras: publish any event (replay), read every dead-letter queue.
     publishes_anything: bool = False
     reads_dead_letters: bool = False
@@ -89,27 +95,20 @@ class Grant:
     topic_read: str
 
 
-def accounts(arches: Sequence[str]) -> tuple[Account, ...]:
+def accounts() -> tuple[Account, ...]:
     """Every account; queue names, bindings and limits come from :mod:`events.topology`."""
-    works = tuple(topology.work(a) for a in arches)
-    dead_readers = tuple(topology.work_dead_letters(a) for a in arches)
-    controls = tuple(topology.control("builder", a) for a in arches)
     return (
         Account(
             user="summit",
-            publishes=(EventType.COMMIT_SEEN, EventType.TASK_READY, EventType.TASK_CANCELLED),
-            # Summit declares the work queues too, so that its first task-ready routes even
-            # when no builder has started yet (either start-up order works).
-            declares=(topology.SUMMIT, *works, *dead_readers),
-            consumes=(topology.SUMMIT.queue, *(s.queue for s in dead_readers)),
+            publishes=(EventType.COMMIT_SEEN, EventType.TASK_READY, EventType.BUILD_ADMITTED,
+                       EventType.BUILD_ACCEPTED, EventType.TASK_CANCELLED),
+            declares=(topology.SUMMIT,),
+            consumes=(topology.SUMMIT.queue,),
         ),
         Account(
             user="avalanche",
-            publishes=(EventType.BUILD_STARTED, EventType.BUILD_DONE),
-            declares=works,
-            consumes=tuple(s.queue for s in works),
-            private_prefix=control_queue(""),
-            private_bindings=tuple(b for s in controls for b in s.bindings),
+            publishes=(EventType.BUILDER_SEEN, EventType.BUILD_STARTED, EventType.BUILD_DONE),
+            instance=topology.builder(INSTANCE),
         ),
         Account(
             user="vessel",
@@ -136,10 +135,15 @@ def grant(account: Account) -> Grant:
     """The least permissions that let ``account`` do its work with the cairn code."""
     declared = _declared_queues(account.declares)
     private = [_escape(account.private_prefix) + _WORD] if account.private_prefix else []
+    instance = [_instance(q) for q in _declared_queues((account.instance,))] \
+        if account.instance else []
     consumers = [s for s in account.declares if s.queue in account.consumes]
+    if account.instance is not None:
+        consumers.append(account.instance)
     dead_letters_out = any(not s.terminal for s in consumers)
-    binds_events = any(s.bindings for s in account.declares) or bool(private)
-    binds_dead = any(not s.transient for s in account.declares)
+    binds_events = any(s.bindings for s in account.declares) or bool(private) or \
+        bool(instance)
+    binds_dead = any(not s.transient for s in account.declares) or bool(instance)
     exchanges = [EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE]
     write = [*declared]
     if account.publishes or account.publishes_anything:
@@ -152,9 +156,9 @@ def grant(account: Account) -> Grant:
     dead_letters_in = r"cairn\..+" + _escape(DEAD_LETTER_SUFFIX)
     dead_pattern = [dead_letters_in] if account.reads_dead_letters else []
     return Grant(
-        configure=_alternatives([*exchanges, *declared], private),
-        write=_alternatives(write, private),
-        read=_alternatives(read, [*private, *dead_pattern]),
+        configure=_alternatives([*exchanges, *declared], [*private, *instance]),
+        write=_alternatives(write, [*private, *instance]),
+        read=_alternatives(read, [*private, *instance[:1], *dead_pattern]),
         topic_write=_topic_write(account),
         topic_read=_topic_read(account),
     )
@@ -182,7 +186,13 @@ def _topic_read(account: Account) -> str:
     if account.private_prefix and not account.private_bindings:
         return ".*"  # the operator's tail binds whatever it is asked to watch
     keys = {b for s in account.declares for b in s.bindings} | set(account.private_bindings)
-    return _alternatives(keys, []) if keys else NOTHING
+    patterns = {_instance(b) for b in account.instance.bindings} if account.instance else set()
+    return _alternatives(keys, patterns) if keys or patterns else NOTHING
+
+
+def _instance(literal: str) -> str:
+    """A template name or binding as a regex: ``INSTANCE`` matches one instance's name."""
+    return _escape(literal).replace(INSTANCE, _WORD)
 
 
 def _escape(text: str) -> str:
@@ -202,19 +212,7 @@ def password_hash(password: str, salt: bytes | None = None) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
-def check_arches(arches: Sequence[str]) -> tuple[str, ...]:
-    """Architectures become queue names and routing-key words: validate them once."""
-    if not arches:
-        raise DeployError("give at least one architecture (--arch x86_64)")
-    for arch in arches:
-        if not SUBJECT_RE.match(arch):
-            raise DeployError(f"architecture {arch!r} is not a routing-key word "
-                              "(letters, digits, _ + -; no dots)")
-    return tuple(sorted(set(arches)))
-
-
 def build_definitions(
-    arches: Sequence[str] = DEFAULT_ARCHES,
     *,
     vhost: str = DEFAULT_VHOST,
     user_prefix: str = "",
@@ -225,9 +223,8 @@ def build_definitions(
     Users get the hash from ``password_hashes`` (keyed by the unprefixed name) or an empty
     one: an account with no password cannot log in until ``rabbitmqctl change_password``.
     """
-    arches = check_arches(arches)
     hashes = dict(password_hashes or {})
-    everyone = accounts(arches)
+    everyone = accounts()
     unknown = set(hashes) - {a.user for a in everyone}
     if unknown:
         raise DeployError(f"no such account: {', '.join(sorted(unknown))} "
@@ -240,33 +237,33 @@ def build_definitions(
                               for a in everyone],
         "parameters": [],
         "global_parameters": [],
-        "policies": [_dead_letter_policy(vhost, arches)],
+        "policies": [_dead_letter_policy(vhost)],
         "exchanges": [
             _exchange(vhost, EVENTS_EXCHANGE, "topic"),
             _exchange(vhost, DEAD_LETTER_EXCHANGE, "direct"),
         ],
-        "queues": _queues(vhost, arches),
-        "bindings": _bindings(vhost, arches),
+        "queues": _queues(vhost),
+        "bindings": _bindings(vhost),
     }
 
 
-def consuming_queues(arches: Sequence[str]) -> tuple[Subscription, ...]:
-    """Every durable, non-transient subscription the services consume or declare."""
-    return (topology.SUMMIT, topology.VESSEL, topology.JOURNAL,
-            *(topology.work(a) for a in arches))
+def consuming_queues() -> tuple[Subscription, ...]:
+    """Every durable subscription whose queue exists before any service starts (builders'
+    own queues are declared by each builder)."""
+    return (topology.SUMMIT, topology.VESSEL, topology.JOURNAL)
 
 
-def _queues(vhost: str, arches: Sequence[str]) -> list[dict[str, Any]]:
+def _queues(vhost: str) -> list[dict[str, Any]]:
     queues: list[dict[str, Any]] = []
-    for s in consuming_queues(arches):
+    for s in consuming_queues():
         queues.append(_queue(vhost, s.queue, queue_arguments(s)))
         queues.append(_queue(vhost, s.dead_letter_queue, DEAD_LETTER_QUEUE_ARGUMENTS))
     return sorted(queues, key=lambda q: str(q["name"]))
 
 
-def _bindings(vhost: str, arches: Sequence[str]) -> list[dict[str, Any]]:
+def _bindings(vhost: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    for s in consuming_queues(arches):
+    for s in consuming_queues():
         found += [_binding(vhost, EVENTS_EXCHANGE, s.queue, key) for key in s.bindings]
         found.append(_binding(vhost, DEAD_LETTER_EXCHANGE, s.dead_letter_queue,
                               s.dead_letter_queue))
@@ -274,7 +271,7 @@ def _bindings(vhost: str, arches: Sequence[str]) -> list[dict[str, Any]]:
                                         str(b["routing_key"])))
 
 
-def _dead_letter_policy(vhost: str, arches: Sequence[str]) -> dict[str, Any]:
+def _dead_letter_policy(vhost: str) -> dict[str, Any]:
     """At-least-once dead-lettering for the quorum queues (RabbitMQ >= 3.10).
 
     By default a quorum queue dead-letters at most once: a message that hits the delivery
@@ -283,11 +280,11 @@ def _dead_letter_policy(vhost: str, arches: Sequence[str]) -> dict[str, Any]:
     ``overflow: reject-publish``, which only matters once a length limit is set). The queue
     arguments the code declares stay the only source of exchange, routing key and limit.
     """
-    names = [s.queue for s in consuming_queues(arches)]
+    names = [s.queue for s in consuming_queues()]
     return {
         "vhost": vhost,
         "name": "cairn-dead-letter-at-least-once",
-        "pattern": _alternatives(names, []),
+        "pattern": _alternatives(names, [_instance(topology.builder(INSTANCE).queue)]),
         "apply-to": "queues",
         "priority": 0,
         "definition": {"dead-letter-strategy": "at-least-once", "overflow": "reject-publish"},

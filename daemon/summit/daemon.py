@@ -24,7 +24,7 @@ from daemon.summit.web.live import Live
 from daemon.summit.webhooks.http import webhook_routes
 from daemon.summit.webhooks.verify import WebhookRepo
 from events.bus import Bus
-from events.topology import SUMMIT, work
+from events.topology import SUMMIT
 
 log = structlog.get_logger("cairn.summit")
 
@@ -57,6 +57,8 @@ class SummitSection(Section, frozen=True):
     repository_url: str = "http://127.0.0.1:8090"
     poll_interval: float = 60.0
     max_attempts: int = 3
+    #: Seconds an assigned task waits for its builder to claim it before another attempt.
+    claim_timeout: float = 60.0
     repositories: list[RepositorySection] = msgspec.field(default_factory=list)
 
 
@@ -93,7 +95,8 @@ def settings_of(config: SummitDaemonConfig) -> SummitSettings:
                                  arches=tuple(r.arches)) for r in section.repositories],
         mirrors_dir=config.state.path("summit", "mirrors"),
         channel=section.channel, repository_url=section.repository_url or None,
-        poll_interval=section.poll_interval, max_attempts=section.max_attempts)
+        poll_interval=section.poll_interval, max_attempts=section.max_attempts,
+        claim_timeout=section.claim_timeout)
 
 
 class SummitDaemon:
@@ -153,7 +156,7 @@ class SummitDaemon:
         self.metrics.attach(bus)
         service = self.service
         assert service is not None
-        self.metrics.watch_queues(bus, [SUMMIT.queue, *(work(a).queue for a in service.arches)])
+        self.metrics.watch_queues(bus, [SUMMIT.queue])
 
         async def refresh() -> None:
             counts: dict[str, int] = {}
@@ -161,9 +164,7 @@ class SummitDaemon:
                 for task in planner.tasks.values():
                     counts[task.state] = counts.get(task.state, 0) + 1
             self.metrics.set_tasks(counts, states=TaskState)
-            live = self.live
-            online = [b for b in (live.builders.values() if live else ())
-                      if b.get("state") != "offline"]
+            online = [b for b in service.scheduler.fleet.builders.values() if b.present]
             self.metrics.set_builders_online(len(online))
 
         self.metrics.add_refresher(refresh)

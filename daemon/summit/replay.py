@@ -59,7 +59,10 @@ def repositories_of(events: list[Event[Any]]) -> list[RepoConfig]:
     return list(found.values())
 
 
-HANDLED = (p.CommitSeen, p.BuildStarted, p.BuildDone, p.PackagePublished, p.PublishFailed)
+#: What summit consumes. Its assignments (``task-ready``) are replayed as it made them: which
+#: builder was free at which moment is timing, not something the events say.
+HANDLED = (p.CommitSeen, p.BuilderSeen, p.BuildStarted, p.BuildDone, p.PackagePublished,
+           p.PublishFailed)
 
 
 async def replay(path: Path, channel: str = "volatile") -> list[Task]:
@@ -74,11 +77,13 @@ async def replay(path: Path, channel: str = "volatile") -> list[Task]:
             bus = DryBus()
             summit = Summit(bus, db, OutboxRelay(db, bus),
                             SummitSettings(repositories=repos, mirrors_dir=root / "mirrors",
-                                           channel=channel))
+                                           channel=channel, dispatching=False))
             await summit.prepare()
             for mirror in summit.mirrors.values():
                 await mirror.afetch()
             for event in events:
                 if isinstance(event.data, HANDLED):
                     await summit.scheduler.handle(event)
+                elif isinstance(event.data, p.TaskReady):
+                    await summit.scheduler.replay_assignment(event)
             return sorted(summit.scheduler.all_tasks(), key=lambda t: t.task_id)

@@ -1,10 +1,17 @@
-"""Summit's scheduler: events in, the planners' decisions stored and emitted.
+"""Summit's scheduler: events in, the planners' decisions stored and emitted, ready tasks
+assigned to builders.
 
 It is a shell around :class:`daemon.summit.planning.planner.Planner` (one per repository and
-arch): every event handler claims the event in the inbox, asks a planner for a decision, and
-writes the decision's task records and the events it emits (through the outbox) in that
-same transaction. A publication therefore dispatches its dependents the moment it is
-handled: there is no polling between a ``package-published`` and the next ``task-ready``.
+arch) and the pure dispatcher (:mod:`daemon.summit.planning.dispatch`): every event handler
+claims the event in the inbox, asks a planner for a decision, assigns whatever the decision
+made ready to builders with free slots, and writes the task records and the events to emit
+(through the outbox) in that same transaction. A publication therefore dispatches its
+dependents the moment it is handled: there is no polling between a ``package-published``
+and the next ``task-ready``.
+
+Builders report themselves (``builder-seen``); :meth:`Scheduler.tick` gives the tasks of a
+builder not heard from for its grace period, or an assignment not claimed in time, to
+another attempt.
 
 Planner calls are serialised by one lock. If a transaction fails after a planner decided,
 the planners are rebuilt from the database so memory never runs ahead of what is stored.
@@ -13,7 +20,9 @@ the planners are rebuilt from the database so memory never runs ahead of what is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import structlog
@@ -21,8 +30,10 @@ import structlog
 from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
+from daemon.summit.planning.dispatch import dispatch, queue_order
+from daemon.summit.planning.fleet import Fleet
 from daemon.summit.planning.planner import Decision, PlanError, Planner, TaskIds
-from daemon.summit.planning.states import MAX_ATTEMPTS, RepoRef, Task
+from daemon.summit.planning.states import MAX_ATTEMPTS, RepoRef, Task, TaskState
 from events import inbox, outbox
 from events import payloads as p
 from events.envelope import Event, new_event
@@ -34,6 +45,8 @@ log = structlog.get_logger("cairn.summit")
 
 CONSUMER = "summit"
 SOURCE = "cairn/summit"
+#: How long an assigned task may wait for its builder's claim before another attempt.
+CLAIM_TIMEOUT_S = 60.0
 
 
 class Scheduler:
@@ -41,7 +54,10 @@ class Scheduler:
 
     def __init__(self, db: Database, relay: OutboxRelay, repos: Mapping[str, RepoConfig],
                  mirrors: Mirrors, channel: str, index_url: Callable[[str], str | None],
-                 max_attempts: int = MAX_ATTEMPTS) -> None:
+                 max_attempts: int = MAX_ATTEMPTS, claim_timeout: float = CLAIM_TIMEOUT_S,
+                 clock: Callable[[], float] = time.time,
+                 hearing: Callable[[], Awaitable[bool]] | None = None,
+                 dispatching: bool = True) -> None:
         self.db = db
         self.relay = relay
         self.repos = repos
@@ -49,9 +65,20 @@ class Scheduler:
         self.channel = channel
         self.index_url = index_url
         self.max_attempts = max_attempts
+        self.claim_timeout = claim_timeout
+        self.clock = clock
+        #: Whether summit can hear builders now (its bus is connected).
+        self.hearing = hearing
+        #: Off when replaying a recording: its assignments are replayed instead of made
+        #: again (which builder was free when is a matter of timing, not of the events).
+        self.dispatching = dispatching
         self.planners: dict[tuple[str, str], Planner] = {}
         self.ids = TaskIds()
+        self.fleet = Fleet()
         self._owner: dict[int, tuple[str, str]] = {}
+        #: Ready tasks waiting for a builder, and who holds each assigned or building task.
+        self._waiting: set[int] = set()
+        self._holder: dict[int, str] = {}
         self.lock = asyncio.Lock()
 
     # -- loading ---------------------------------------------------------------------------
@@ -61,6 +88,14 @@ class Scheduler:
         self.ids = TaskIds(max((t.task_id for t in tasks), default=0))
         self.planners.clear()
         self._owner = {t.task_id: (t.repository, t.arch) for t in tasks}
+        self._waiting.clear()
+        self._holder.clear()
+        for task in tasks:
+            self._track(task)
+        self.fleet = Fleet()
+        now = self.clock()
+        for builder in await store.load_builders(self.db):
+            self.fleet.restore(builder, now)
         for repo in self.repos.values():
             for arch in repo.arches:
                 ref = RepoRef(repo.name, repo.url, arch, self.channel, self.index_url(arch))
@@ -94,22 +129,66 @@ class Scheduler:
         transaction."""
         for task in decision.tasks:
             self._owner[task.task_id] = (planner.repo.name, planner.repo.arch)
+            self._track(task)
         await store.save_tasks(conn, decision.tasks)
+        cause_id = cause.id if cause else None
         await store.add_timeline(conn, [
-            (t.task_id, cause.id if cause else None, str(t.state), _summary(t))
-            for t in decision.tasks])
+            *((t.task_id, cause_id, str(t.state), _summary(t)) for t in decision.tasks),
+            *((task_id, cause_id, "note", note) for task_id, note in decision.notes)])
         for emit in decision.emits:
             await outbox.add(conn, new_event(emit, source=SOURCE, causation=cause))
         if decision.problems or cause is None or cause.type == "commit-seen":
             await store.set_recipe_errors(conn, planner.repo.name, planner.problems)
 
+    def _track(self, task: Task) -> None:
+        if task.state is TaskState.READY and task.builder is None:
+            self._waiting.add(task.task_id)
+        else:
+            self._waiting.discard(task.task_id)
+        if task.builder is not None and task.state in (TaskState.READY, TaskState.BUILDING):
+            self._holder[task.task_id] = task.builder
+        else:
+            self._holder.pop(task.task_id, None)
+
+    def load_of(self) -> Counter[str]:
+        """Tasks each builder holds (assigned or building)."""
+        return Counter(self._holder.values())
+
+    def waiting(self) -> list[Task]:
+        """Ready tasks no builder has yet."""
+        found = (self.task(i) for i in self._waiting)
+        return [t for t in found if t is not None]
+
+    async def _dispatch(self, conn: Connection, cause: Event[Any] | None) -> None:
+        """Assign ready tasks to builders with free slots (in ``conn``'s transaction)."""
+        if not self._waiting or not self.dispatching:
+            return
+        order = queue_order(lambda t: self.planners[(t.repository, t.arch)]
+                            .critical_path(t.source))
+        now = self.clock()
+        for assignment in dispatch(self.waiting(), self.fleet.builders.values(),
+                                   self.load_of(), order):
+            planner = self.planner_of(assignment.task.task_id)
+            assert planner is not None
+            decision = planner.assign(assignment.task.task_id, assignment.builder, now)
+            await self.write(conn, planner, decision, cause)
+
+    def declared_by(self, arch: str) -> Callable[[str], Collection[str]]:
+        """Package name → the sources declaring it, over every repository of ``arch``."""
+        planners = [pl for (_, a), pl in self.planners.items() if a == arch]
+
+        def lookup(name: str) -> Collection[str]:
+            return {s for pl in planners for s in pl.graph.declared_by(name)}
+        return lookup
+
     async def commit(self, planner: Planner, decision: Decision,
                      cause: Event[Any] | None) -> None:
-        """Store a decision in a transaction of its own and wake the relay."""
+        """Store a decision (and whatever can be dispatched after it) in a transaction of
+        its own and wake the relay."""
         async with self.db.transaction() as conn:
             await self.write(conn, planner, decision, cause)
-        if decision.emits:
-            self.relay.notify()
+            await self._dispatch(conn, cause)
+        self.relay.notify()
 
     async def decide(self, task_id: int, decide: Callable[[Planner], Decision]) -> Planner:
         """Apply one decision about a task (an operator's request, a dead letter) under the
@@ -138,6 +217,8 @@ class Scheduler:
             try:
                 if isinstance(event.data, p.CommitSeen):
                     await self._on_commit(event)
+                elif isinstance(event.data, p.BuilderSeen):
+                    await self._on_builder_seen(event)
                 else:
                     await self._on_build_event(event)
             except BaseException:
@@ -159,10 +240,13 @@ class Scheduler:
                     conn, data.channel, data.arch, data.generation, data.task_id, data.source,
                     data.release, data.build_release, [pkg.name for pkg in data.packages])
             if isinstance(data, p.BuildDone):
-                await store.record_build(conn, data.task_id, data.builder, str(data.outcome),
-                                         data.reason, data.log_url, data.duration_s)
+                await store.record_build(conn, data.task_id, data.attempt, data.builder,
+                                         str(data.outcome), data.reason, data.log_url,
+                                         data.duration_s)
             for planner in planners:
-                await self.write(conn, planner, planner.handle(data), event)
+                decision = planner.handle(data, self.declared_by(planner.repo.arch))
+                await self.write(conn, planner, decision, event)
+            await self._dispatch(conn, event)
 
     def _planners_for(self, data: Any) -> list[Planner]:
         if isinstance(data, p.PackagePublished):
@@ -202,21 +286,97 @@ class Scheduler:
             for planner, decision in decisions:
                 await self.write(conn, planner, decision, event)
                 await store.set_planned(conn, repo.name, planner.repo.arch, data.new_commit)
+            await self._dispatch(conn, event)
         log.info("summit.planned", repository=repo.name, commit=data.new_commit[:12],
                  tasks=sum(len(d.tasks) for _, d in decisions),
                  ready=sum(len(d.ready) for _, d in decisions))
 
-    async def handle_dead_task(self, event: Event[Any]) -> None:
-        """A task the broker dead-lettered (it kept killing builders): fail it."""
-        data = event.data
-        if not isinstance(data, p.TaskReady):
-            log.warning("summit.dead_letter_ignored", event_type=event.type)
+    async def replay_assignment(self, event: Event[Any]) -> None:
+        """A recorded assignment (``task-ready``) applied as summit made it: a later attempt
+        than the one summit holds means the earlier one was given up (its builder was lost
+        or never claimed it)."""
+        assignment: p.TaskReady = event.data
+        async with self.lock:
+            task = self.task(assignment.task_id)
+            planner = self.planner_of(assignment.task_id)
+            if task is None or planner is None:
+                return
+            async with self.db.transaction() as conn:
+                if task.attempt < assignment.attempt:
+                    decision = planner.lose(task.task_id, "given to another attempt")
+                    await self.write(conn, planner, decision, event)
+                decision = planner.assign(task.task_id, assignment.builder, self.clock())
+                await self.write(conn, planner, decision, event)
+
+    async def _on_builder_seen(self, event: Event[Any]) -> None:
+        """A builder's report: remember it; a restarted or stopped builder's tasks go to
+        another attempt; new capacity takes waiting tasks."""
+        report: p.BuilderSeen = event.data
+        async with self.db.transaction() as conn:
+            if not await inbox.claim(conn, CONSUMER, event.id):
+                return
+            seen = self.fleet.seen(report, self.clock())
+            await store.save_builder(conn, seen.builder)
+            if seen.gone:
+                await self._lose_held(conn, seen.builder.name, None,
+                                      f"builder {report.builder} stopped", event)
+            elif seen.rebooted:
+                await self._lose_held(conn, seen.builder.name, TaskState.BUILDING,
+                                      f"builder {report.builder} restarted", event)
+            await self._dispatch(conn, event)
+
+    async def _lose_held(self, conn: Connection, builder: str, state: TaskState | None,
+                         why: str, cause: Event[Any] | None) -> None:
+        """Give every task ``builder`` holds (in ``state``, or any) to another attempt."""
+        for task_id, holder in list(self._holder.items()):
+            task = self.task(task_id)
+            planner = self.planner_of(task_id)
+            if holder != builder or task is None or planner is None:
+                continue
+            if state is None or task.state is state:
+                await self.write(conn, planner, planner.lose(task_id, why), cause)
+
+    async def tick(self) -> None:
+        """Time-driven decisions: builders not heard from for their grace period are lost
+        (with their tasks); assignments not claimed in time go to another attempt."""
+        now = self.clock()
+        if self.hearing is not None and not await self.hearing():
+            # Summit cannot hear anyone: no builder is lost for a silence summit caused.
+            self.fleet.hold(now)
             return
-        if self.planner_of(data.task_id) is None:
-            return
-        reason = ("dead-lettered by the work queue: every builder that took it died "
-                  "(delivery limit reached)")
-        await self.decide(data.task_id, lambda planner: planner.fail(data.task_id, reason))
+        async with self.lock:
+            lost = self.fleet.expire(now)
+            late = [t for t in (self.task(i) for i, _ in list(self._holder.items()))
+                    if t is not None and t.assigned and t.assigned_at is not None
+                    and now - t.assigned_at > self.claim_timeout]
+            if not lost and not late and not (self._waiting and self._any_free()):
+                return
+            try:
+                async with self.db.transaction() as conn:
+                    for builder in lost:
+                        log.warning("summit.builder_lost", builder=builder.name,
+                                    silent_s=round(now - builder.seen, 1))
+                        await store.save_builder(conn, self.fleet.builders[builder.name])
+                        await self._lose_held(conn, builder.name, None,
+                                              f"builder {builder.name} was lost (not heard "
+                                              f"from for {now - builder.seen:.0f} s)", None)
+                    for task in late:
+                        planner = self.planner_of(task.task_id)
+                        assert planner is not None
+                        why = (f"builder {task.builder} did not take the task within "
+                               f"{self.claim_timeout:g} s")
+                        await self.write(conn, planner, planner.lose(task.task_id, why), None)
+                    await self._dispatch(conn, None)
+            except BaseException:
+                await self._reload()
+                raise
+        self.relay.notify()
+
+    def _any_free(self) -> bool:
+        load = self.load_of()
+        return any(b.takes_work and b.slots > load.get(b.name, 0)
+                   for b in self.fleet.builders.values())
+
 
 
 def _summary(task: Task) -> str:
@@ -224,6 +384,8 @@ def _summary(task: Task) -> str:
     if task.blocked_by:
         return "; ".join(f"{b.kind} {b.source or b.name or ','.join(b.members)}"
                          for b in task.blocked_by)
+    if task.assigned:
+        return f"assigned to {task.builder} (attempt {task.attempt})"
     if task.failure:
         return task.failure
     return f"on {task.builder}" if task.builder else ""

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,14 @@ from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
 from daemon.summit.operations import Operations
 from daemon.summit.planning.states import MAX_ATTEMPTS
-from daemon.summit.scheduler import Scheduler
+from daemon.summit.scheduler import CLAIM_TIMEOUT_S, Scheduler
 from daemon.summit.seed import seed_published
 from daemon.summit.watcher import Watcher
 from events.bus import Bus, Consumer
+from events.errors import BusError
 from events.outbox import OutboxRelay
 from events.sqlite import Database
-from events.topology import SUMMIT, work, work_dead_letters
+from events.topology import SUMMIT
 
 log = structlog.get_logger("cairn.summit")
 
@@ -44,6 +46,12 @@ class SummitSettings:
     repository_url: str | None = None
     poll_interval: float = 60.0
     max_attempts: int = MAX_ATTEMPTS
+    #: How long an assigned task waits for its builder's claim before another attempt.
+    claim_timeout: float = CLAIM_TIMEOUT_S
+    #: How often time-driven decisions (lost builders, unclaimed tasks) are made.
+    tick_interval: float = 1.0
+    #: Assign ready tasks to builders (off for a dry-run replay, which replays them).
+    dispatching: bool = True
 
 
 class Summit:
@@ -59,10 +67,20 @@ class Summit:
         self.repos = {r.name: r for r in settings.repositories}
         self.mirrors = Mirrors(settings.mirrors_dir)
         self.scheduler = Scheduler(db, relay, self.repos, self.mirrors, settings.channel,
-                                   self.index_url, settings.max_attempts)
+                                   self.index_url, settings.max_attempts,
+                                   settings.claim_timeout, hearing=self._hearing,
+                                   dispatching=settings.dispatching)
         self.watcher = Watcher(db, relay, self.repos, self.mirrors, settings.poll_interval)
         self.operations = Operations(self.scheduler)
         self._consumers: list[Consumer] = []
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def _hearing(self) -> bool:
+        try:
+            await self.bus.check()
+        except BusError:
+            return False
+        return True
 
     @property
     def arches(self) -> list[str]:
@@ -76,18 +94,14 @@ class Summit:
     async def start(self) -> None:
         await self.prepare()
         self._consumers.append(await self.bus.subscribe(SUMMIT, self.scheduler.handle))
-        for arch in self.arches:
-            self._consumers.append(await self.bus.subscribe(work_dead_letters(arch),
-                                                            self.scheduler.handle_dead_task))
         self.watcher.start()
+        self._ticker = asyncio.create_task(self._tick(), name="summit-tick")
         log.info("summit.ready", repositories=sorted(self.repos), arches=self.arches,
                  tasks=len(self.scheduler.all_tasks()))
 
     async def prepare(self) -> None:
         """Everything but consuming and watching: mirrors, what is published, the planners
         rebuilt from the database (also what a dry-run replay needs)."""
-        for arch in self.arches:
-            await self.bus.declare(work(arch))
         await self.mirrors.open(self.repos.values())
         for repo in self.repos.values():
             async with self.db.transaction() as conn:
@@ -96,7 +110,20 @@ class Summit:
             await seed_published(self.db, self.index_url(arch), self.settings.channel, arch)
         await self.scheduler.load()
 
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.tick_interval)
+            try:
+                await self.scheduler.tick()
+            except Exception as exc:  # a locked database, a failed publish: next tick
+                log.warning("summit.tick_failed", error=repr(exc))
+
     async def stop(self, timeout: float = 10.0) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
         await self.watcher.stop()
         consumers, self._consumers = self._consumers, []
         await asyncio.gather(*(c.cancel(timeout) for c in consumers))

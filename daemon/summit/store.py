@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.summit.planning.fleet import Builder, BuilderStatus
 from daemon.summit.planning.graph import PublishedIndex
 from daemon.summit.planning.recipe import BrokenRecipe
 from daemon.summit.planning.states import BlockKind, BlockReason, Task, TaskReason, TaskState
@@ -118,6 +119,23 @@ MIGRATIONS: tuple[str, ...] = (
         received REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # Summit assigns tasks to builders: the builders it knows, a task's priority and when it
+    # was assigned, and which attempt each build report was about.
+    """
+    ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN assigned_at REAL;
+    ALTER TABLE builds ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE builders (
+        name TEXT PRIMARY KEY,
+        arch TEXT NOT NULL,
+        status TEXT NOT NULL,
+        boot TEXT NOT NULL,
+        slots INTEGER NOT NULL,
+        interval_s REAL NOT NULL,
+        seen REAL NOT NULL,
+        report TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -135,7 +153,7 @@ def task_from_row(row: Row) -> Task:
         state=TaskState(row["state"]),
         blocked_by=tuple(_block_from_json(b) for b in json.loads(row["blocked_by"])),
         attempt=row["attempt"], builder=row["builder"], build_release=row["build_release"],
-        failure=row["failure"],
+        failure=row["failure"], priority=row["priority"], assigned_at=row["assigned_at"],
     )
 
 
@@ -147,7 +165,8 @@ def task_json(task: Task, **extra: Any) -> dict[str, Any]:
         "repository": task.repository, "commit": task.commit, "recipe_path": task.recipe_path,
         "reason": str(task.reason), "state": str(task.state),
         "blocked_by": [b.to_json() for b in task.blocked_by], "attempt": task.attempt,
-        "builder": task.builder, "failure": task.failure, **extra,
+        "builder": task.builder, "failure": task.failure, "priority": task.priority,
+        "assigned_at": task.assigned_at, **extra,
     }
 
 
@@ -155,16 +174,19 @@ async def save_tasks(conn: Connection, tasks: Iterable[Task]) -> None:
     now = time.time()
     await conn.executemany(
         "INSERT INTO tasks (task_id, repository, arch, source, version, release, build_release,"
-        " recipe_path, commit_id, reason, state, blocked_by, attempt, builder, failure, created,"
-        " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (task_id) DO UPDATE SET state = excluded.state,"
+        " recipe_path, commit_id, reason, state, blocked_by, attempt, builder, failure, priority,"
+        " assigned_at, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET state = excluded.state,"
         " blocked_by = excluded.blocked_by, attempt = excluded.attempt,"
         " builder = excluded.builder, failure = excluded.failure,"
-        " build_release = excluded.build_release, updated = excluded.updated",
+        " build_release = excluded.build_release, priority = excluded.priority,"
+        " assigned_at = excluded.assigned_at, commit_id = excluded.commit_id,"
+        " version = excluded.version, recipe_path = excluded.recipe_path,"
+        " updated = excluded.updated",
         [(t.task_id, t.repository, t.arch, t.source, t.version, t.release, t.build_release,
           t.recipe_path, t.commit, str(t.reason), str(t.state),
           json.dumps([b.to_json() for b in t.blocked_by]), t.attempt, t.builder, t.failure,
-          now, now) for t in tasks],
+          t.priority, t.assigned_at, now, now) for t in tasks],
     )
 
 
@@ -272,13 +294,14 @@ async def recipe_errors(db: Database, repository: str | None = None) -> list[dic
     return [dict(r) for r in await db.fetchall(sql + " ORDER BY repository, file", params)]
 
 
-async def record_build(conn: Connection, task_id: int, builder: str, outcome: str,
-                       reason: str | None, log_url: str | None, duration_s: float) -> None:
+async def record_build(conn: Connection, task_id: int, attempt: int, builder: str,
+                       outcome: str, reason: str | None, log_url: str | None,
+                       duration_s: float) -> None:
     """A build's report, kept so the API can point at its full log after the live one."""
     await conn.execute(
-        "INSERT INTO builds (task_id, builder, outcome, reason, log_url, duration_s, time) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (task_id, builder, outcome, reason, log_url, duration_s, time.time()))
+        "INSERT INTO builds (task_id, attempt, builder, outcome, reason, log_url, duration_s,"
+        " time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (task_id, attempt, builder, outcome, reason, log_url, duration_s, time.time()))
 
 
 async def record_generation(conn: Connection, channel: str, arch: str, generation: int,
@@ -302,8 +325,8 @@ async def task_timeline(db: Database, task_id: int) -> list[dict[str, Any]]:
 
 async def task_builds(db: Database, task_id: int) -> list[dict[str, Any]]:
     """Every build report of one task, oldest first."""
-    rows = await db.fetchall("SELECT builder, outcome, reason, log_url, duration_s, time "
-                             "FROM builds WHERE task_id = ? ORDER BY seq", (task_id,))
+    rows = await db.fetchall("SELECT attempt, builder, outcome, reason, log_url, duration_s,"
+                             " time FROM builds WHERE task_id = ? ORDER BY seq", (task_id,))
     return [dict(r) for r in rows]
 
 
@@ -387,3 +410,34 @@ async def head(conn: Connection, repository: str) -> str | None:
     row = await (await conn.execute("SELECT head FROM repositories WHERE name = ?",
                                     (repository,))).fetchone()
     return None if row is None or row["head"] is None else str(row["head"])
+
+
+# -- builders ----------------------------------------------------------------------------------
+async def save_builder(conn: Connection, builder: Builder) -> None:
+    report = {"features": sorted(builder.features), "memory_mb": builder.memory_mb,
+              "disk_mb": builder.disk_mb, "running": sorted(builder.running),
+              "claimed": sorted(builder.claimed), "artefacts_url": builder.artefacts_url,
+              "environments": sorted(builder.environments)}
+    await conn.execute(
+        "INSERT INTO builders (name, arch, status, boot, slots, interval_s, seen, report) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET arch = excluded.arch,"
+        " status = excluded.status, boot = excluded.boot, slots = excluded.slots,"
+        " interval_s = excluded.interval_s, seen = excluded.seen, report = excluded.report",
+        (builder.name, builder.arch, str(builder.status), builder.boot, builder.slots,
+         builder.interval_s, builder.seen, json.dumps(report)))
+
+
+async def load_builders(db: Database) -> list[Builder]:
+    out = []
+    for row in await db.fetchall("SELECT * FROM builders ORDER BY name"):
+        report = json.loads(row["report"])
+        out.append(Builder(
+            name=row["name"], arch=row["arch"], status=BuilderStatus(row["status"]),
+            boot=row["boot"], slots=row["slots"], interval_s=row["interval_s"],
+            seen=row["seen"], features=frozenset(report["features"]),
+            memory_mb=report["memory_mb"], disk_mb=report["disk_mb"],
+            running=frozenset((a, b) for a, b in report["running"]),
+            claimed=frozenset((a, b) for a, b in report["claimed"]),
+            artefacts_url=report["artefacts_url"],
+            environments=frozenset(report["environments"])))
+    return out

@@ -1,9 +1,11 @@
 """The repository service: a thin shell around :class:`daemon.vessel.importer.Importer`.
 
-For each successful ``build-done``: import it all or nothing, and in the very transaction that
-writes the new generation record the event as handled (inbox) and the outcome to announce
-(outbox: ``package-published`` or ``publish-failed``). A redelivered or replayed event finds
-its id in the inbox and changes nothing. Failed builds are summit's business, not vessel's.
+Vessel publishes only what summit accepted (``build-accepted``: the open task for its source
+and release, with the package names that source owns), never a builder's own report. For
+each: import it all or nothing, and in the very transaction that writes the new generation
+record the event as handled (inbox) and the outcome to announce (outbox:
+``package-published`` or ``publish-failed``). A redelivered or replayed event finds its id in
+the inbox and changes nothing.
 """
 
 from __future__ import annotations
@@ -76,17 +78,22 @@ class Vessel:
             self.relay.notify()
 
     async def handle(self, event: Event[Any]) -> None:
-        build = event.data
-        if not isinstance(build, p.BuildDone):
-            # Retrying cannot turn it into a build: dead-letter it now, saying what came.
-            raise RejectEvent(f"vessel imports build-done events only; got a {event.type} "
-                              f"event ({event.id}) from {event.source}")
-        if build.outcome is not p.Outcome.SUCCESS:
-            async with self.db.transaction() as conn:
-                await inbox.claim(conn, CONSUMER, event.id)
-            return
+        accepted = event.data
+        if not isinstance(accepted, p.BuildAccepted):
+            # Retrying cannot turn it into an accepted build: dead-letter it now, naming it.
+            raise RejectEvent(f"vessel publishes only what summit accepted (build-accepted); "
+                              f"got a {event.type} v{event.cairnversion} event ({event.id}) "
+                              f"from {event.source}")
+        build = accepted.build
+        if build.outcome is not p.Outcome.SUCCESS or build.task_id != accepted.task_id:
+            raise RejectEvent(f"build-accepted for task {accepted.task_id} carries a build of "
+                              f"task {build.task_id} with outcome {build.outcome}")
         if await inbox.seen(self.db, CONSUMER, event.id):
             return
+        foreign = sorted({a.name for a in build.artefacts} - set(accepted.packages))
+        if foreign:
+            raise RejectEvent(f"build-accepted for task {accepted.task_id} lists packages "
+                              f"{', '.join(foreign)} that it does not allow")
 
         async def emit(conn: Connection, outcome: ImportOutcome) -> None:
             if not await inbox.claim(conn, CONSUMER, event.id) or outcome.duplicate:

@@ -219,17 +219,20 @@ async def eventually(
 
 
 def subject() -> str:
-    """A routing-key subject (an arch) no other test publishes to."""
+    """A routing-key subject (a builder's name) no other test publishes to."""
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def task_ready(arch: str, task_id: int = 1, causation: Event[Any] | None = None) -> Event[Any]:
+def task_ready(builder: str, task_id: int = 1,
+               causation: Event[Any] | None = None) -> Event[Any]:
     payload = TaskReady(
         task_id=task_id,
+        attempt=1,
+        builder=builder,
         source="nano",
         version="1.0",
         release=task_id,
-        arch=arch,
+        arch="x86_64",
         repository="recipes",
         repository_url="file:///r",
         commit=COMMIT,
@@ -238,8 +241,9 @@ def task_ready(arch: str, task_id: int = 1, causation: Event[Any] | None = None)
     return new_event(payload, source=SOURCE, causation=causation)
 
 
-def task_cancelled(arch: str, task_id: int = 1) -> Event[Any]:
-    return new_event(TaskCancelled(task_id=task_id, arch=arch), source=SOURCE)
+def task_cancelled(builder: str, task_id: int = 1) -> Event[Any]:
+    return new_event(TaskCancelled(task_id=task_id, builder=builder, arch="x86_64"),
+                     source=SOURCE)
 
 
 def package_published(channel: str, task_id: int = 1) -> Event[Any]:

@@ -110,7 +110,8 @@ def test_after_publication(farm: Farm) -> None:
     assert repo["head"] and repo["recipes"] == 2 and repo["recipe_errors"] == []
     events = farm.get(f"/api/v1/events?task_id={tasks['slow']['id']}")
     assert [e["type"] for e in reversed(events["events"])] == [
-        "ready", "building", "publishing", "completed"]
+        "ready", "ready", "building", "publishing", "completed"]
+    assert events["events"][-2]["summary"].startswith("assigned to ")
 
 
 def test_filters_pagination_and_errors(farm: Farm) -> None:

@@ -1,13 +1,16 @@
-"""Avalanche as a real process on real RabbitMQ and Mosquitto (issue 4 acceptance):
-live log lines and presence on MQTT as `mosquitto_sub` sees them, a builder killed with
-SIGKILL goes offline through its last will and its task is built by a second builder, and
-a cancelled build ends `cancelled` with the builder then taking the next task."""
+"""Avalanche as a real process on real RabbitMQ and Mosquitto, with the test playing summit:
+the builder claims its assignment and builds only once admitted; a task cancelled before
+its admission never starts, however late the admission comes; live log lines and presence
+on MQTT as `mosquitto_sub` sees them; a builder killed with SIGKILL goes offline through its
+last will, stops reporting itself, and comes back as a new boot; a cancelled build ends
+`cancelled` with the builder then taking the next task."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -15,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from daemon.avalanche.build import remove_stale_trees
@@ -24,7 +28,6 @@ from events import payloads as p
 from events.amqp import AmqpBus
 from events.envelope import new_event
 from events.testing import Captured, captured_events
-from events.topology import work
 from tests.unit.avalanche.support import add_recipe, make_repo, task_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.mqtt, pytest.mark.slow]
@@ -49,7 +52,8 @@ class Builder:
         self.name = name
         env = {**os.environ, "CAIRN_BUS_URL": url, "CAIRN_MQTT_URL": f"mqtt://{MQTT_HOST}:{MQTT_PORT}",
                "CAIRN_STATE_DIR": str(state), "CAIRN_AVALANCHE_BUILDER": name,
-               "CAIRN_AVALANCHE_JOBS": "2", "CAIRN_LOG_LEVEL": "info"}
+               "CAIRN_AVALANCHE_JOBS": "2", "CAIRN_AVALANCHE_HEARTBEAT_S": "0.5",
+               "CAIRN_LOG_LEVEL": "info"}
         self.log = state / f"{name}.log"
         state.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as out:
@@ -112,8 +116,20 @@ def repo(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 async def bus(private_rabbitmq_url: str) -> AsyncIterator[AmqpBus]:
     connected = AmqpBus(private_rabbitmq_url, name="test")
     async with connected:
-        await connected.declare(work("x86_64"))
         yield connected
+
+
+def assigned(task: p.TaskReady, builder: str, attempt: int = 1) -> p.TaskReady:
+    """The task as summit assigns it, with an id no other test run on the shared Mosquitto
+    uses (its live log topic is named by it)."""
+    return msgspec.structs.replace(task, builder=builder, attempt=attempt,
+                                   task_id=random.randrange(10**6, 10**9))
+
+
+async def admit(bus: AmqpBus, task: p.TaskReady) -> None:
+    await bus.publish(new_event(p.BuildAdmitted(task_id=task.task_id, attempt=task.attempt,
+                                                 builder=task.builder, arch=task.arch),
+                                source="test"))
 
 
 async def _wait_done(seen: Captured, task_id: int, timeout: float = 90) -> p.BuildDone:
@@ -126,46 +142,115 @@ async def _wait_done(seen: Captured, task_id: int, timeout: float = 90) -> p.Bui
     raise AssertionError(f"no build-done for task {task_id}; saw {[e.type for e in seen.events]}")
 
 
-async def test_killed_builder_goes_offline_and_another_builds_its_task(
+async def _claimed(seen: Captured, task: p.TaskReady) -> p.BuildStarted:
+    for _ in range(600):
+        for event in seen.of_type("build-started"):
+            if (event.data.task_id, event.data.attempt) == (task.task_id, task.attempt):
+                claim: p.BuildStarted = event.data
+                return claim
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"task {task.task_id} attempt {task.attempt} was never claimed")
+
+
+async def _online(seen: Captured, builder: str) -> p.BuilderSeen:
+    for _ in range(600):
+        for event in reversed(seen.of_type("builder-seen")):
+            if event.data.builder == builder:
+                report: p.BuilderSeen = event.data
+                return report
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{builder} never reported itself")
+
+
+async def test_a_builder_builds_only_what_summit_admits(
     tmp_path: Path, repo: tuple[Path, str], bus: AmqpBus, private_rabbitmq_url: str
 ) -> None:
     path, commit = repo
-    first_name, second_name = (f"b{i}-{uuid.uuid4().hex[:6]}" for i in (1, 2))
+    name = f"b-{uuid.uuid4().hex[:6]}"
     watcher = MosquittoSub()
-    first = Builder(private_rabbitmq_url, tmp_path / "one", first_name)
+    async with captured_events(bus, "builder-seen", "build-started", "build-done") as seen:
+        builder = Builder(private_rabbitmq_url, tmp_path / "one", name)
+        try:
+            report = await _online(seen, name)
+            assert (report.slots, report.state) == (1, p.BuilderState.ONLINE)
+            cancelled = assigned(task_for(path, commit, "slow"), name)
+            await bus.publish(new_event(cancelled, source="test"))
+            claim = await _claimed(seen, cancelled)
+            assert claim.builder == name
+            # Summit cancels before admitting; a late admission changes nothing.
+            await bus.publish(new_event(p.TaskCancelled(
+                task_id=cancelled.task_id, builder=name, arch="x86_64", attempt=1,
+                reason="its recipe no longer asks for this release"), source="test"))
+            await admit(bus, cancelled)
+            quick = assigned(task_for(path, commit, "libgreet"), name)
+            await bus.publish(new_event(quick, source="test"))
+            await _claimed(seen, quick)
+            await admit(bus, quick)
+            built = await _wait_done(seen, quick.task_id)
+            assert built.outcome is p.Outcome.SUCCESS, built.reason
+            assert (built.attempt, built.builder) == (1, name)
+            assert {a.name for a in built.artefacts} >= {"libgreet"}
+            # The cancelled task never started: no report, no log line, and the builder says so.
+            assert [e.data.task_id for e in seen.of_type("build-done")] == [quick.task_id]
+            assert not [line for line in watcher.lines
+                        if line.startswith(f"cairn/tasks/{cancelled.task_id}/log ")]
+        finally:
+            assert builder.stop() == 0
+            await watcher.close()
+    logged = builder.log.read_text()
+    assert "avalanche.not_started" in logged and "no longer asks for this release" in logged
+
+
+async def test_killed_builder_goes_offline_and_comes_back_as_a_new_boot(
+    tmp_path: Path, repo: tuple[Path, str], bus: AmqpBus, private_rabbitmq_url: str
+) -> None:
+    path, commit = repo
+    name = f"b-{uuid.uuid4().hex[:6]}"
+    watcher = MosquittoSub()
+    first = Builder(private_rabbitmq_url, tmp_path / "one", name)
     second: Builder | None = None
     try:
-        await watcher.wait_for(lambda line: _status(line, first_name) == "online")
-        task = task_for(path, commit, "slow")
-        async with captured_events(bus, "build-started", "build-done") as seen:
+        await watcher.wait_for(lambda line: _status(line, name) == "online")
+        task = assigned(task_for(path, commit, "slow"), name)
+        async with captured_events(bus, "builder-seen", "build-started", "build-done") as seen:
+            await _online(seen, name)
             await bus.publish(new_event(task, source="test"))
-            started = await seen.wait_for("build-started", timeout=60)
-            assert started[0].data.builder == first_name
+            await _claimed(seen, task)
+            await admit(bus, task)
             await watcher.wait_for(lambda line: line.startswith(
                 f"cairn/tasks/{task.task_id}/log ") and "slow step 2" in line)
-            await watcher.wait_for(lambda line: _status(line, first_name) == "building")
+            await watcher.wait_for(lambda line: _status(line, name) == "building")
+            before = await _online(seen, name)
+            assert [t.task_id for t in before.running] == [task.task_id]
             assert first.stop(signal.SIGKILL) == -signal.SIGKILL
-            await watcher.wait_for(lambda line: _status(line, first_name) == "offline")
-            second = Builder(private_rabbitmq_url, tmp_path / "two", second_name)
-            done = await _wait_done(seen, task.task_id)
-        assert done.builder == second_name
-        assert done.outcome is p.Outcome.SUCCESS, done.reason
-        assert [a.name for a in done.artefacts] == ["slow"]
-        assert [e.data.builder for e in seen.of_type("build-started")] == [first_name,
-                                                                             second_name]
+            await watcher.wait_for(lambda line: _status(line, name) == "offline")
+            reports = len(seen.of_type("builder-seen"))
+            await asyncio.sleep(1.5)
+            assert len(seen.of_type("builder-seen")) == reports  # a dead builder is silent
+            # The killed builder's tree is left where it was; its next start removes it.
+            killed = AvalancheConfig(root=tmp_path / "one" / "avalanche" / name)
+            identity = BuildIdentity(killed.build_uid, killed.build_uid) \
+                if os.geteuid() == 0 else None
+            named = tree_path(killed.root, killed.work_dir, identity, "")
+
+            def trees() -> list[Path]:
+                return [p for p in named.parent.iterdir() if p.name.startswith(named.name)]
+
+            assert len(trees()) == 1
+            second = Builder(private_rabbitmq_url, tmp_path / "one", name)
+            for _ in range(300):
+                latest = await _online(seen, name)
+                if latest.boot != before.boot:
+                    break
+                await asyncio.sleep(0.1)
+            assert latest.boot != before.boot and latest.running == []
+            assert not seen.of_type("build-done")  # nobody reported the killed build
+            assert trees() == [] and remove_stale_trees(killed) == 0
     finally:
         first.stop(signal.SIGKILL)
         if second is not None:
             assert second.stop() == 0
         await watcher.close()
-        # The killed builder's tree is left where it was; its next start removes it.
-        killed = AvalancheConfig(root=tmp_path / "one" / "avalanche" / first_name)
-        identity = BuildIdentity(killed.build_uid, killed.build_uid) if os.geteuid() == 0 \
-            else None
-        named = tree_path(killed.root, killed.work_dir, identity, "")
-        assert len([p for p in named.parent.iterdir() if p.name.startswith(named.name)]) == 1
-        assert remove_stale_trees(killed) >= 1
-        assert [p for p in named.parent.iterdir() if p.name.startswith(named.name)] == []
 
 
 async def test_cancelled_build_reports_and_the_builder_takes_the_next(
@@ -175,17 +260,22 @@ async def test_cancelled_build_reports_and_the_builder_takes_the_next(
     name = f"b-{uuid.uuid4().hex[:6]}"
     builder = Builder(private_rabbitmq_url, tmp_path / "one", name)
     try:
-        slow = task_for(path, commit, "slow")
-        quick = task_for(path, commit, "libgreet")
-        async with captured_events(bus, "build-started", "build-done") as seen:
+        slow = assigned(task_for(path, commit, "slow"), name)
+        quick = assigned(task_for(path, commit, "libgreet"), name)
+        async with captured_events(bus, "builder-seen", "build-started", "build-done") as seen:
+            await _online(seen, name)  # its queue exists once it reports itself
             await bus.publish(new_event(slow, source="test"))
-            await seen.wait_for("build-started", timeout=60)
-            await asyncio.sleep(1.0)
-            await bus.publish(new_event(p.TaskCancelled(task_id=slow.task_id, arch="x86_64",
+            await _claimed(seen, slow)
+            await admit(bus, slow)
+            await asyncio.sleep(1.5)
+            await bus.publish(new_event(p.TaskCancelled(task_id=slow.task_id, builder=name,
+                                                        arch="x86_64",
                                                         reason="superseded by release 2"),
                                         source="test"))
             cancelled = await _wait_done(seen, slow.task_id)
             await bus.publish(new_event(quick, source="test"))
+            await _claimed(seen, quick)
+            await admit(bus, quick)
             built = await _wait_done(seen, quick.task_id)
         assert cancelled.outcome is p.Outcome.CANCELLED
         assert cancelled.reason is not None and "superseded by release 2" in cancelled.reason

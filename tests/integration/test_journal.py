@@ -25,9 +25,10 @@ async def _record_chain(db_path: Path) -> list[str]:
         await journal.start()
         seen = new_event(p.CommitSeen(repository="r", url="file:///r", branch="main",
                                       new_commit=COMMIT), source="summit")
-        ready = new_event(p.TaskReady(task_id=5, source="zlib", version="1", release=2,
-                                      arch="x86_64", repository="r", repository_url="file:///r",
-                                      commit=COMMIT, recipe_path="z/zlib"),
+        ready = new_event(p.TaskReady(task_id=5, attempt=1, builder="b1", source="zlib",
+                                      version="1", release=2, arch="x86_64", repository="r",
+                                      repository_url="file:///r", commit=COMMIT,
+                                      recipe_path="z/zlib"),
                           source="summit", causation=seen)
         started = new_event(p.BuildStarted(task_id=5, builder="b1", arch="x86_64"),
                             source="avalanche", causation=ready)

@@ -44,7 +44,8 @@ def commit(repository: str) -> Event[Any]:
 
 
 def cancel(task_id: int) -> Event[Any]:
-    return new_event(TaskCancelled(task_id=task_id, arch="x86_64"), source="test")
+    return new_event(TaskCancelled(task_id=task_id, builder="b1", arch="x86_64"),
+                     source="test")
 
 
 @asynccontextmanager

@@ -1,6 +1,8 @@
-"""Summit on real RabbitMQ (issue 3 acceptance): a publication of a task's last dependency
-dispatches it at once, a failed build blocks its dependents with the reason, and the same
-events delivered again change nothing."""
+"""Summit on real RabbitMQ, with the test playing the builder and vessel: nothing is
+assigned before a builder reports itself; a claim is admitted; a successful build goes to
+vessel as build-accepted; a publication of a task's last dependency dispatches it at once,
+a failed build blocks its dependents with the reason, and the same events delivered again
+change nothing."""
 
 from __future__ import annotations
 
@@ -22,18 +24,22 @@ from events import payloads as p
 from events.amqp import AmqpBus
 from events.envelope import Event, new_event
 from events.testing import Captured, captured_events
-from events.topology import JOURNAL, VESSEL
+from events.topology import JOURNAL, VESSEL, builder
 from tests.unit.avalanche.support import make_repo
 
 pytestmark = [pytest.mark.rabbitmq]
 SHA = "0" * 64
 
 
+BUILDER = "b1"
+
+
 @pytest.fixture
 async def bus(private_rabbitmq_url: str) -> AsyncIterator[AmqpBus]:
     connected = AmqpBus(private_rabbitmq_url, name="test")
     async with connected:
-        for subscription in (VESSEL, JOURNAL):  # their queues exist in a real deployment
+        # Their queues exist in a real deployment (the builder declares its own at start).
+        for subscription in (VESSEL, JOURNAL, builder(BUILDER)):
             await connected.declare(subscription)
         yield connected
 
@@ -47,6 +53,13 @@ async def _summit(tmp_path: Path, url: str) -> SummitDaemon:
     daemon = SummitDaemon(config, Health("summit"))
     await daemon.start()
     return daemon
+
+
+async def _builder_online(bus: AmqpBus, slots: int = 4) -> None:
+    """What a builder says when it starts: summit assigns work only to builders it heard."""
+    await bus.publish(new_event(p.BuilderSeen(
+        builder=BUILDER, arch="x86_64", state=p.BuilderState.ONLINE, boot="boot-1",
+        slots=slots, interval_s=60.0), source="test"))
 
 
 def _ready(seen: Captured) -> dict[str, p.TaskReady]:
@@ -67,37 +80,58 @@ def _published(task: p.TaskReady, provides: list[str]) -> p.PackagePublished:
                                      provides=provides)])
 
 
+def _claim(task: p.TaskReady) -> p.BuildStarted:
+    return p.BuildStarted(task_id=task.task_id, builder=task.builder, arch="x86_64",
+                          attempt=task.attempt)
+
+
 def _done(task: p.TaskReady, outcome: p.Outcome, reason: str | None = None) -> p.BuildDone:
-    return p.BuildDone(task_id=task.task_id, builder="b1", source=task.source,
-                       version=task.version, release=task.release, build_release=1,
-                       arch="x86_64", outcome=outcome, reason=reason)
+    artefacts = [p.Artefact(name=task.source, filename=f"{task.source}.tar.zst",
+                            url="http://b1/a", sha256=SHA, size=1)] \
+        if outcome is p.Outcome.SUCCESS else []
+    return p.BuildDone(task_id=task.task_id, attempt=task.attempt, builder=task.builder,
+                       source=task.source, version=task.version, release=task.release,
+                       build_release=1, arch="x86_64", outcome=outcome, reason=reason,
+                       artefacts=artefacts)
 
 
 async def test_publication_dispatches_failure_blocks_replay_changes_nothing(
         tmp_path: Path, bus: AmqpBus, private_rabbitmq_url: str) -> None:
-    async with captured_events(bus, "task-ready") as seen:
+    kinds = ("task-ready", "build-admitted", "build-accepted", "task-cancelled")
+    async with captured_events(bus, *kinds) as seen:
         summit = await _summit(tmp_path, private_rabbitmq_url)
         try:
+            await asyncio.sleep(1.0)
+            assert not seen.of_type("task-ready")  # no builder yet: nothing is assigned
+            await _builder_online(bus)
             await _settle(seen, 2)
             first = _ready(seen)
             assert set(first) == {"libgreet", "diamond-a"}
+            assert {(t.builder, t.attempt) for t in first.values()} == {(BUILDER, 1)}
             assert first["libgreet"].critical_path > 0
+            lib, diamond = first["libgreet"], first["diamond-a"]
             sent: list[Event[Any]] = []
-            for payload in (
-                p.BuildStarted(task_id=first["libgreet"].task_id, builder="b1", arch="x86_64"),
-                _done(first["libgreet"], p.Outcome.SUCCESS),
-                _published(first["libgreet"], ["pkgconfig(libgreet)", "soname(libgreet.so.1"
-                                               "(x86_64))"]),
-                p.BuildStarted(task_id=first["diamond-a"].task_id, builder="b2", arch="x86_64"),
-                _done(first["diamond-a"], p.Outcome.FAILED, "step build exited with status 2"),
-            ):
+
+            async def send(payload: Any) -> None:
                 event = new_event(payload, source="test")
                 sent.append(event)
                 await bus.publish(event)
+
+            await send(_claim(lib))
+            await send(_claim(diamond))
+            admitted = await seen.wait_for("build-admitted", count=2, timeout=20)
+            assert {e.data.task_id for e in admitted} == {lib.task_id, diamond.task_id}
+            await send(_done(lib, p.Outcome.SUCCESS))
+            (accepted,) = await seen.wait_for("build-accepted", timeout=20)
+            assert (accepted.data.task_id, accepted.data.packages) == (lib.task_id,
+                                                                       ["libgreet"])
+            await send(_published(lib, ["pkgconfig(libgreet)", "soname(libgreet.so.1"
+                                        "(x86_64))"]))
+            await send(_done(diamond, p.Outcome.FAILED, "step build exited with status 2"))
             await _settle(seen, 3)
             ready = _ready(seen)
             assert set(ready) == {"libgreet", "diamond-a", "greet"}
-            assert seen.of_type("task-ready")[-1].causationid == sent[2].id
+            assert seen.of_type("task-ready")[-1].causationid == sent[3].id  # the publication
 
             service = summit.service
             assert service is not None
@@ -108,15 +142,16 @@ async def test_publication_dispatches_failure_blocks_replay_changes_nothing(
                 reasons = [b.to_json() for b in tasks[user].blocked_by]
                 assert {"kind": "failed", "source": "diamond-a",
                         "task_id": tasks["diamond-a"].task_id} in reasons
-            assert str(tasks["greet"].state) == "ready"
+            assert str(tasks["greet"].state) == "ready" and tasks["greet"].builder == BUILDER
             snapshot = {t.task_id: t for t in tasks.values()}
+            counts = {kind: len(seen.of_type(kind)) for kind in kinds}
 
             for event in sent:  # the same events again: redelivery or replay
                 await bus.publish(event)
             await asyncio.sleep(2)
             after = {t.task_id: t for t in service.scheduler.all_tasks()}
             assert after == snapshot
-            assert len(seen.of_type("task-ready")) == 3
+            assert {kind: len(seen.of_type(kind)) for kind in kinds} == counts
         finally:
             await summit.stop(5)
 
@@ -143,7 +178,8 @@ async def test_signed_webhook_push_plans_at_once_and_metrics_show_it(
     async with captured_events(bus, "commit-seen", "task-ready") as seen:
         await summit.start()
         try:
-            await seen.wait_for("task-ready", count=2, timeout=20)
+            await _builder_online(bus, slots=1)  # one slot: diamond-a waits unassigned
+            await seen.wait_for("task-ready", count=1, timeout=20)
             bump_release(repo, "diamond-a", 2)  # supersedes the undispatched release 1
             head = commit(repo, "diamond-a: release 2")
             body = json.dumps({
@@ -167,9 +203,16 @@ async def test_signed_webhook_push_plans_at_once_and_metrics_show_it(
                 commits = await seen.wait_for("commit-seen", count=2, timeout=20)
                 assert commits[-1].data.new_commit == head
                 assert str(commits[-1].data.seen_via) == "webhook"
-                await seen.wait_for("task-ready", count=3, timeout=20)
-                latest = seen.of_type("task-ready")[-1].data
-                assert (latest.source, latest.release) == ("diamond-a", 2)
+                await seen.wait_for("commit-seen", count=2, timeout=20)
+                for _ in range(100):
+                    service = summit.service
+                    assert service is not None
+                    latest = {t.source: t for t in service.scheduler.all_tasks()
+                              if str(t.state) == "ready"}
+                    if latest.get("diamond-a") and latest["diamond-a"].release == 2:
+                        break
+                    await asyncio.sleep(0.1)
+                assert latest["diamond-a"].release == 2
                 async with session.get(f"{summit.url}/metrics") as metrics:
                     text = await metrics.text()
             assert 'cairn_tasks{state="ready"}' in text

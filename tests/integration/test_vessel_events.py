@@ -52,15 +52,19 @@ async def test_an_event_of_another_type_is_dead_lettered_at_once(
         assert daemon.service is not None
         await daemon.service.bus.publish(forged)
         (dead,) = await dead_letters(daemon, 1)
-        assert "build-done events only" in dead.reason
-        assert f"got a package-published event ({forged.id})" in dead.reason
+        assert "vessel publishes only what summit accepted" in dead.reason
+        assert f"got a package-published v1 event ({forged.id})" in dead.reason
         assert dead.headers[HEADER_ATTEMPTS] == 1
 
-        # The consumer goes on: the next build is handled (a failed one is only claimed).
-        failed = new_event(p.BuildDone(task_id=8, builder="b1", source="hello", version="1",
-                                       release=1, build_release=1, arch="x86_64",
-                                       outcome=p.Outcome.FAILED, channel="volatile"),
-                           source="builder")
+        # The consumer goes on: the next event is handled (an accepted build whose artefact
+        # cannot be fetched is refused and reported, not retried forever).
+        failed = new_event(p.BuildAccepted(task_id=8, attempt=1, packages=["hello"],
+                                           build=p.BuildDone(
+            task_id=8, attempt=1, builder="b1", source="hello", version="1", release=1,
+            build_release=1, arch="x86_64", outcome=p.Outcome.SUCCESS, channel="volatile",
+            artefacts=[p.Artefact(name="hello", filename="hello-1-1-1-x86_64.tar.zst",
+                                  url="http://127.0.0.1:9/gone", sha256="0" * 64, size=1)])),
+                           source="summit")
         await daemon.service.bus.publish(failed)
         for _ in range(200):
             if await inbox.seen(daemon.service.db, "vessel", failed.id):

@@ -31,6 +31,10 @@ class RecipeGraph:
     provides: dict[str, frozenset[str]] = field(default_factory=dict)
     providers: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     users: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    #: The package names each source declares (its name, its manifest's packages), and
+    #: the reverse: which sources declare a package name.
+    packages: dict[str, frozenset[str]] = field(default_factory=dict)
+    declared: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def put(self, entry: RecipeEntry) -> tuple[set[str], BrokenRecipe | None]:
         """Add or replace the recipe at ``entry.path``.
@@ -55,6 +59,7 @@ class RecipeGraph:
         for name in new - old:
             self.providers[name].add(recipe.name)
         changed |= old ^ new
+        self._set_packages(recipe.name, entry.package_names)
         self._set_users(recipe.name, self.recipes.get(recipe.name), recipe)
         self.recipes[recipe.name] = recipe
         self.paths[recipe.name] = recipe.path
@@ -75,10 +80,24 @@ class RecipeGraph:
         lost = set(self.provides.pop(source, frozenset()))
         for name in lost:
             self.providers[name].discard(source)
+        self._set_packages(source, frozenset())
         self._set_users(source, self.recipes.pop(source, None), None)
         self.paths.pop(source, None)
         del self.by_path[path]
         return lost
+
+    def _set_packages(self, source: str, names: frozenset[str]) -> None:
+        old = self.packages.pop(source, frozenset())
+        for name in old - names:
+            self.declared[name].discard(source)
+        for name in names - old:
+            self.declared[name].add(source)
+        if names:
+            self.packages[source] = names
+
+    def declared_by(self, name: str) -> Collection[str]:
+        """The sources whose recipe or manifest declares the package ``name``."""
+        return self.declared.get(name, ())
 
     def _set_users(self, source: str, old: Recipe | None, new: Recipe | None) -> None:
         before = set(old.build_deps) if old else set()

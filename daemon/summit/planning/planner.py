@@ -9,10 +9,11 @@ whose providers changed; a publication re-evaluates the dependents of that sourc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from daemon.summit.planning.graph import PublishedIndex, RecipeGraph
+from daemon.summit.planning.ownership import check_packages
 from daemon.summit.planning.recipe import BrokenRecipe
 from daemon.summit.planning.schedule import Schedule
 from daemon.summit.planning.states import (
@@ -27,13 +28,15 @@ from daemon.summit.planning.states import (
     Task,
     TaskReason,
     TaskState,
+    assign,
+    lose,
     move,
     on_build_done,
     on_build_started,
     on_package_published,
     on_publish_failed,
+    supersede_running,
     task_cancelled,
-    task_ready,
 )
 from daemon.summit.planning.tree import RecipeDelta, RecipeEntry, RecipeTree
 from events.errors import CairnError
@@ -43,8 +46,10 @@ from events.payloads import (
     PackagePublished,
     Payload,
     PublishFailed,
-    TaskReady,
 )
+
+#: Package name → the sources (of every planner of the arch) that declare it.
+DeclaredBy = Callable[[str], Collection[str]]
 
 
 class TaskIds:
@@ -69,19 +74,15 @@ class PlanError(CairnError):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What one call decided: task records to upsert and payloads to emit, in order.
-
-    ``emits`` holds cancellations first, then ``task-ready`` payloads largest critical path
-    first, which is the dispatch order the design asks for.
-    """
+    """What one call decided: task records to upsert, payloads to emit (in order), the tasks
+    that became ready for a builder (largest critical path first), and timeline notes about
+    tasks that did not change (a refused claim, a late report)."""
 
     tasks: tuple[Task, ...] = ()
     emits: tuple[Emit, ...] = ()
     problems: tuple[BrokenRecipe, ...] = ()
-
-    @property
-    def ready(self) -> tuple[TaskReady, ...]:
-        return tuple(e for e in self.emits if isinstance(e, TaskReady))
+    ready: tuple[Task, ...] = ()
+    notes: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -91,6 +92,7 @@ class _Batch:
     emits: list[Emit] = field(default_factory=list)
     ready: list[int] = field(default_factory=list)
     problems: list[BrokenRecipe] = field(default_factory=list)
+    notes: list[tuple[int, str]] = field(default_factory=list)
 
 
 class Planner:
@@ -113,6 +115,7 @@ class Planner:
         self._tasks: dict[int, Task] = {}
         self._latest: dict[str, int] = {}
         self._by_release: dict[tuple[str, int], int] = {}
+        self._of_source: dict[str, list[int]] = {}
         self._problems: dict[str, tuple[BrokenRecipe, ...]] = {}
         self.schedule = Schedule(self.graph, self.published, self._pending, self._not_started)
         for task in sorted(tasks, key=lambda t: t.task_id):
@@ -244,12 +247,12 @@ class Planner:
         return task
 
     # -- events ------------------------------------------------------------------------
-    def handle(self, payload: Payload) -> Decision:
+    def handle(self, payload: Payload, declared_by: DeclaredBy | None = None) -> Decision:
         """Dispatch any event summit consumes; other payloads decide nothing."""
         if isinstance(payload, BuildStarted):
             return self.on_build_started(payload)
         if isinstance(payload, BuildDone):
-            return self.on_build_done(payload)
+            return self.on_build_done(payload, declared_by)
         if isinstance(payload, PackagePublished):
             return self.on_package_published(payload)
         if isinstance(payload, PublishFailed):
@@ -260,22 +263,24 @@ class Planner:
         task = self._own(event.task_id, event.arch)
         return Decision() if task is None else self._react(on_build_started(task, event))
 
-    def on_build_done(self, event: BuildDone) -> Decision:
+    def on_build_done(self, event: BuildDone, declared_by: DeclaredBy | None = None) -> Decision:
         task = self._own(event.task_id, event.arch)
         if task is None:
             return Decision()
-        cp = self.critical_path(task.source)
-        return self._react(on_build_done(task, event, self.repo, cp, self.max_attempts))
+        names = [a.name for a in event.artefacts]
+        owned = check_packages(task.source, names, declared_by or self.graph.declared_by)
+        published = self.published.releases.get(task.source)
+        return self._react(on_build_done(task, event, owned, published, self.max_attempts))
 
     def on_publish_failed(self, event: PublishFailed) -> Decision:
         task = self._own(event.task_id, event.arch)
         if task is None:
             return Decision()
-        cp = self.critical_path(task.source)
-        return self._react(on_publish_failed(task, event, self.repo, cp, self.max_attempts))
+        return self._react(on_publish_failed(task, event, self.max_attempts))
 
     def on_package_published(self, event: PackagePublished) -> Decision:
-        """Complete the task, add the providers, and unblock whatever waited for them."""
+        """Complete the task, add the providers, unblock whatever waited for them, and stop
+        an older release of the source still building (it is superseded)."""
         batch = _Batch()
         if event.channel == self.repo.channel and event.arch == self.repo.arch:
             names = [n for p in event.packages for n in (p.name, *p.provides)]
@@ -285,24 +290,51 @@ class Planner:
                 batch.affected |= self.graph.users_of(new_names)
                 batch.affected |= self.graph.dependents(event.source)
                 batch.affected.add(event.source)
+            for older in self._building(event.source):
+                if older.task_id != event.task_id:
+                    self._apply_reaction(supersede_running(older, event.release), batch)
         task = self._own(event.task_id, event.arch)
         if task is not None and task.source == event.source:
-            reaction = on_package_published(task, event)
-            if reaction.changed:
-                self._put(reaction.task, batch)
+            self._apply_reaction(on_package_published(task, event), batch)
         return self._settle(batch)
+
+    def _building(self, source: str) -> list[Task]:
+        return [self._tasks[i] for i in self._of_source.get(source, ())
+                if self._tasks[i].state is TaskState.BUILDING]
 
     def _own(self, task_id: int, arch: str) -> Task | None:
         task = self._tasks.get(task_id)
         return task if task is not None and task.arch == arch else None
 
-    def _react(self, reaction: Reaction) -> Decision:
-        if not reaction.changed:
-            return Decision()
-        batch = _Batch()
-        self._put(reaction.task, batch)
+    def _apply_reaction(self, reaction: Reaction, batch: _Batch) -> None:
+        if reaction.changed:
+            self._put(reaction.task, batch)
+            if reaction.task.state is TaskState.READY and reaction.task.builder is None:
+                batch.ready.append(reaction.task.task_id)
+        if reaction.note:
+            batch.notes.append((reaction.task.task_id, reaction.note))
         batch.emits.extend(reaction.emits)
+
+    def _react(self, reaction: Reaction) -> Decision:
+        batch = _Batch()
+        self._apply_reaction(reaction, batch)
         return self._settle(batch)
+
+    # -- dispatch ----------------------------------------------------------------------
+    def assign(self, task_id: int, builder: str, now: float) -> Decision:
+        """Give a ready task to ``builder`` (the dispatcher chose it)."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            return Decision()
+        cp = self.critical_path(task.source)
+        return self._react(assign(task, builder, now, self.repo, cp))
+
+    def lose(self, task_id: int, why: str) -> Decision:
+        """The builder holding the task is lost or never claimed it: another attempt."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            return Decision()
+        return self._react(lose(task, why, self.max_attempts))
 
     def fail(self, task_id: int, reason: str) -> Decision:
         """Fail a task for a reason outside any build report (it kept killing builders, and
@@ -350,12 +382,16 @@ class Planner:
         self._store(task)
         batch.changed[task.task_id] = task
         if cancel is not None and cancel.state in (TaskState.READY, TaskState.BUILDING):
-            batch.emits.append(task_cancelled(task, task.failure or str(task.state)))
+            stop = task_cancelled(cancel, task.failure or str(task.state))
+            if stop is not None:
+                batch.emits.append(stop)
         if before != self._standing(task.source):
             batch.affected |= self.graph.dependents(task.source)
             batch.affected.add(task.source)
 
     def _store(self, task: Task) -> None:
+        if task.task_id not in self._tasks:
+            self._of_source.setdefault(task.source, []).append(task.task_id)
         self._tasks[task.task_id] = task
         if task.task_id >= self._latest.get(task.source, 0):
             self._latest[task.source] = task.task_id
@@ -402,14 +438,12 @@ class Planner:
 
     def _decision(self, batch: _Batch) -> Decision:
         ready = [self._tasks[i] for i in dict.fromkeys(batch.ready)]
-        ready = [t for t in ready if t.state is TaskState.READY]
+        ready = [t for t in ready if t.state is TaskState.READY and t.builder is None]
         ready.sort(key=lambda t: (-self.critical_path(t.source), t.source))
-        emits = [e for e in batch.emits if not isinstance(e, TaskReady)]
-        dispatched = [e for e in batch.emits if isinstance(e, TaskReady)]
-        dispatched += [task_ready(t, self.repo, self.critical_path(t.source)) for t in ready]
-        dispatched.sort(key=lambda e: -e.critical_path)
         return Decision(
             tasks=tuple(self._tasks[i] for i in batch.changed),
-            emits=(*emits, *dispatched),
+            emits=tuple(batch.emits),
             problems=tuple(batch.problems),
+            ready=tuple(ready),
+            notes=tuple(batch.notes),
         )

@@ -4,6 +4,14 @@ A reaction takes a task and an event payload and returns the task's new record p
 payloads to emit; it never touches storage. Reactions are idempotent: an event that has
 already been applied (the task is past that point) returns the task unchanged and emits
 nothing, so a redelivery or a replay changes nothing.
+
+Summit's decision is authoritative end to end. A ``ready`` task is assigned to one builder
+(``task-ready``, with its attempt); the builder claims it (``build-started``) and starts only
+when summit admits the claim (``build-admitted``). A claim for a task that was cancelled,
+superseded or given to another attempt since is refused (``task-cancelled`` to that
+builder). A build report of any attempt but the current one is ignored, and a successful
+build goes to vessel only as summit's ``build-accepted``, once summit has checked that it is
+the open task for its source and release and that its packages are the source's own.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from enum import StrEnum
 
 from events.errors import CairnError
 from events.payloads import (
+    BuildAccepted,
+    BuildAdmitted,
     BuildDone,
     BuildStarted,
     Outcome,
@@ -22,7 +32,7 @@ from events.payloads import (
     TaskReady,
 )
 
-Emit = TaskReady | TaskCancelled
+Emit = TaskReady | TaskCancelled | BuildAdmitted | BuildAccepted
 
 #: How many times a task is dispatched before an infrastructure failure becomes final.
 MAX_ATTEMPTS = 3
@@ -50,13 +60,15 @@ class TaskReason(StrEnum):
 
 
 S = TaskState
-#: The only transitions a task may take. ``ready`` is never sent back to ``blocked``: work
-#: already on the builders' queue is not retracted except by cancel or supersede.
+#: The only transitions a task may take. ``ready`` is never sent back to ``blocked``: a ready
+#: task may already be assigned to a builder, and is only retracted by cancel or supersede.
+#: ``building`` goes back to ``ready`` for another attempt after an infrastructure failure,
+#: and to ``superseded`` when a newer release of its source was published first.
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     S.NEW: frozenset({S.BLOCKED, S.READY, S.CANCELLED, S.SUPERSEDED}),
     S.BLOCKED: frozenset({S.READY, S.CANCELLED, S.SUPERSEDED}),
     S.READY: frozenset({S.BUILDING, S.FAILED, S.CANCELLED, S.SUPERSEDED}),
-    S.BUILDING: frozenset({S.PUBLISHING, S.FAILED, S.READY, S.CANCELLED}),
+    S.BUILDING: frozenset({S.PUBLISHING, S.FAILED, S.READY, S.CANCELLED, S.SUPERSEDED}),
     S.PUBLISHING: frozenset({S.COMPLETED, S.FAILED, S.READY}),
     S.COMPLETED: frozenset(),
     S.FAILED: frozenset(),
@@ -130,19 +142,32 @@ class Task:
     reason: TaskReason
     state: TaskState = TaskState.NEW
     blocked_by: tuple[BlockReason, ...] = ()
+    #: Which dispatch this is: every (re)assignment to a builder after the first adds one.
     attempt: int = 1
+    #: The builder a ``ready`` task is assigned to, or that runs or ran it.
     builder: str | None = None
     build_release: int = 1
     failure: str | None = None
+    priority: int = 0
+    #: When (epoch seconds) a ``ready`` task was assigned to ``builder``.
+    assigned_at: float | None = None
+
+    @property
+    def assigned(self) -> bool:
+        """Ready and given to a builder, which has not claimed it yet."""
+        return self.state is TaskState.READY and self.builder is not None
 
 
 @dataclass(frozen=True, slots=True)
 class Reaction:
-    """A reaction's result: the task's new record and what to emit (in order)."""
+    """A reaction's result: the task's new record, what to emit (in order), and a line for
+    the task's timeline when something happened that did not change it (a refused claim, a
+    late report)."""
 
     task: Task
     emits: tuple[Emit, ...] = ()
     changed: bool = True
+    note: str | None = None
 
 
 def check_transition(task: Task, target: TaskState) -> None:
@@ -162,85 +187,140 @@ def move(task: Task, target: TaskState, **changes: object) -> Task:
 
 
 def task_ready(task: Task, repo: RepoRef, critical_path: int) -> TaskReady:
-    """The ``task-ready`` payload that dispatches ``task`` to the builders."""
+    """The ``task-ready`` payload that assigns ``task`` to its builder."""
+    assert task.builder is not None, "only an assigned task is sent to a builder"
     return TaskReady(
-        task_id=task.task_id, source=task.source, version=task.version, release=task.release,
-        arch=task.arch, repository=repo.name, repository_url=repo.url, commit=task.commit,
-        recipe_path=task.recipe_path or ".", channel=repo.channel,
-        build_release=task.build_release, reason=str(task.reason),
-        critical_path=max(critical_path, 0), index_url=repo.index_url,
+        task_id=task.task_id, attempt=task.attempt, builder=task.builder, source=task.source,
+        version=task.version, release=task.release, arch=task.arch, repository=repo.name,
+        repository_url=repo.url, commit=task.commit, recipe_path=task.recipe_path or ".",
+        channel=repo.channel, build_release=task.build_release, reason=str(task.reason),
+        critical_path=max(critical_path, 0), priority=task.priority, index_url=repo.index_url,
     )
 
 
-def task_cancelled(task: Task, reason: str) -> TaskCancelled:
-    return TaskCancelled(task_id=task.task_id, arch=task.arch, reason=reason)
+def task_cancelled(task: Task, reason: str) -> TaskCancelled | None:
+    """What tells the builder that holds ``task`` to stop it; ``None`` when no builder does."""
+    if task.builder is None:
+        return None
+    return TaskCancelled(task_id=task.task_id, builder=task.builder, arch=task.arch,
+                         attempt=task.attempt, reason=reason)
 
 
-def _unchanged(task: Task) -> Reaction:
-    return Reaction(task=task, changed=False)
+def _unchanged(task: Task, note: str | None = None, emits: tuple[Emit, ...] = ()) -> Reaction:
+    return Reaction(task=task, changed=False, note=note, emits=emits)
 
 
-def on_build_started(task: Task, event: BuildStarted) -> Reaction:
-    """A builder took the task: ``ready → building``; a repeat or a stale start is ignored."""
-    if task.state is TaskState.BUILDING and event.builder != task.builder:
-        # The broker gave the task to another builder (the first one died holding it).
-        return Reaction(task=replace(task, builder=event.builder))
-    if task.state is not TaskState.READY or event.attempt < task.attempt:
+def assign(task: Task, builder: str, now: float, repo: RepoRef, critical_path: int) -> Reaction:
+    """Give a ready, unassigned task to ``builder``."""
+    if task.state is not TaskState.READY or task.builder is not None:
         return _unchanged(task)
-    return Reaction(task=move(task, TaskState.BUILDING, builder=event.builder))
+    given = replace(task, builder=builder, assigned_at=now)
+    return Reaction(task=given, emits=(task_ready(given, repo, critical_path),))
+
+
+def _refusal(task: Task, claim: BuildStarted) -> str:
+    if task.state in (TaskState.CANCELLED, TaskState.SUPERSEDED, TaskState.FAILED):
+        why = f": {task.failure}" if task.failure else ""
+        return f"task {task.task_id} is {task.state}{why}"
+    if task.state in (TaskState.COMPLETED, TaskState.PUBLISHING):
+        return f"task {task.task_id} was already built ({task.state})"
+    if claim.attempt != task.attempt or claim.builder != task.builder:
+        holder = f"on {task.builder}" if task.builder else "waiting for a builder"
+        return (f"attempt {claim.attempt} of task {task.task_id} is over; attempt "
+                f"{task.attempt} is {holder}")
+    return f"task {task.task_id} is {task.state}"
+
+
+def on_build_started(task: Task, claim: BuildStarted) -> Reaction:
+    """A builder claims its assignment: admitted only if the task is ready, assigned to that
+    builder, at that attempt; otherwise the builder is told to drop it."""
+    mine = claim.builder == task.builder and claim.attempt == task.attempt
+    admitted = BuildAdmitted(task_id=task.task_id, attempt=claim.attempt,
+                             builder=claim.builder, arch=task.arch)
+    if mine and task.state is TaskState.READY:
+        return Reaction(task=move(task, TaskState.BUILDING, assigned_at=None),
+                        emits=(admitted,))
+    if mine and task.state is TaskState.BUILDING:  # the same claim again
+        return _unchanged(task, emits=(admitted,))
+    why = _refusal(task, claim)
+    refuse = TaskCancelled(task_id=task.task_id, builder=claim.builder, arch=task.arch,
+                           attempt=claim.attempt, reason=why)
+    return _unchanged(task, note=f"claim by {claim.builder} refused: {why}", emits=(refuse,))
 
 
 def on_build_done(
-    task: Task, event: BuildDone, repo: RepoRef, critical_path: int,
-    max_attempts: int = MAX_ATTEMPTS,
+    task: Task, event: BuildDone, owned: tuple[str, ...] | str,
+    published_release: int | None = None, max_attempts: int = MAX_ATTEMPTS,
 ) -> Reaction:
-    """Success → publishing; infrastructure (or an unasked cancel) → re-dispatched until
-    ``max_attempts``, then failed; any other outcome → failed."""
-    current = task
-    if current.state is TaskState.READY:
-        if current.attempt > 1:  # a late report of the attempt that was already retried
-            return _unchanged(task)
-        current = move(current, TaskState.BUILDING, builder=event.builder)
-    if current.state is not TaskState.BUILDING:
-        return _unchanged(task)
+    """The current attempt's report: success goes to vessel (``build-accepted``) unless a
+    newer release was published meanwhile or a package is not the source's to publish
+    (``owned`` is the names it may publish, or why not); infrastructure (or an unasked
+    cancel) → another attempt until ``max_attempts``, then failed; any other outcome →
+    failed. A report of another attempt or builder changes nothing."""
+    if (task.state is not TaskState.BUILDING or event.attempt != task.attempt
+            or event.builder != task.builder):
+        return _unchanged(task, note=f"report of attempt {event.attempt} from "
+                          f"{event.builder} ignored: the task is {task.state}, attempt "
+                          f"{task.attempt}" + (f" on {task.builder}" if task.builder else ""))
     if event.outcome is Outcome.SUCCESS:
-        return Reaction(task=move(current, TaskState.PUBLISHING, builder=event.builder))
+        if published_release is not None and published_release >= task.release:
+            return Reaction(task=move(task, TaskState.SUPERSEDED, failure=(
+                f"release {published_release} of {task.source} was published while "
+                f"release {task.release} was building")))
+        if isinstance(owned, str):
+            return Reaction(task=move(task, TaskState.FAILED, failure=owned))
+        accepted = BuildAccepted(task_id=task.task_id, attempt=task.attempt,
+                                 packages=list(owned), build=event)
+        return Reaction(task=move(task, TaskState.PUBLISHING), emits=(accepted,))
     retryable = event.outcome in (Outcome.INFRASTRUCTURE, Outcome.CANCELLED)
     why = f"{event.outcome}: {event.reason}" if event.reason else str(event.outcome)
-    return _retry_or_fail(current, retryable, why, repo, critical_path, max_attempts)
+    return _retry_or_fail(task, retryable, why, max_attempts)
 
 
-def on_publish_failed(
-    task: Task, event: PublishFailed, repo: RepoRef, critical_path: int,
-    max_attempts: int = MAX_ATTEMPTS,
-) -> Reaction:
+def on_publish_failed(task: Task, event: PublishFailed,
+                      max_attempts: int = MAX_ATTEMPTS) -> Reaction:
     """Vessel could not import: a retryable cause rebuilds (bounded), anything else fails."""
     if task.state is not TaskState.PUBLISHING:
         return _unchanged(task)
     why = f"publish failed: {event.reason}"
-    return _retry_or_fail(task, event.retryable, why, repo, critical_path, max_attempts)
+    return _retry_or_fail(task, event.retryable, why, max_attempts)
 
 
 def on_package_published(task: Task, event: PackagePublished) -> Reaction:
-    """The build is in the index: the task is completed (reordered events are caught up)."""
-    current = task
-    if current.state is TaskState.READY and current.attempt == 1:
-        current = move(current, TaskState.BUILDING)
-    if current.state is TaskState.BUILDING:
-        current = move(current, TaskState.PUBLISHING)
-    if current.state is not TaskState.PUBLISHING:
+    """The build is in the index: the task is completed."""
+    if task.state is not TaskState.PUBLISHING:
         return _unchanged(task)
-    return Reaction(task=move(current, TaskState.COMPLETED))
+    return Reaction(task=move(task, TaskState.COMPLETED))
 
 
-def _retry_or_fail(
-    current: Task, retryable: bool, why: str, repo: RepoRef,
-    critical_path: int, max_attempts: int,
-) -> Reaction:
+def lose(task: Task, why: str, max_attempts: int = MAX_ATTEMPTS) -> Reaction:
+    """The builder holding the task is gone (or never claimed it): another attempt, bounded
+    like any infrastructure failure. The old builder is told to stop, should it come back."""
+    if task.state is not TaskState.BUILDING and not task.assigned:
+        return _unchanged(task)
+    stop = task_cancelled(task, f"{why}; the task was given to another attempt")
+    reaction = _retry_or_fail(task, True, why, max_attempts)
+    return replace(reaction, emits=(*reaction.emits, *((stop,) if stop else ())))
+
+
+def supersede_running(task: Task, release: int) -> Reaction:
+    """A newer release of the source was published while this one builds: stop it."""
+    if task.state is not TaskState.BUILDING or release < task.release:
+        return _unchanged(task)
+    why = f"release {release} of {task.source} was published while release " \
+          f"{task.release} was building"
+    stop = task_cancelled(task, why)
+    return Reaction(task=move(task, TaskState.SUPERSEDED, failure=why),
+                    emits=(stop,) if stop else ())
+
+
+def _retry_or_fail(current: Task, retryable: bool, why: str, max_attempts: int) -> Reaction:
     if retryable and current.attempt < max_attempts:
-        again = move(current, TaskState.READY, attempt=current.attempt + 1, builder=None,
-                     failure=why)
-        return Reaction(task=again, emits=(task_ready(again, repo, critical_path),))
+        again = replace(current, state=TaskState.READY, attempt=current.attempt + 1,
+                        builder=None, assigned_at=None, failure=why)
+        if current.state is not TaskState.READY:
+            check_transition(current, TaskState.READY)
+        return Reaction(task=again)
     if retryable:
         why = f"{why} (gave up after {current.attempt} attempts)"
     return Reaction(task=move(current, TaskState.FAILED, failure=why))

@@ -24,6 +24,16 @@ class RecipeEntry:
     problems: tuple[BrokenRecipe, ...] = ()
 
     @property
+    def package_names(self) -> frozenset[str]:
+        """The packages the recipe declares: its own name and its manifest's packages."""
+        if self.recipe is None:
+            return frozenset()
+        own = frozenset((self.recipe.name,))
+        if self.manifest is None:
+            return own
+        return own | frozenset(p.name for p in self.manifest.packages)
+
+    @property
     def providers(self) -> frozenset[str]:
         """The recipe's own name, plus every package name and provide of its manifest."""
         if self.recipe is None:

@@ -57,7 +57,8 @@ def task_for(
     repo: Path, commit: str, name: str, *, index_url: str | None = None, release: int = 1
 ) -> TaskReady:
     return TaskReady(
-        task_id=next(_task_ids), source=name, version="1.0.0", release=release, arch="x86_64",
+        task_id=next(_task_ids), attempt=1, builder="local", source=name, version="1.0.0",
+        release=release, arch="x86_64",
         repository="examples", repository_url=str(repo), commit=commit,
         recipe_path=f"{name}/stone.yaml", index_url=index_url,
     )  # fmt: skip

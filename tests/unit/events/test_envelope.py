@@ -10,9 +10,11 @@ import msgspec
 import pytest
 
 from events import payloads as p
+from events import payloads_v1 as v1
 from events.envelope import decode_event, decode_payload, encode_event, new_event, replayed
 from events.errors import EventValidationError, UnknownEventType
 from events.names import EventType
+from events.registry import LATEST
 
 SHA = "a" * 64
 COMMIT = "b" * 40
@@ -20,21 +22,31 @@ COMMIT = "b" * 40
 MINIMAL: dict[EventType, Any] = {
     EventType.COMMIT_SEEN: p.CommitSeen(repository="recipes", url="file:///r", branch="main",
                                         new_commit=COMMIT),
-    EventType.TASK_READY: p.TaskReady(task_id=1, source="zlib", version="1.3", release=2,
-                                      arch="x86_64", repository="recipes",
-                                      repository_url="file:///r", commit=COMMIT,
-                                      recipe_path="z/zlib"),
+    EventType.BUILDER_SEEN: p.BuilderSeen(builder="b1", arch="x86_64",
+                                          state=p.BuilderState.ONLINE, boot="x", slots=1,
+                                          interval_s=10.0),
+    EventType.TASK_READY: p.TaskReady(task_id=1, attempt=1, builder="b1", source="zlib",
+                                      version="1.3", release=2, arch="x86_64",
+                                      repository="recipes", repository_url="file:///r",
+                                      commit=COMMIT, recipe_path="z/zlib"),
     EventType.BUILD_STARTED: p.BuildStarted(task_id=1, builder="b1", arch="x86_64"),
-    EventType.BUILD_DONE: p.BuildDone(task_id=1, builder="b1", source="zlib", version="1.3",
-                                      release=2, build_release=1, arch="x86_64",
-                                      outcome=p.Outcome.FAILED),
+    EventType.BUILD_ADMITTED: p.BuildAdmitted(task_id=1, attempt=1, builder="b1",
+                                              arch="x86_64"),
+    EventType.BUILD_DONE: p.BuildDone(task_id=1, attempt=1, builder="b1", source="zlib",
+                                      version="1.3", release=2, build_release=1,
+                                      arch="x86_64", outcome=p.Outcome.FAILED),
+    EventType.BUILD_ACCEPTED: p.BuildAccepted(
+        task_id=1, attempt=1, packages=[],
+        build=p.BuildDone(task_id=1, attempt=1, builder="b1", source="zlib", version="1.3",
+                          release=2, build_release=1, arch="x86_64",
+                          outcome=p.Outcome.SUCCESS)),
     EventType.PACKAGE_PUBLISHED: p.PackagePublished(
         task_id=1, source="zlib", release=2, build_release=1, arch="x86_64",
         channel="volatile", generation=1, packages=[]),
     EventType.PUBLISH_FAILED: p.PublishFailed(task_id=1, source="zlib", release=2,
                                               arch="x86_64", channel="volatile",
                                               reason="sha256 mismatch"),
-    EventType.TASK_CANCELLED: p.TaskCancelled(task_id=1, arch="x86_64"),
+    EventType.TASK_CANCELLED: p.TaskCancelled(task_id=1, builder="b1", arch="x86_64"),
 }
 
 FULL: dict[EventType, Any] = {
@@ -42,19 +54,38 @@ FULL: dict[EventType, Any] = {
                                         branch="main", new_commit=COMMIT, old_commit="c" * 40,
                                         arches=["x86_64", "aarch64"],
                                         seen_via=p.SeenVia.WEBHOOK),
-    EventType.TASK_READY: p.TaskReady(task_id=7, source="zlib", version="1.3", release=2,
-                                      arch="x86_64", repository="recipes",
-                                      repository_url="file:///r", commit=COMMIT,
-                                      recipe_path="z/zlib", channel="unstable",
-                                      build_release=3, reason="retry", critical_path=12,
-                                      index_url="http://127.0.0.1:1/volatile/x86_64/index.json"),
+    EventType.BUILDER_SEEN: p.BuilderSeen(
+        builder="b1", arch="x86_64", state=p.BuilderState.DRAINING, boot="0f" * 16, slots=4,
+        interval_s=2.5, running=[p.TaskAttempt(task_id=7, attempt=2)],
+        claimed=[p.TaskAttempt(task_id=9, attempt=1)], features=["big", "kvm"],
+        memory_mb=65536, disk_mb=1 << 20, artefacts_url="http://b1:8091",
+        environments=[SHA]),
+    EventType.TASK_READY: p.TaskReady(
+        task_id=7, attempt=2, builder="b1", source="zlib", version="1.3", release=2,
+        arch="x86_64", repository="recipes", repository_url="file:///r", commit=COMMIT,
+        recipe_path="z/zlib", channel="unstable", build_release=3, reason="retry",
+        critical_path=12, priority=-5,
+        index_url="http://127.0.0.1:1/volatile/x86_64/index.json", environment=SHA,
+        limits=p.BuildLimits(timeout_s=60.0, silence_s=5.0, log_bytes=1 << 20,
+                             log_overflow=p.LogOverflow.TRUNCATE, output_bytes=1 << 30)),
     EventType.BUILD_STARTED: p.BuildStarted(task_id=7, builder="b1", arch="x86_64", attempt=2),
+    EventType.BUILD_ADMITTED: p.BuildAdmitted(task_id=7, attempt=2, builder="b1",
+                                              arch="x86_64"),
     EventType.BUILD_DONE: p.BuildDone(
-        task_id=7, builder="b1", source="zlib", version="1.3", release=2, build_release=1,
-        arch="x86_64", outcome=p.Outcome.SUCCESS, reason=None, log_url="http://h/log",
+        task_id=7, attempt=2, builder="b1", source="zlib", version="1.3", release=2,
+        build_release=1, arch="x86_64", outcome=p.Outcome.SUCCESS, reason=None,
+        log_url="http://h/log",
         artefacts=[p.Artefact(name="zlib", filename="zlib-1.3-2-1-x86_64.tar.zst",
                               url="http://h/a", sha256=SHA, size=10)],
-        duration_s=1.5, channel="volatile"),
+        duration_s=1.5, channel="volatile", environment=SHA,
+        usage=p.Usage(cpu_s=1.0, max_rss_kb=2048, output_bytes=10, log_bytes=5)),
+    EventType.BUILD_ACCEPTED: p.BuildAccepted(
+        task_id=7, attempt=2, packages=["zlib", "zlib-devel"],
+        build=p.BuildDone(
+            task_id=7, attempt=2, builder="b1", source="zlib", version="1.3", release=2,
+            build_release=1, arch="x86_64", outcome=p.Outcome.SUCCESS,
+            artefacts=[p.Artefact(name="zlib", filename="zlib-1.3-2-1-x86_64.tar.zst",
+                                  url="http://h/a", sha256=SHA, size=10)])),
     EventType.PACKAGE_PUBLISHED: p.PackagePublished(
         task_id=7, source="zlib", release=2, build_release=1, arch="x86_64",
         channel="volatile", generation=4,
@@ -63,7 +94,8 @@ FULL: dict[EventType, Any] = {
     EventType.PUBLISH_FAILED: p.PublishFailed(task_id=7, source="zlib", release=2,
                                               arch="x86_64", channel="volatile",
                                               reason="artefact unreachable", retryable=True),
-    EventType.TASK_CANCELLED: p.TaskCancelled(task_id=7, arch="x86_64", reason="superseded"),
+    EventType.TASK_CANCELLED: p.TaskCancelled(task_id=7, builder="b1", arch="x86_64",
+                                              attempt=2, reason="superseded"),
 }
 
 
@@ -72,7 +104,7 @@ FULL: dict[EventType, Any] = {
 def test_round_trip(kind: EventType, samples: dict[EventType, Any]) -> None:
     event = new_event(samples[kind], source="test")
     assert event.type == kind.value
-    assert event.cairnversion == 1
+    assert event.cairnversion == LATEST[kind.value]
     decoded = decode_event(encode_event(event))
     assert decoded == event
     assert decoded.data == samples[kind]
@@ -94,9 +126,24 @@ def test_causation_and_correlation_follow_the_chain() -> None:
 
 def test_subject_is_routing_key_word() -> None:
     event = new_event(MINIMAL[EventType.TASK_READY], source="summit")
-    assert event.routing_key == "task-ready.x86_64"
+    assert event.routing_key == "task-ready.b1"  # addressed to its builder
     published = new_event(MINIMAL[EventType.PACKAGE_PUBLISHED], source="vessel")
     assert published.routing_key == "package-published.volatile"
+
+
+def test_version_1_events_still_decode() -> None:
+    """Recorded runs hold version 1 task-ready, build-done and task-cancelled events: they
+    decode into the frozen version 1 types, with the routing key they had."""
+    old = v1.TaskReady(task_id=1, source="zlib", version="1.3", release=2, arch="x86_64",
+                       repository="recipes", repository_url="file:///r", commit=COMMIT,
+                       recipe_path="z/zlib")
+    event = new_event(old, source="summit")
+    assert (event.cairnversion, event.routing_key) == (1, "task-ready.x86_64")
+    assert decode_event(encode_event(event)).data == old
+    done = new_event(v1.BuildDone(task_id=1, builder="b1", source="zlib", version="1.3",
+                                  release=2, build_release=1, arch="x86_64",
+                                  outcome=v1.Outcome.SUCCESS), source="b")
+    assert decode_event(encode_event(done)).data.outcome is v1.Outcome.SUCCESS
 
 
 def test_replayed_keeps_the_id() -> None:

@@ -15,7 +15,7 @@ from events.payloads import (
     TaskCancelled,
     TaskReady,
 )
-from tests.unit.summit.helpers import commit_id, entry, tree
+from tests.unit.summit.helpers import build, commit_id, entry, tree
 
 REPO = RepoRef(name="recipes", url="https://example.org/recipes.git")
 
@@ -40,12 +40,10 @@ def publish(p: Planner, task: Task, provides: tuple[str, ...] = ()) -> PackagePu
     )
 
 
-def run_to_published(p: Planner, task: Task, provides: tuple[str, ...] = ()) -> list[object]:
-    p.on_build_started(BuildStarted(task_id=task.task_id, builder="b", arch="x86_64"))
-    p.on_build_done(BuildDone(task_id=task.task_id, builder="b", source=task.source,
-                              version="1", release=task.release, build_release=1,
-                              arch="x86_64", outcome=Outcome.SUCCESS))
-    return list(p.on_package_published(publish(p, task, provides)).emits)
+def run_to_published(p: Planner, task: Task, provides: tuple[str, ...] = ()) -> list[Task]:
+    """Build ``task`` and publish it; returns the tasks the publication made ready."""
+    build(p, task)
+    return list(p.on_package_published(publish(p, task, provides)).ready)
 
 
 def test_missing_by_release_against_published() -> None:
@@ -70,11 +68,12 @@ def test_dependency_through_manifest_provider_then_ready_on_publication() -> Non
     (reason,) = tasks["app"].blocked_by
     assert (reason.kind, reason.source, reason.task_id) == (
         BlockKind.DEPENDENCY, "zlib", tasks["zlib"].task_id)
-    emits = run_to_published(p, tasks["zlib"], ("pkgconfig(zlib)",))
-    assert [e.source for e in emits if isinstance(e, TaskReady)] == ["app"]
+    ready = run_to_published(p, tasks["zlib"], ("pkgconfig(zlib)",))
+    assert [t.source for t in ready] == ["app"]
     assert p.tasks[tasks["zlib"].task_id].state is TaskState.COMPLETED
     # replaying the publication changes nothing
-    assert p.on_package_published(publish(p, tasks["zlib"])).emits == ()
+    again = p.on_package_published(publish(p, tasks["zlib"]))
+    assert again.emits == () and again.ready == () and again.tasks == ()
 
 
 def test_published_provider_satisfies_unless_a_newer_build_is_pending() -> None:
@@ -100,13 +99,22 @@ def test_supersede_open_task_not_started() -> None:
     assert {t.task_id for t in d.tasks} == {old.task_id, new.task_id}
 
 
-def test_superseding_a_dispatched_task_cancels_it_on_the_builders() -> None:
+def test_superseding_an_assigned_task_tells_its_builder() -> None:
     p = planner()
     p.plan_tree(tree(commit_id(1), entry("a", 1)))
     old = by_source(p)["a"]
+    (ready,) = p.assign(old.task_id, "b1", 0.0).emits
+    assert isinstance(ready, TaskReady) and ready.builder == "b1"
     d = p.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {"r/a": entry("a", 2)}))
-    assert [type(e) for e in d.emits] == [TaskCancelled, TaskReady]
-    assert d.emits[0].task_id == old.task_id
+    (cancel,) = d.emits
+    assert isinstance(cancel, TaskCancelled)
+    assert (cancel.task_id, cancel.builder, cancel.attempt) == (old.task_id, "b1", 1)
+    assert [t.source for t in d.ready] == ["a"]
+    # the builder's late claim of the superseded assignment is refused
+    late = p.on_build_started(BuildStarted(task_id=old.task_id, builder="b1",
+                                           arch="x86_64", attempt=1))
+    assert [type(e) for e in late.emits] == [TaskCancelled]
+    assert p.tasks[old.task_id].state is TaskState.SUPERSEDED
 
 
 def test_cycle_broken_through_published_member() -> None:
@@ -161,10 +169,9 @@ def test_failure_blocks_dependents_and_a_later_publication_unblocks() -> None:
     p = planner({"lib": 1})
     p.plan_tree(tree(commit_id(1), entry("lib", 2), entry("app", 1, ["lib"])))
     lib = by_source(p)["lib"]
-    p.on_build_started(BuildStarted(task_id=lib.task_id, builder="b", arch="x86_64"))
-    fail = BuildDone(task_id=lib.task_id, builder="b", source="lib", version="1", release=2,
-                     build_release=1, arch="x86_64", outcome=Outcome.FAILED)
-    d = p.on_build_done(fail)
+    d = build(p, lib, Outcome.FAILED)
+    fail = BuildDone(task_id=lib.task_id, attempt=1, builder="b", source="lib", version="1",
+                     release=2, build_release=1, arch="x86_64", outcome=Outcome.FAILED)
     assert p.on_build_done(fail).tasks == ()  # idempotent
     app = by_source(p)["app"]
     assert [(r.kind, r.source, r.task_id) for r in app.blocked_by] == [
@@ -176,16 +183,15 @@ def test_failure_blocks_dependents_and_a_later_publication_unblocks() -> None:
     (again,) = [t for t in retry.tasks if t.source == "lib"]
     assert again.reason is TaskReason.RETRY and again.state is TaskState.READY
     assert by_source(p)["app"].blocked_by[0].kind is BlockKind.DEPENDENCY
-    emits = run_to_published(p, again)
-    assert [e.source for e in emits if isinstance(e, TaskReady)] == ["app"]
+    assert [t.source for t in run_to_published(p, again)] == ["app"]
 
 
 def test_ready_tasks_come_largest_critical_path_first() -> None:
     p = planner()
     d = p.plan_tree(tree(commit_id(1), entry("leaf", 1), entry("base", 1),
                          entry("mid", 1, ["base"]), entry("top", 1, ["mid"])))
-    assert [e.source for e in d.ready] == ["base", "leaf"]
-    assert [e.critical_path for e in d.ready] == [2, 0]
+    assert [t.source for t in d.ready] == ["base", "leaf"]
+    assert [p.critical_path(t.source) for t in d.ready] == [2, 0]
 
 
 def test_deleted_recipe_cancels_its_task_and_dependents_see_it_gone() -> None:

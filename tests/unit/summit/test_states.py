@@ -1,3 +1,6 @@
+"""The task state table and the pure reactions: assignment, claim and admission, reports of
+the current attempt only, ownership, retries, loss of a builder."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,33 +12,53 @@ from daemon.summit.planning.states import (
     TaskReason,
     TaskState,
     TransitionError,
+    assign,
+    lose,
     move,
     on_build_done,
     on_build_started,
     on_package_published,
     on_publish_failed,
+    supersede_running,
 )
 from events.payloads import (
+    Artefact,
+    BuildAccepted,
+    BuildAdmitted,
     BuildDone,
     BuildStarted,
     Outcome,
     PackagePublished,
     PublishFailed,
+    TaskCancelled,
     TaskReady,
 )
 
 REPO = RepoRef(name="recipes", url="https://example.org/recipes.git")
 
 
-def task(state: TaskState = TaskState.READY, attempt: int = 1) -> Task:
+def task(state: TaskState = TaskState.READY, attempt: int = 1,
+         builder: str | None = "b1") -> Task:
     return Task(task_id=7, source="zlib", version="1.3", release=2, recipe_path="z/zlib",
                 commit="a" * 40, repository="recipes", arch="x86_64",
-                reason=TaskReason.NEW, state=state, attempt=attempt)
+                reason=TaskReason.NEW, state=state, attempt=attempt, builder=builder)
 
 
-def done(outcome: Outcome) -> BuildDone:
-    return BuildDone(task_id=7, builder="b1", source="zlib", version="1.3", release=2,
-                     build_release=1, arch="x86_64", outcome=outcome, reason="x")
+def claim(builder: str = "b1", attempt: int = 1) -> BuildStarted:
+    return BuildStarted(task_id=7, builder=builder, arch="x86_64", attempt=attempt)
+
+
+def done(outcome: Outcome, attempt: int = 1, builder: str = "b1",
+         names: tuple[str, ...] = ("zlib",)) -> BuildDone:
+    return BuildDone(task_id=7, attempt=attempt, builder=builder, source="zlib",
+                     version="1.3", release=2, build_release=1, arch="x86_64",
+                     outcome=outcome, reason="x",
+                     artefacts=[Artefact(name=n, filename=f"{n}.tar.zst", url="http://b/a",
+                                         sha256="0" * 64, size=1) for n in names])
+
+
+def building(attempt: int = 1) -> Task:
+    return move(task(attempt=attempt), TaskState.BUILDING)
 
 
 def test_table_covers_every_state_and_finals_have_no_exit() -> None:
@@ -52,14 +75,48 @@ def test_refused_transition_names_both_states() -> None:
         move(task(TaskState.BUILDING), TaskState.BLOCKED)
 
 
-def test_success_path_and_idempotence() -> None:
-    started = on_build_started(task(), BuildStarted(task_id=7, builder="b1", arch="x86_64"))
-    assert started.task.state is TaskState.BUILDING and started.task.builder == "b1"
-    again = on_build_started(started.task, BuildStarted(task_id=7, builder="b1", arch="x86_64"))
-    assert not again.changed and again.task is started.task
-    built = on_build_done(started.task, done(Outcome.SUCCESS), REPO, 3)
-    assert built.task.state is TaskState.PUBLISHING and built.emits == ()
-    assert not on_build_done(built.task, done(Outcome.SUCCESS), REPO, 3).changed
+def test_assignment_names_the_builder_and_attempt() -> None:
+    given = assign(task(builder=None), "b2", 100.0, REPO, 3)
+    assert given.task.builder == "b2" and given.task.assigned_at == 100.0
+    (ready,) = given.emits
+    assert isinstance(ready, TaskReady)
+    assert (ready.builder, ready.attempt, ready.critical_path) == ("b2", 1, 3)
+    assert not assign(given.task, "b3", 101.0, REPO, 3).changed  # already assigned
+
+
+def test_claim_of_the_assignment_is_admitted_once_more_claims_are_admitted_again() -> None:
+    admitted = on_build_started(task(), claim())
+    assert admitted.task.state is TaskState.BUILDING and admitted.task.builder == "b1"
+    assert admitted.emits == (BuildAdmitted(task_id=7, attempt=1, builder="b1",
+                                            arch="x86_64"),)
+    again = on_build_started(admitted.task, claim())
+    assert not again.changed and again.emits == admitted.emits
+
+
+@pytest.mark.parametrize(("current", "who", "expect"), [
+    (task(TaskState.CANCELLED), claim(), "is cancelled"),
+    (task(TaskState.SUPERSEDED), claim(), "is superseded"),
+    (task(attempt=2, builder="b2"), claim("b1", 1), "attempt 2 is on b2"),
+    (task(attempt=2, builder=None), claim("b1", 1), "waiting for a builder"),
+    (task(TaskState.BUILDING, builder="b2"), claim("b1", 1), "attempt 1"),
+    (task(TaskState.COMPLETED), claim(), "already built"),
+])
+def test_a_claim_summit_no_longer_wants_is_refused_to_that_builder(
+        current: Task, who: BuildStarted, expect: str) -> None:
+    refused = on_build_started(current, who)
+    assert not refused.changed and refused.task is current
+    (cancel,) = refused.emits
+    assert isinstance(cancel, TaskCancelled)
+    assert (cancel.builder, cancel.attempt) == (who.builder, who.attempt)
+    assert expect in cancel.reason and refused.note is not None
+
+
+def test_success_goes_to_vessel_as_build_accepted() -> None:
+    built = on_build_done(building(), done(Outcome.SUCCESS), ("zlib",))
+    assert built.task.state is TaskState.PUBLISHING
+    (accepted,) = built.emits
+    assert isinstance(accepted, BuildAccepted)
+    assert accepted.packages == ["zlib"] and accepted.build.task_id == 7
     published = PackagePublished(task_id=7, source="zlib", release=2, build_release=1,
                                  arch="x86_64", channel="volatile", generation=1, packages=[])
     completed = on_package_published(built.task, published)
@@ -67,40 +124,80 @@ def test_success_path_and_idempotence() -> None:
     assert not on_package_published(completed.task, published).changed
 
 
+def test_a_package_the_source_does_not_own_fails_the_build_and_reaches_nobody() -> None:
+    refused = on_build_done(building(), done(Outcome.SUCCESS),
+                            "package 'victim' belongs to source 'victim'")
+    assert refused.task.state is TaskState.FAILED and refused.emits == ()
+    assert "victim" in (refused.task.failure or "")
+
+
+def test_a_build_that_a_newer_publication_overtook_is_superseded() -> None:
+    late = on_build_done(building(), done(Outcome.SUCCESS), ("zlib",), published_release=3)
+    assert late.task.state is TaskState.SUPERSEDED and late.emits == ()
+    assert "release 3" in (late.task.failure or "")
+    stopped = supersede_running(building(), 3)
+    assert stopped.task.state is TaskState.SUPERSEDED
+    assert [type(e) for e in stopped.emits] == [TaskCancelled]
+    assert not supersede_running(building(), 1).changed
+
+
+@pytest.mark.parametrize("report", [
+    done(Outcome.SUCCESS, attempt=1, builder="b1"),   # the attempt that was given up on
+    done(Outcome.SUCCESS, attempt=2, builder="b9"),   # a builder that does not hold it
+])
+def test_reports_of_other_attempts_or_builders_change_nothing(report: BuildDone) -> None:
+    current = move(task(attempt=2, builder="b2"), TaskState.BUILDING)
+    ignored = on_build_done(current, report, ("zlib",))
+    assert not ignored.changed and ignored.emits == ()
+    assert ignored.note is not None and "ignored" in ignored.note
+
+
 def test_build_failure_is_final_and_timeout_too() -> None:
-    building = move(task(), TaskState.BUILDING)
-    for outcome in (Outcome.FAILED, Outcome.TIMEOUT):
-        failed = on_build_done(building, done(outcome), REPO, 0)
+    for outcome in (Outcome.FAILED, Outcome.TIMEOUT, Outcome.SILENT, Outcome.OUTPUT_LIMIT):
+        failed = on_build_done(building(), done(outcome), ("zlib",))
         assert failed.task.state is TaskState.FAILED and failed.emits == ()
         assert str(outcome) in (failed.task.failure or "")
 
 
 def test_infrastructure_is_retried_up_to_the_bound() -> None:
-    current = move(task(), TaskState.BUILDING)
-    emitted: list[object] = []
-    for _ in range(5):
-        reaction = on_build_done(current, done(Outcome.INFRASTRUCTURE), REPO, 4, max_attempts=3)
-        emitted += reaction.emits
-        current = reaction.task
-        if current.state is TaskState.FAILED:
-            break
-        # the stale duplicate of the report that caused the retry changes nothing
-        assert not on_build_done(current, done(Outcome.INFRASTRUCTURE), REPO, 4).changed
-        current = move(current, TaskState.BUILDING)
-    assert current.state is TaskState.FAILED and "gave up after 3" in (current.failure or "")
-    assert [e.task_id for e in emitted if isinstance(e, TaskReady)] == [7, 7]
-    assert all(isinstance(e, TaskReady) and e.critical_path == 4 for e in emitted)
+    current = building()
+    for attempt in (1, 2):
+        retried = on_build_done(current, done(Outcome.INFRASTRUCTURE, attempt=attempt),
+                                ("zlib",), max_attempts=3)
+        again = retried.task
+        assert again.state is TaskState.READY and again.builder is None
+        assert again.attempt == attempt + 1 and retried.emits == ()
+        # the same report again (redelivered) changes nothing now
+        assert not on_build_done(again, done(Outcome.INFRASTRUCTURE, attempt=attempt),
+                                 ("zlib",)).changed
+        current = move(assign(again, "b1", 0.0, REPO, 0).task, TaskState.BUILDING)
+    final = on_build_done(current, done(Outcome.INFRASTRUCTURE, attempt=3), ("zlib",),
+                          max_attempts=3)
+    assert final.task.state is TaskState.FAILED
+    assert "gave up after 3" in (final.task.failure or "")
 
 
 def test_publish_failed_retryable_then_final() -> None:
-    publishing = move(move(task(), TaskState.BUILDING), TaskState.PUBLISHING)
+    publishing = move(building(), TaskState.PUBLISHING)
     event = PublishFailed(task_id=7, source="zlib", release=2, arch="x86_64",
                           channel="volatile", reason="network", retryable=True)
-    retried = on_publish_failed(publishing, event, REPO, 0)
+    retried = on_publish_failed(publishing, event)
     assert retried.task.state is TaskState.READY and retried.task.attempt == 2
-    assert isinstance(retried.emits[0], TaskReady)
+    assert retried.task.builder is None
     final = on_publish_failed(publishing, PublishFailed(
         task_id=7, source="zlib", release=2, arch="x86_64", channel="volatile",
-        reason="bad signature"), REPO, 0)
+        reason="bad signature"))
     assert final.task.state is TaskState.FAILED
-    assert not on_publish_failed(final.task, event, REPO, 0).changed
+    assert not on_publish_failed(final.task, event).changed
+
+
+def test_losing_the_builder_gives_the_task_to_another_attempt_and_stops_the_old_one() -> None:
+    for held in (task(), building()):
+        lost = lose(held, "builder b1 was lost")
+        assert lost.task.state is TaskState.READY and lost.task.attempt == 2
+        assert lost.task.builder is None and "b1 was lost" in (lost.task.failure or "")
+        (stop,) = lost.emits
+        assert isinstance(stop, TaskCancelled)
+        assert (stop.builder, stop.attempt) == ("b1", 1)
+    assert not lose(task(builder=None), "x").changed
+    assert lose(building(attempt=3), "gone", max_attempts=3).task.state is TaskState.FAILED

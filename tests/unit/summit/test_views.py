@@ -6,8 +6,8 @@ from daemon.summit.planning.graph import PublishedIndex
 from daemon.summit.planning.planner import Planner
 from daemon.summit.planning.states import RepoRef, Task, TaskState
 from daemon.summit.planning.views import counts, cycle_walk, explain_task, layout, queue_graph
-from events.payloads import BuildDone, Outcome
-from tests.unit.summit.helpers import commit_id, entry, tree
+from events.payloads import Outcome
+from tests.unit.summit.helpers import build, commit_id, entry, tree
 
 REPO = RepoRef(name="recipes", url="https://example.org/recipes.git")
 
@@ -51,9 +51,7 @@ def test_unresolvable_and_failed_blockers() -> None:
     assert [e.text for e in explain_task(tasks["lonely"], p)] == [
         "nothing provides pkgconfig(foo)"]
     base = tasks["base"]
-    p.handle(BuildDone(task_id=base.task_id, builder="b1", source="base", version="1.0",
-                       release=1, build_release=1, arch="x86_64", outcome=Outcome.FAILED,
-                       reason="make: *** [all] Error 2"))
+    build(p, base, Outcome.FAILED, reason="make: *** [all] Error 2")
     user = p.tasks[tasks["user"].task_id]
     [why] = explain_task(user, p)
     assert why.text == (f"depends on failed task {base.task_id} (base): "

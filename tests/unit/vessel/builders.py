@@ -157,6 +157,6 @@ class ArtefactServer:
 def build_done(artefacts: list[Artefact], *, source: str, version: str = "1.0",
                release: int = 1, build_release: int = 1, arch: str = "x86_64",
                task_id: int = 1, channel: str = "volatile") -> BuildDone:
-    return BuildDone(task_id=task_id, builder="b1", source=source, version=version,
+    return BuildDone(task_id=task_id, attempt=1, builder="b1", source=source, version=version,
                      release=release, build_release=build_release, arch=arch,
                      outcome=Outcome.SUCCESS, artefacts=artefacts, channel=channel)
