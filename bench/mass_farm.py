@@ -3,10 +3,12 @@
 * :class:`EmbeddedFarm`: ``cairn up``'s :func:`daemon.up.start_farm` — journal, vessel, summit
   and the builders in this process on the embedded broker. Summit cannot be told apart from
   the others there, so its CPU is this process's ``time.process_time()`` (an upper bound).
-* :class:`ProcessFarm`: on RabbitMQ, in a fresh vhost made with ``rabbitmqctl`` (deleted
-  afterwards); journal, vessel and summit each ``python -m daemon.cli <service>`` configured
-  through ``CAIRN_*`` variables, the builders together in this process. Summit's CPU is the
-  utime + stime of its own process from ``/proc/<pid>/stat``.
+* :class:`ProcessFarm`: on RabbitMQ, in a fresh vhost (deleted afterwards) of the broker at
+  ``--broker`` (:class:`SystemBroker`, through ``rabbitmqctl``) or of a private node or
+  three-node cluster the benchmark starts itself (:class:`PrivateBroker`); journal, vessel
+  and summit each ``python -m daemon.cli <service>`` configured through ``CAIRN_*``
+  variables (every node's address in ``CAIRN_BUS_URL``), the builders together in this
+  process. Summit's CPU is the utime + stime of its own process from ``/proc/<pid>/stat``.
 
 Both are watched the same way: summit's SQLite database read-only (tasks, the commit it has
 planned, its outbox), which is what its API would serve, without depending on the API.
@@ -33,6 +35,7 @@ from daemon.avalanche.daemon import AvalancheDaemon, AvalancheDaemonConfig, Aval
 from daemon.runtime import BusSection, Health, MqttSection, StateSection
 from daemon.up import Farm, UpOptions, start_farm, stop_farm
 from events.errors import CairnError
+from tests.support.rabbitmq import RabbitCluster
 
 REPO = Path(__file__).resolve().parents[1]
 MOVING = ("new", "ready", "building", "publishing")
@@ -164,6 +167,62 @@ def rabbitmqctl(*args: str) -> str:
     return done.stdout
 
 
+class BrokerAdmin(Protocol):
+    """What the farm needs to administer its broker: vhosts, consumers, addresses."""
+
+    def add_vhost(self, vhost: str) -> None: ...
+
+    def delete_vhost(self, vhost: str) -> None: ...
+
+    def list_queues(self, vhost: str) -> str:
+        """``name consumers`` per line."""
+        ...
+
+    def urls(self, vhost: str) -> list[str]: ...
+
+
+class SystemBroker:
+    """The RabbitMQ at ``--broker``, administered with the system's ``rabbitmqctl``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def add_vhost(self, vhost: str) -> None:
+        rabbitmqctl("await_startup")  # another user may be restarting the broker
+        rabbitmqctl("add_vhost", vhost)
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+
+    def delete_vhost(self, vhost: str) -> None:
+        rabbitmqctl("await_startup")
+        rabbitmqctl("delete_vhost", vhost)
+
+    def list_queues(self, vhost: str) -> str:
+        return rabbitmqctl("list_queues", "-p", vhost, "-q", "name", "consumers")
+
+    def urls(self, vhost: str) -> list[str]:
+        return [f"{self.url}/{vhost}"]
+
+
+class PrivateBroker:
+    """A private node or cluster (``tests/support/rabbitmq.py``) this process started."""
+
+    def __init__(self, cluster: RabbitCluster) -> None:
+        self.cluster = cluster
+
+    def add_vhost(self, vhost: str) -> None:
+        self.cluster.add_vhost(vhost)
+
+    def delete_vhost(self, vhost: str) -> None:
+        self.cluster.any_running().ctl("delete_vhost", vhost)
+
+    def list_queues(self, vhost: str) -> str:
+        return self.cluster.any_running().ctl("list_queues", "-p", vhost, "-q", "name",
+                                              "consumers").stdout
+
+    def urls(self, vhost: str) -> list[str]:
+        return self.cluster.urls(vhost)
+
+
 def proc_cpu_seconds(pid: int) -> float:
     """utime + stime of one process (not its children), from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -176,14 +235,15 @@ class ProcessFarm:
     cpu_basis = "utime+stime of the summit process from /proc/<pid>/stat (children excluded)"
     summit_cpu_key = "summit"
 
-    def __init__(self, state: Path, repo: Path, builders: int, broker: str,
+    def __init__(self, state: Path, repo: Path, builders: int, broker: str | BrokerAdmin,
                  log_level: str = "warning") -> None:
         self.state = state
         self.log_level = log_level
         self.repo = repo
         self.builder_count = builders
         self.vhost = f"cairn-bench-{uuid.uuid4().hex[:10]}"
-        self.bus_url = f"{broker.rstrip('/')}/{self.vhost}"
+        self.broker = SystemBroker(broker) if isinstance(broker, str) else broker
+        self.bus_url = ",".join(self.broker.urls(self.vhost))
         self.summit_port, self.vessel_port = free_port(), free_port()
         self.token = uuid.uuid4().hex
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -214,10 +274,8 @@ class ProcessFarm:
                 stdout=log, stderr=subprocess.STDOUT)
 
     async def start(self) -> None:
-        rabbitmqctl("await_startup")  # another user may be restarting the broker
-        rabbitmqctl("add_vhost", self.vhost)
+        self.broker.add_vhost(self.vhost)
         self._vhost_made = True
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
         self._spawn("journal")
         self._spawn("vessel", CAIRN_VESSEL_LISTEN_PORT=str(self.vessel_port),
                     CAIRN_VESSEL_VERIFY_PROVIDES="false")  # noop builders: empty packages
@@ -244,8 +302,7 @@ class ProcessFarm:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            out = await asyncio.to_thread(rabbitmqctl, "list_queues", "-p", self.vhost, "-q",
-                                          "name", "consumers")
+            out = await asyncio.to_thread(self.broker.list_queues, self.vhost)
             consumers = {p[0]: int(p[1]) for p in (line.split() for line in out.splitlines())
                          if len(p) == 2 and p[1].isdigit()}
             if all(consumers.get(q, 0) > 0 for q in queues):
@@ -291,8 +348,7 @@ class ProcessFarm:
                     process.kill()
                     await asyncio.to_thread(process.wait, 10)
         if self._vhost_made:
-            await asyncio.to_thread(rabbitmqctl, "await_startup")
-            await asyncio.to_thread(rabbitmqctl, "delete_vhost", self.vhost)
+            await asyncio.to_thread(self.broker.delete_vhost, self.vhost)
             self._vhost_made = False
 
 

@@ -71,6 +71,34 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+GENERATED_RECIPE = """name        : {name}
+version     : 1.0.{number}
+release     : 1
+summary     : Generated recipe {number}
+license     : MPL-2.0
+description : |
+    A recipe of a generated tree, for when the real corpus is not at hand.
+{builddeps}build       : |
+    true
+"""
+
+
+def generate_corpus(dest: Path, count: int, fanout: int = 4) -> Path:
+    """A recipe tree of ``count`` recipes in the corpus's layout (``g/gen-0001/stone.yaml``):
+    each build-depends on its parent in a tree of ``fanout`` children per recipe, so a mass
+    rebuild runs in waves as the real one does. No manifests: the noop backend makes one
+    package per recipe, named after it."""
+    for number in range(count):
+        name = f"gen-{number:04d}"
+        parent = (number - 1) // fanout if number else None
+        deps = f"builddeps   :\n    - name(gen-{parent:04d})\n" if parent is not None else ""
+        recipe = dest / "g" / name
+        recipe.mkdir(parents=True, exist_ok=True)
+        (recipe / "stone.yaml").write_text(GENERATED_RECIPE.format(
+            name=name, number=number, builddeps=deps), encoding="utf-8")
+    return dest
+
+
 def make_repo(corpus: Path, dest: Path) -> str:
     """The corpus as one commit on ``main``; returns the commit id."""
     if not corpus.is_dir():

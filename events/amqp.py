@@ -214,6 +214,11 @@ class AmqpBus(Bus):
         connection.reconnect_callbacks.add(self._on_restored)
         self._connection = connection
         self._lost = None
+        await self._open_publisher()
+
+    async def _open_publisher(self) -> None:
+        """The confirmed publishing channel and its exchanges."""
+        assert self._connection is not None
         self._channel = await self._connection.channel(publisher_confirms=True,
                                                        on_return_raises=True)
         self._exchange = await self._channel.declare_exchange(
@@ -241,6 +246,21 @@ class AmqpBus(Bus):
             why, since = self._lost
             raise BusError(f"connection to RabbitMQ at {self.where} lost "
                            f"{time.monotonic() - since:.1f}s ago ({why}); reconnecting")
+
+    async def _renew_publisher(self) -> None:
+        """Replace a publishing channel whose publishes the broker keeps refusing.
+
+        After a cluster node dies, a channel restored on another node can go on nacking
+        every publish to a quorum queue whose leader moved (RabbitMQ 3.10), while a new
+        channel publishes at once."""
+        old = self._channel
+        try:
+            await self._open_publisher()
+        except Exception as exc:
+            log.warning("bus.publisher_renew_failed", error=repr(exc))
+            return
+        if old is not None:
+            await _quietly(old.close())
 
     def _require(self) -> tuple[AbstractRobustConnection, AbstractChannel, AbstractExchange]:
         if self._connection is None or self._channel is None or self._exchange is None:
@@ -283,8 +303,11 @@ class AmqpBus(Bus):
             assert exchange is not None
             remaining = deadline - time.monotonic()
             try:
-                await exchange.publish(message, routing_key, mandatory=True,
-                                       timeout=max(remaining, 0.001))
+                # The deadline covers waiting for a channel that is being restored on
+                # another node too, not only the confirm (aio-pika's timeout does not).
+                async with asyncio.timeout(max(remaining, 0.001)):
+                    await exchange.publish(message, routing_key, mandatory=True,
+                                           timeout=max(remaining, 0.001))
                 return
             except aio_pika.exceptions.DeliveryError as exc:
                 if isinstance(exc.frame, Basic.Return):
@@ -292,6 +315,7 @@ class AmqpBus(Bus):
                         f"event {message.type} ({routing_key}) is bound to no queue: "
                         "it would be lost") from None
                 reason = f"broker refused the event ({exc.frame!r})"
+                await self._renew_publisher()
             except TimeoutError:
                 raise PublishTimeout(
                     f"no confirm for {routing_key} within {limit:.1f}s") from None

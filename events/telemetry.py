@@ -12,12 +12,13 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiomqtt
 import structlog
@@ -34,6 +35,60 @@ class Message:
     topic: str
     payload: bytes
     retain: bool = False
+
+
+@dataclass(frozen=True)
+class MqttAddress:
+    """One broker an MQTT client may connect to.
+
+    ``mqtt://[user:pass@]host[:1883]`` or ``mqtts://[user:pass@]host[:8883]``. A ``mqtts://``
+    address verifies the broker against ``cafile`` (the system's CAs when absent) and, for
+    mutual TLS, presents ``certfile``/``keyfile``; all three come from the URL's query, the
+    names the AMQP client reads too (``mqtts://mq1:8883?cafile=/etc/cairn/tls/ca.pem&...``).
+    """
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.cafile)
+        if self.certfile:
+            context.load_cert_chain(self.certfile, self.keyfile)
+        return context
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def mqtt_addresses(url: str) -> list[MqttAddress]:
+    """Every broker of an MQTT URL (several comma-separated, tried in turn)."""
+    addresses = []
+    for item in (part.strip() for part in url.split(",")):
+        if not item:
+            continue
+        parts = urlsplit(item)
+        scheme = parts.scheme.lower()
+        if scheme not in ("mqtt", "mqtts", "tcp", ""):
+            raise ConfigError(f"mqtt url {item!r}: scheme must be mqtt:// or mqtts://")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        tls = scheme == "mqtts"
+        addresses.append(MqttAddress(
+            host=parts.hostname or "127.0.0.1", port=parts.port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None, tls=tls,
+            cafile=query.get("cafile"), certfile=query.get("certfile"),
+            keyfile=query.get("keyfile")))
+    if not addresses:
+        raise ConfigError(f"mqtt url {url!r} names no broker")
+    return addresses
 
 
 def topic_matches(pattern: str, topic: str) -> bool:
@@ -109,18 +164,14 @@ class MemoryTelemetry(Telemetry):
 
 
 class MqttTelemetry(Telemetry):
-    """aiomqtt client that reconnects forever; ``will`` is published by the broker if this
-    client vanishes (a builder's ``offline`` status)."""
+    """aiomqtt client that reconnects forever, to the next broker of its URL each time
+    (:func:`mqtt_addresses`); ``will`` is published by the broker if this client vanishes
+    (a builder's ``offline`` status)."""
 
     def __init__(self, url: str, *, client_id: str | None = None,
                  will: Message | None = None, reconnect_delay: float = 1.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "tcp", ""):
-            raise ConfigError(f"mqtt url {url!r}: scheme must be mqtt://")
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 1883
-        self.username = parts.username
-        self.password = parts.password
+        self.addresses = mqtt_addresses(url)
+        self._current = 0
         self.client_id = client_id or f"cairn-{uuid.uuid4().hex[:10]}"
         self.will = will
         self.reconnect_delay = reconnect_delay
@@ -133,9 +184,19 @@ class MqttTelemetry(Telemetry):
         self._down: tuple[str, float] = ("not connected yet", time.monotonic())
         self._ever_connected = False
 
+    @property
+    def address(self) -> MqttAddress:
+        """The broker in use (or tried next)."""
+        return self.addresses[self._current]
+
+    def _next_address(self) -> None:
+        self._current = (self._current + 1) % len(self.addresses)
+
     def _client(self, client_id: str, will: Message | None) -> aiomqtt.Client:
+        address = self.address
         return aiomqtt.Client(
-            self.host, self.port, username=self.username, password=self.password,
+            address.host, address.port, username=address.username,
+            password=address.password, tls_context=address.tls_context(),
             identifier=client_id, keepalive=10,
             will=aiomqtt.Will(will.topic, will.payload, qos=1, retain=will.retain)
             if will else None,
@@ -159,7 +220,7 @@ class MqttTelemetry(Telemetry):
             try:
                 async with self._client(self.client_id, self.will) as client:
                     if self._ever_connected:
-                        log.info("telemetry.reconnected", host=self.host, port=self.port,
+                        log.info("telemetry.reconnected", broker=str(self.address),
                                  down_s=round(time.monotonic() - self._down[1], 3))
                     self._ever_connected = True
                     self.connected.set()
@@ -170,11 +231,12 @@ class MqttTelemetry(Telemetry):
             except aiomqtt.MqttError as exc:
                 if self.connected.is_set():
                     self._down = (str(exc), time.monotonic())
-                    log.warning("telemetry.disconnected", host=self.host, port=self.port,
+                    log.warning("telemetry.disconnected", broker=str(self.address),
                                 error=str(exc))
                 else:  # still down: the latest reason, the same since
                     self._down = (str(exc), self._down[1])
                 self.connected.clear()
+                self._next_address()
                 await asyncio.sleep(self.reconnect_delay)
 
     async def _send(self, client: aiomqtt.Client) -> None:
@@ -188,10 +250,10 @@ class MqttTelemetry(Telemetry):
 
     async def check(self) -> None:
         if self._task is None:
-            raise TelemetryError(f"telemetry to mqtt://{self.host}:{self.port} is not started")
+            raise TelemetryError(f"telemetry to {self.address} is not started")
         if not self.connected.is_set():
             why, since = self._down
-            raise TelemetryError(f"not connected to the MQTT broker at {self.host}:{self.port} "
+            raise TelemetryError(f"not connected to the MQTT broker at {self.address} "
                                  f"for {time.monotonic() - since:.1f}s ({why}); reconnecting")
 
     async def subscribe(self, pattern: str) -> AsyncIterator[Message]:
@@ -205,7 +267,9 @@ class MqttTelemetry(Telemetry):
                         data = payload if isinstance(payload, bytes) else str(payload).encode()
                         yield Message(str(incoming.topic), data, bool(incoming.retain))
             except aiomqtt.MqttError as exc:
-                log.warning("telemetry.subscribe_lost", pattern=pattern, error=str(exc))
+                log.warning("telemetry.subscribe_lost", pattern=pattern,
+                            broker=str(self.address), error=str(exc))
+                self._next_address()
                 await asyncio.sleep(self.reconnect_delay)
 
     async def stop(self) -> None:
@@ -248,7 +312,8 @@ _PROCESS_TELEMETRY = MemoryTelemetry()
 
 
 def telemetry_from_url(url: str | None, **kwargs: object) -> Telemetry:
-    """``None`` or ``memory://`` → in-process (shared); ``mqtt://host:port`` → Mosquitto."""
+    """``None`` or ``memory://`` → in-process (shared); ``mqtt://host:port`` (or
+    ``mqtts://``, several comma-separated) → Mosquitto."""
     if not url or url.startswith("memory:"):
         return _PROCESS_TELEMETRY
     return MqttTelemetry(url, **kwargs)  # type: ignore[arg-type]

@@ -85,14 +85,26 @@ class HostFarm:
     def recipes_url(self) -> str:
         return f"git://{self.control_host.address}/{self.recipes.name}"
 
-    def bus_urls(self, user: str = "guest") -> list[str]:
-        scheme, port = ("amqps", AMQPS_PORT) if self.tls else ("amqp", AMQP_PORT)
-        return [f"{scheme}://{user}:guest@{h.address}:{port}/" for h in self.broker_hosts]
+    def bus_urls(self, client: str = "") -> list[str]:
+        """Every node's address; with TLS, ``client``'s certificate in the query."""
+        if not self.tls:
+            return [f"amqp://guest:guest@{h.address}:{AMQP_PORT}/" for h in self.broker_hosts]
+        query = self.tls_query(client)
+        return [f"amqps://guest:guest@{h.address}:{AMQPS_PORT}/?{query}"
+                for h in self.broker_hosts]
 
-    @property
-    def mqtt_url(self) -> str:
+    def mqtt_url(self, client: str = "") -> str:
         host = self.broker_hosts[0].address
-        return f"mqtts://{host}:{MQTTS_PORT}" if self.tls else f"mqtt://{host}:{MQTT_PORT}"
+        if not self.tls:
+            return f"mqtt://{host}:{MQTT_PORT}"
+        return f"mqtts://{host}:{MQTTS_PORT}?{self.tls_query(client)}"
+
+    def tls_query(self, client: str) -> str:
+        """``cafile``, and ``client``'s ``certfile``/``keyfile`` (made on first use)."""
+        assert self.ca is not None
+        cert = self.ca.issue(client or "operator", self.state / "tls" / (client or "operator"),
+                             client=True)
+        return f"cafile={self.ca.certfile}&certfile={cert.certfile}&keyfile={cert.keyfile}"
 
     # -- start -----------------------------------------------------------------------
     def start(self) -> HostFarm:
@@ -145,19 +157,11 @@ class HostFarm:
             log=self.state / "git-daemon.log")
 
     def _env(self, name: str, host: Host, **extra: str) -> dict[str, str]:
-        env = {**os.environ, "PYTHONPATH": str(REPO),
-               "CAIRN_BUS_URL": ",".join(self.bus_urls()), "CAIRN_MQTT_URL": self.mqtt_url,
-               "CAIRN_STATE_DIR": str(self.state / name), "CAIRN_LOG_LEVEL": self.log_level,
-               "CAIRN_LOG_FORMAT": "json", "CAIRN_BUS_PUBLISH_TIMEOUT": "30", **extra}
-        if self.ca is not None:
-            cert = self.ca.issue(name, self.state / name / "tls", client=True)
-            env |= {"CAIRN_BUS_CA_FILE": str(self.ca.certfile),
-                    "CAIRN_BUS_CERT_FILE": str(cert.certfile),
-                    "CAIRN_BUS_KEY_FILE": str(cert.keyfile),
-                    "CAIRN_MQTT_CA_FILE": str(self.ca.certfile),
-                    "CAIRN_MQTT_CERT_FILE": str(cert.certfile),
-                    "CAIRN_MQTT_KEY_FILE": str(cert.keyfile)}
-        return env
+        return {**os.environ, "PYTHONPATH": str(REPO),
+                "CAIRN_BUS_URL": ",".join(self.bus_urls(name)),
+                "CAIRN_MQTT_URL": self.mqtt_url(name),
+                "CAIRN_STATE_DIR": str(self.state / name), "CAIRN_LOG_LEVEL": self.log_level,
+                "CAIRN_LOG_FORMAT": "json", "CAIRN_BUS_PUBLISH_TIMEOUT": "30", **extra}
 
     def spawn_service(self, name: str, service: str, host: Host, **extra: str) -> None:
         (self.state / name).mkdir(parents=True, exist_ok=True)
