@@ -253,7 +253,8 @@ class MqttTelemetry(Telemetry):
             raise TelemetryError(f"telemetry to {self.address} is not started")
         if not self.connected.is_set():
             why, since = self._down
-            raise TelemetryError(f"not connected to the MQTT broker at {self.address} "
+            raise TelemetryError(f"not connected to the MQTT broker at "
+                                 f"{self.address.host}:{self.address.port} "
                                  f"for {time.monotonic() - since:.1f}s ({why}); reconnecting")
 
     async def subscribe(self, pattern: str) -> AsyncIterator[Message]:
