@@ -96,7 +96,7 @@ async def test_quorum_queues_the_code_declares_are_replicated_on_every_node(
     await asyncio.to_thread(cluster.add_vhost, vhost)
     bus = await buses.open(cluster.urls(vhost))
     subscriptions = [topology.SUMMIT, topology.VESSEL, topology.JOURNAL,
-                     topology.work("x86_64")]
+                     topology.builder("b1")]
     for declared in subscriptions:
         await bus.declare(declared)
     everyone = {node.nodename for node in cluster.nodes}

@@ -375,6 +375,15 @@ class RabbitCluster:
                 return self.node(fields[1])
         raise KeyError(f"no queue {queue!r} in vhost {vhost!r}: {done.stdout}")
 
+    def leaders(self, vhost: str = "/") -> dict[str, RabbitNode]:
+        """Every quorum queue of a vhost and the node that holds its leader now."""
+        done = self.any_running().ctl("list_queues", "-p", vhost, "name", "leader",
+                                      "--no-table-headers", "--quiet")
+        names = {node.nodename: node for node in self.nodes}
+        return {fields[0]: names[fields[1]] for fields in
+                (line.split() for line in done.stdout.splitlines())
+                if len(fields) == 2 and fields[1] in names}
+
     def queue_members(self, queue: str, vhost: str = "/") -> set[str]:
         """The nodes that hold a replica of a quorum queue."""
         done = self.any_running().ctl("list_queues", "-p", vhost, "name", "members",
