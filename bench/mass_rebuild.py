@@ -1,15 +1,18 @@
 """Mass rebuild: every recipe of the real corpus published, then one commit bumps them all.
 
     .venv/bin/python bench/mass_rebuild.py --corpus ../shared/corpora/serpent-recipes \\
-        --builders 8 [--broker amqp://guest:guest@127.0.0.1:5672/]
+        --builders 8 [--broker amqp://guest:guest@127.0.0.1:5672/ | --cluster]
 
 1. The corpus becomes a git repository (one commit), and vessel's ``volatile`` channel is
    seeded with what the ``noop`` backend makes of every recipe at that commit (real archives,
    one generation: see ``bench/mass_seed.py``).
 2. The farm starts (``noop`` builders): embedded by default, or on RabbitMQ with ``--broker``
    (a vhost of its own; summit, vessel and the journal their own processes, see
-   ``bench/mass_farm.py``). Summit seeds what is published from vessel's index and plans the
-   first commit: nothing to build.
+   ``bench/mass_farm.py``). ``--cluster`` runs the benchmark twice in one run, on a private
+   RabbitMQ node and on a private three-node cluster (quorum queues on all three, every
+   client given the three addresses), both started here, and reports them side by side.
+   Summit seeds what is published from vessel's index and plans the first commit: nothing
+   to build.
 3. A commit raises every release by one; summit is asked to fetch it, and the run is watched
    until every task is final.
 
@@ -40,6 +43,7 @@ from bench.mass_farm import (
     MOVING,
     BenchFarm,
     EmbeddedFarm,
+    PrivateBroker,
     ProcessFarm,
     snapshot,
     unfinished,
@@ -50,6 +54,8 @@ from daemon.journal import store as journal_store
 from daemon.runtime import LogLevel, LogSection, configure_logging
 from events.envelope import Event
 from events.sqlite import Database
+from tests.support.ports import free_port
+from tests.support.rabbitmq import Epmd, RabbitCluster
 
 LATENCY_METHOD = (
     "for every task-ready event in the journal whose causation id is a package-published "
@@ -173,9 +179,15 @@ def analyse(events: list[Event[Any]], run: Run) -> dict[str, Any]:
     }
 
 
-def make_farm(args: argparse.Namespace, work: Path, repo: Path
+def make_farm(args: argparse.Namespace, work: Path, repo: Path,
+              private: PrivateBroker | None = None
               ) -> tuple[EmbeddedFarm | ProcessFarm, Path, str]:
-    """The farm for ``--broker``, where its vessel keeps its state, and how to name it."""
+    """The farm for ``--broker`` (or a private broker), where its vessel keeps its state,
+    and how to name it."""
+    if private is not None:
+        farm = ProcessFarm(work / "state", repo, args.builders, private, args.log_level)
+        nodes = len(private.cluster.nodes)
+        return farm, farm.vessel_state, f"rabbitmq private {nodes}-node"
     if args.broker.startswith("memory"):
         return (EmbeddedFarm(work / "state", repo, args.builders), work / "state" / "vessel",
                 "embedded")
@@ -183,11 +195,12 @@ def make_farm(args: argparse.Namespace, work: Path, repo: Path
     return farm, farm.vessel_state, "rabbitmq"
 
 
-async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+async def run(args: argparse.Namespace, work: Path,
+              private: PrivateBroker | None = None) -> dict[str, Any]:
     repo = work / "recipes"
     t0 = time.perf_counter()
     first = await asyncio.to_thread(make_repo, args.corpus, repo)
-    farm, vessel_state, broker = make_farm(args, work, repo)
+    farm, vessel_state, broker = make_farm(args, work, repo, private)
     seeded = await seed_vessel(vessel_state, repo, first)
     print(f"seeded volatile/x86_64 with {seeded.packages} packages of {seeded.recipes} recipes "
           f"in {time.perf_counter() - t0:.1f} s (without a manifest: "
@@ -204,6 +217,29 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "recipes": seeded.recipes, "seeded_packages": seeded.packages, **figures,
             "cpu_basis": farm.cpu_basis, "not_completed": problems[:50],
             "targets": {"completed": seeded.recipes, "elapsed_s": 60, "p50_ms": 50}}
+
+
+def on_private_brokers(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The benchmark on a private single node, then on a private three-node cluster."""
+    results: dict[str, Any] = {}
+    epmd = Epmd(work / "epmd", free_port()).start()
+    try:
+        for label, size in (("single_node", 1), ("cluster", 3)):
+            cluster = RabbitCluster.on_loopback(work / label / "rabbit", epmd, size=size)
+            print(f"== {label}: starting {size} private RabbitMQ node(s)", flush=True)
+            cluster.start()
+            try:
+                results[label] = asyncio.run(run(args, work / label, PrivateBroker(cluster)))
+            finally:
+                cluster.stop()
+            report(results[label])
+    finally:
+        epmd.stop()
+    single, clustered = results["single_node"], results["cluster"]
+    print("single node vs three-node cluster: "
+          + ", ".join(f"{key} {single[key]} vs {clustered[key]}"
+                      for key in ("elapsed_s", "p50_ms", "p99_ms", "summit_cpu_s")))
+    return {"benchmark": "mass_rebuild", "builders": args.builders, **results}
 
 
 def report(result: dict[str, Any]) -> None:
@@ -228,6 +264,9 @@ def main() -> None:
     parser.add_argument("--broker", default="memory://",
                         help="amqp://user:pass@host:port/ of RabbitMQ (a vhost is made and "
                              "deleted); default: the embedded broker")
+    parser.add_argument("--cluster", action="store_true",
+                        help="run on a private RabbitMQ node, then on a private three-node "
+                             "cluster (both started here), and report both")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for idle")
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between idle checks")
     parser.add_argument("--log-level", default="warning", choices=[lv.value for lv in LogLevel],
@@ -244,8 +283,11 @@ def main() -> None:
         log_file = stack.enter_context((work / "bench.log").open("a", encoding="utf-8"))
         configure_logging(LogSection(level=LogLevel(args.log_level)), service="bench",
                           stream=log_file)
-        result = asyncio.run(run(args, work))
-    report(result)
+        if args.cluster:
+            result = on_private_brokers(args, work)
+        else:
+            result = asyncio.run(run(args, work))
+            report(result)
     print(json.dumps(result))
 
 
