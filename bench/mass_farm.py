@@ -1,9 +1,9 @@
 """The two farms of the mass-rebuild benchmark, behind one small interface.
 
-* :class:`EmbeddedFarm`: ``cairn up``'s :func:`daemon.up.start_farm` — journal, vessel, summit
-  and the builders in this process on the embedded broker. Summit cannot be told apart from
+* :class:`EmbeddedBench`: ``cairn up``'s :func:`daemon.embedded.start_farm` — journal, vessel,
+  summit and the builders in this process on the embedded broker. Summit cannot be told apart from
   the others there, so its CPU is this process's ``time.process_time()`` (an upper bound).
-* :class:`ProcessFarm`: on RabbitMQ, in a fresh vhost (deleted afterwards) of the broker at
+* :class:`ProcessBench`: on RabbitMQ, in a fresh vhost (deleted afterwards) of the broker at
   ``--broker`` (:class:`SystemBroker`, through ``rabbitmqctl``) or of a private node or
   three-node cluster the benchmark starts itself (:class:`PrivateBroker`); journal, vessel
   and summit each ``python -m daemon.cli <service>`` configured through ``CAIRN_*``
@@ -32,8 +32,8 @@ from typing import Any, Protocol
 from daemon.avalanche.checkout import ensure_commit
 from daemon.avalanche.config import AvalancheConfig, SandboxMode
 from daemon.avalanche.daemon import AvalancheDaemon, AvalancheDaemonConfig, AvalancheSection
+from daemon.embedded import EmbeddedFarm, UpOptions, start_farm, stop_farm
 from daemon.runtime import BusSection, Health, MqttSection, StateSection
-from daemon.up import Farm, UpOptions, start_farm, stop_farm
 from events.errors import CairnError
 from tests.support.rabbitmq import RabbitCluster
 
@@ -114,7 +114,7 @@ class BenchFarm(Protocol):
     async def stop(self) -> None: ...
 
 
-class EmbeddedFarm:
+class EmbeddedBench:
     """Everything in this process on the embedded broker (``cairn up``)."""
 
     cpu_basis = ("time.process_time() of the one embedded process (journal, vessel, summit "
@@ -125,7 +125,7 @@ class EmbeddedFarm:
         self.state = state
         self.options = UpOptions(state=state, recipes=str(repo), builders=builders,
                                  backend="noop", port=0, poll_interval=3600.0)
-        self.farm: Farm | None = None
+        self.farm: EmbeddedFarm | None = None
 
     @property
     def summit_db(self) -> Path:
@@ -229,7 +229,7 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class ProcessFarm:
+class ProcessBench:
     """Journal, vessel and summit as their own processes on RabbitMQ; builders in this one."""
 
     cpu_basis = "utime+stime of the summit process from /proc/<pid>/stat (children excluded)"

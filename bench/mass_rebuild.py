@@ -42,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.mass_farm import (
     MOVING,
     BenchFarm,
-    EmbeddedFarm,
+    EmbeddedBench,
     PrivateBroker,
-    ProcessFarm,
+    ProcessBench,
     snapshot,
     unfinished,
     warm_builders,
@@ -181,17 +181,17 @@ def analyse(events: list[Event[Any]], run: Run) -> dict[str, Any]:
 
 def make_farm(args: argparse.Namespace, work: Path, repo: Path,
               private: PrivateBroker | None = None
-              ) -> tuple[EmbeddedFarm | ProcessFarm, Path, str]:
+              ) -> tuple[EmbeddedBench | ProcessBench, Path, str]:
     """The farm for ``--broker`` (or a private broker), where its vessel keeps its state,
     and how to name it."""
     if private is not None:
-        farm = ProcessFarm(work / "state", repo, args.builders, private, args.log_level)
+        farm = ProcessBench(work / "state", repo, args.builders, private, args.log_level)
         nodes = len(private.cluster.nodes)
         return farm, farm.vessel_state, f"rabbitmq private {nodes}-node"
     if args.broker.startswith("memory"):
-        return (EmbeddedFarm(work / "state", repo, args.builders), work / "state" / "vessel",
+        return (EmbeddedBench(work / "state", repo, args.builders), work / "state" / "vessel",
                 "embedded")
-    farm = ProcessFarm(work / "state", repo, args.builders, args.broker, args.log_level)
+    farm = ProcessBench(work / "state", repo, args.builders, args.broker, args.log_level)
     return farm, farm.vessel_state, "rabbitmq"
 
 

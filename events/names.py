@@ -27,7 +27,8 @@ SUBJECT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+-]{0,127}$")
 
 
 class EventType(StrEnum):
-    """The event types of the design's table; the value is the CloudEvents ``type``."""
+    """Every event type (ARCHITECTURE.md lists who sends each); the value is the CloudEvents
+    ``type``."""
 
     COMMIT_SEEN = "commit-seen"
     BUILDER_SEEN = "builder-seen"

@@ -18,6 +18,7 @@ from daemon.runtime.address import AUTO, advertised_host, listen_host
 from events.errors import ConfigError
 from events.names import SUBJECT_RE, builder_status_topic
 from events.telemetry import Message
+from events.topology import builder as builder_subscription
 
 #: A builder's name is a routing-key word (summit addresses its events by it); empty: the
 #: host's short name.
@@ -104,8 +105,9 @@ class AvalancheDaemon:
 
     async def start(self) -> None:
         bus = await self._host.bus(self.config.bus.url, name=self.name,
-                                   publish_timeout=self.config.bus.publish_timeout)
-        self.metrics.attach(bus)
+                                   publish_timeout=self.config.bus.publish_timeout,
+                                   metrics=self.metrics,
+                                   queues=[builder_subscription(self.core.builder).queue])
         will = Message(builder_status_topic(self.core.builder),
                        b'{"builder": "%s", "state": "offline"}' % self.core.builder.encode(),
                        retain=True)

@@ -16,13 +16,14 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from daemon.embedded import EmbeddedFarm, UpOptions, start_farm, stop_farm
 from daemon.paths import default_state_dir
 from daemon.runtime import LogSection, configure_logging
+from daemon.summit.planning.states import TaskState
 from daemon.terminal import printable
-from daemon.up import Farm, UpOptions, start_farm, stop_farm
 
-STATE_ORDER = ("new", "blocked", "ready", "building", "publishing", "completed", "failed",
-               "cancelled", "superseded")
+#: The task states in the order of their lifecycle, as summit defines them.
+STATE_ORDER = tuple(str(state) for state in TaskState)
 STATE_STYLE = {"failed": "red", "blocked": "yellow", "building": "cyan", "completed": "green",
                "ready": "blue", "publishing": "magenta"}
 
@@ -51,7 +52,7 @@ def register(subparsers: Any) -> None:
     up.set_defaults(func=_up)
 
 
-def _table(farm: Farm) -> Group:
+def _table(farm: EmbeddedFarm) -> Group:
     counts = farm.counts()
     states = Table(title="tasks", show_header=False, box=None)
     for state in STATE_ORDER:
@@ -67,13 +68,13 @@ def _table(farm: Farm) -> Group:
     return Group(header, states, builders)
 
 
-def _line(farm: Farm) -> str:
+def _line(farm: EmbeddedFarm) -> str:
     counts = farm.counts()
     return "tasks: " + (", ".join(f"{s} {counts[s]}" for s in STATE_ORDER if counts.get(s))
                         or "none yet")
 
 
-async def _run(farm: Farm, args: argparse.Namespace, stop: asyncio.Event) -> None:
+async def _run(farm: EmbeddedFarm, args: argparse.Namespace, stop: asyncio.Event) -> None:
     console = Console(stderr=False)
     quiet_since: float | None = None
     last = ""

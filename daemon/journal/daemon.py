@@ -25,9 +25,8 @@ class JournalDaemon:
         self.metrics = ServiceMetrics("journal")
 
     async def start(self) -> None:
-        bus = await self._host.bus(self.config.bus.url, name="cairn-journal", bus=self._bus)
-        self.metrics.attach(bus)
-        self.metrics.watch_queues(bus, [JOURNAL.queue])
+        bus = await self._host.bus(self.config.bus.url, name="cairn-journal", bus=self._bus,
+                                   metrics=self.metrics, queues=[JOURNAL.queue])
         db = await self._host.database(self.config.state.path("journal.sqlite"), MIGRATIONS)
         self.journal = Journal(bus, db)
         await self.journal.start()

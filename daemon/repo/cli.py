@@ -1,4 +1,6 @@
-"""``cairn repo verify PATH_OR_URL``: the check any user can run against a repository."""
+"""``cairn channel verify PATH_OR_URL``: the check any user can run against a channel of a
+published package repository. ``cairn repo verify`` is the old spelling, kept as an alias for
+one release (``repo`` also named the recipe repositories, which ``cairn recipes`` shows)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from daemon.repo.verify import VerifyError, verify_repository
 
 
 def register(subparsers: Any) -> None:
-    repo = subparsers.add_parser("repo", help="check a published package repository")
+    repo = subparsers.add_parser("channel", aliases=["repo"],
+                                 help="check a channel of a published package repository")
     sub = repo.add_subparsers(dest="repo_command", metavar="COMMAND", required=True)
     verify = sub.add_parser(
         "verify", help="verify the index signature and every package's size and sha256")
@@ -36,6 +39,9 @@ def register(subparsers: Any) -> None:
 
 
 async def _verify(args: argparse.Namespace) -> int:
+    if args.command == "repo":
+        print("cairn: note: 'cairn repo verify' is now 'cairn channel verify' (the old name "
+              "goes in the next release)", file=sys.stderr)
     key_text = None
     if args.key is not None:
         try:

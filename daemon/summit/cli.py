@@ -1,10 +1,16 @@
-"""``cairn tasks ...`` and ``cairn repos ...``: summit's JSON API from a terminal."""
+"""``cairn tasks ...`` and ``cairn recipes ...``: summit's JSON API from a terminal.
+
+``cairn recipes`` is about the recipe repositories summit watches (git); the package
+repository vessel publishes is checked with ``cairn channel verify``. ``cairn repos`` is the
+old spelling, kept as an alias for one release.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
 import aiohttp
@@ -39,11 +45,14 @@ def register(subparsers: Any) -> None:
         action.add_argument("id", type=int)
         action.set_defaults(func=_task_action, action=name)
 
-    repos = subparsers.add_parser("repos", help="the watched recipe repositories")
+    repos = subparsers.add_parser("recipes", aliases=["repos"],
+                                  help="the recipe repositories summit watches (git)")
     rsub = repos.add_subparsers(dest="repos_command", metavar="ACTION", required=True)
-    rls = rsub.add_parser("ls", parents=[common], help="list repositories and recipe errors")
+    rls = rsub.add_parser("ls", parents=[common],
+                          help="list the recipe repositories and their recipe errors")
     rls.set_defaults(func=_repos_ls)
-    refresh = rsub.add_parser("refresh", parents=[common], help="fetch a repository now")
+    refresh = rsub.add_parser("refresh", parents=[common],
+                              help="fetch a recipe repository now")
     refresh.add_argument("name")
     refresh.set_defaults(func=_repos_refresh)
 
@@ -119,7 +128,14 @@ async def _task_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def _old_spelling(args: argparse.Namespace) -> None:
+    if args.command == "repos":
+        print("cairn: note: 'cairn repos' is now 'cairn recipes' (the old name goes in the next "
+              "release)", file=sys.stderr)
+
+
 async def _repos_ls(args: argparse.Namespace) -> int:
+    _old_spelling(args)
     data = await _call(args, "GET", "/api/v1/repositories")
     if args.json:
         print(json.dumps(data, indent=2))
@@ -134,6 +150,7 @@ async def _repos_ls(args: argparse.Namespace) -> int:
 
 
 async def _repos_refresh(args: argparse.Namespace) -> int:
+    _old_spelling(args)
     await _call(args, "POST", f"/api/v1/repositories/{args.name}/refresh")
     print(f"refreshing {args.name}")
     return 0

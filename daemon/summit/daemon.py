@@ -123,9 +123,10 @@ class SummitDaemon:
                         hint="builders on other hosts fetch dependencies from this URL; set "
                              "[summit] repository_url to vessel's address on the network")
         bus = await self._host.bus(self.config.bus.url, name="cairn-summit", bus=self._bus,
-                                   publish_timeout=self.config.bus.publish_timeout)
-        db = await self._host.database(state / "summit.sqlite", store.MIGRATIONS)
-        relay = await self._host.relay(db, bus)
+                                   publish_timeout=self.config.bus.publish_timeout,
+                                   metrics=self.metrics, queues=[SUMMIT.queue])
+        db, relay = await self._host.outbox_database(state / "summit.sqlite", store.MIGRATIONS,
+                                                     bus)
         self.service = Summit(bus, db, relay, settings_of(self.config))
         token = admin_token(state, self.config.summit.admin_token)
         telemetry = await self._host.telemetry(self.config.mqtt.url, client_id="cairn-summit")
@@ -135,7 +136,7 @@ class SummitDaemon:
         watcher = self.service.watcher
         self.app.add_routes(webhook_routes(
             webhook_repos(self.config), watcher.pushed, watcher.delivery_seen))
-        self._watch_metrics(bus)
+        self._watch_metrics()
         self.metrics.mount(self.app)
         self.health.mount(self.app, "/healthz")
         await self.service.start()
@@ -150,13 +151,11 @@ class SummitDaemon:
         port = runner.addresses[0][1]
         self.url = f"http://{self.config.summit.listen_host}:{port}"
 
-    def _watch_metrics(self, bus: Bus) -> None:
-        """Bus counters, plus what a scrape reads fresh: tasks by state, queue depths and
-        builders online (from their presence)."""
-        self.metrics.attach(bus)
+    def _watch_metrics(self) -> None:
+        """What a scrape reads fresh: tasks by state and builders online (as summit's fleet
+        knows them)."""
         service = self.service
         assert service is not None
-        self.metrics.watch_queues(bus, [SUMMIT.queue])
 
         async def refresh() -> None:
             counts: dict[str, int] = {}

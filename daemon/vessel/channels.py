@@ -2,7 +2,7 @@
 
 Both publish a *new* generation (promote: another channel's packages; rollback: an older
 generation's packages). Generation numbers only grow, so a client that remembers the highest
-one it verified (``cairn repo verify``) can tell a rollback by the operator (a newer index)
+one it verified (``cairn channel verify``) can tell a rollback by the operator (a newer index)
 from an old signed index replayed by whoever serves the repository (an older one).
 
 Why they are safe next to a running vessel: they use the same SQLite database (its write

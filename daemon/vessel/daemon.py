@@ -64,11 +64,10 @@ class VesselDaemon:
     async def start(self) -> None:
         repo_config = repository_config(self.config)
         bus = await self._host.bus(self.config.bus.url, name="cairn-vessel", bus=self._bus,
-                                   publish_timeout=self.config.bus.publish_timeout)
-        self.metrics.attach(bus)
-        self.metrics.watch_queues(bus, [VESSEL.queue])
-        db = await self._host.database(repo_config.layout.db, store.MIGRATIONS)
-        relay = await self._host.relay(db, bus)
+                                   publish_timeout=self.config.bus.publish_timeout,
+                                   metrics=self.metrics, queues=[VESSEL.queue])
+        db, relay = await self._host.outbox_database(repo_config.layout.db, store.MIGRATIONS,
+                                                     bus)
         repo = Repository.open(repo_config)
         section = self.config.vessel
         bind = listen_host(section.listen_host, self.config.bus.url)

@@ -1,6 +1,6 @@
 """Generation directories on disk and the ``current`` pointer: atomic writes and switches.
 
-Why this shape: a reader (``cairn repo verify``, a builder, a web server) may read a
+Why this shape: a reader (``cairn channel verify``, a builder, a web server) may read a
 channel at any moment, including while vessel is killed. So:
 
 * a generation directory is built under a temporary name (``.tmp-…``), every file fsynced,

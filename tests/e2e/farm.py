@@ -64,7 +64,7 @@ def bump_release(repo: Path, name: str, release: int, build: str | None = None) 
 
 
 @dataclass
-class Farm:
+class ProcessFarm:
     """The processes of one farm; ``state`` holds each service's directory and log."""
 
     bus_url: str

@@ -1,4 +1,4 @@
-"""End to end (issue 6): every service its own OS process on real RabbitMQ and Mosquitto, a
+"""End to end: every service its own OS process on real RabbitMQ and Mosquitto, a
 git repository made by the test, the script backend compiling real C."""
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.farm import Farm, all_final, bump_release, commit, latest_by_source, recipe_repo
+from tests.e2e.farm import (
+    ProcessFarm,
+    all_final,
+    bump_release,
+    commit,
+    latest_by_source,
+    recipe_repo,
+)
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.rabbitmq import RabbitNode
 
@@ -40,9 +47,9 @@ install     : |
 
 @pytest.fixture
 async def farm(tmp_path: Path, private_rabbitmq_url: str,
-               private_mosquitto: MosquittoBroker) -> AsyncIterator[Farm]:
+               private_mosquitto: MosquittoBroker) -> AsyncIterator[ProcessFarm]:
     repo = recipe_repo(tmp_path / "recipes", {"slow": SLOW})
-    running = Farm(private_rabbitmq_url, repo, tmp_path / "state",
+    running = ProcessFarm(private_rabbitmq_url, repo, tmp_path / "state",
                    mqtt_url=private_mosquitto.url)
     running.start_all(builders=2)
     try:
@@ -51,15 +58,15 @@ async def farm(tmp_path: Path, private_rabbitmq_url: str,
         running.stop_all()
 
 
-def _verify(farm: Farm) -> None:
-    done = subprocess.run([sys.executable, "-m", "daemon.cli", "repo", "verify",
+def _verify(farm: ProcessFarm) -> None:
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", "channel", "verify",
                            farm.vessel_url, "--channel", "volatile", "--arch", "x86_64",
                            "--seen-file", str(farm.state / "repo-seen.json")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _index_names(farm: Farm) -> list[str]:
+def _index_names(farm: ProcessFarm) -> list[str]:
     return sorted(p["name"] for p in farm.index()["packages"])
 
 
@@ -68,7 +75,7 @@ def _by_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 async def test_first_commit_builds_in_order_in_parallel_then_a_bump_rebuilds_one(
-        farm: Farm) -> None:
+        farm: ProcessFarm) -> None:
     tasks = await farm.wait_tasks(all_final(8))
     assert {t["source"] for t in tasks} == EXAMPLES | {"slow"}
     assert all(t["state"] == "completed" for t in tasks), tasks
@@ -120,7 +127,8 @@ async def test_failure_blocks_dependents_and_a_fix_unblocks_them(
     good = recipe.read_text()
     bump_release(repo, "diamond-a", 1, build=FAILING)
     commit(repo, "diamond-a: broken")
-    farm = Farm(private_rabbitmq_url, repo, tmp_path / "state", mqtt_url=private_mosquitto.url)
+    farm = ProcessFarm(private_rabbitmq_url, repo, tmp_path / "state",
+                       mqtt_url=private_mosquitto.url)
     farm.start_all(builders=2)
     try:
         await _fail_then_fix(farm, recipe, good)
@@ -128,7 +136,7 @@ async def test_failure_blocks_dependents_and_a_fix_unblocks_them(
         farm.stop_all()
 
 
-async def _fail_then_fix(farm: Farm, recipe: Path, good: str) -> None:
+async def _fail_then_fix(farm: ProcessFarm, recipe: Path, good: str) -> None:
     tasks = await farm.wait_tasks(all_final(7))
     latest = latest_by_source(tasks)
     failed = latest["diamond-a"]
@@ -153,7 +161,7 @@ async def _fail_then_fix(farm: Farm, recipe: Path, good: str) -> None:
     _verify(farm)
 
 
-async def test_builder_killed_mid_build_another_completes_it(farm: Farm) -> None:
+async def test_builder_killed_mid_build_another_completes_it(farm: ProcessFarm) -> None:
     builder = await _builder_of(farm, "slow")
     await asyncio.sleep(1.5)
     assert farm.kill(builder) == -signal.SIGKILL
@@ -168,7 +176,7 @@ async def test_builder_killed_mid_build_another_completes_it(farm: Farm) -> None
     _verify(farm)
 
 
-async def _builder_of(farm: Farm, source: str, timeout: float = 120) -> str:
+async def _builder_of(farm: ProcessFarm, source: str, timeout: float = 120) -> str:
     for _ in range(int(timeout / 0.5)):
         try:
             tasks = await farm.tasks()
@@ -183,13 +191,13 @@ async def _builder_of(farm: Farm, source: str, timeout: float = 120) -> str:
 
 @pytest.fixture
 async def farm_on_private_node(tmp_path: Path, private_rabbit: RabbitNode,
-                               private_mosquitto: MosquittoBroker) -> AsyncIterator[Farm]:
+                               private_mosquitto: MosquittoBroker) -> AsyncIterator[ProcessFarm]:
     """The farm on a RabbitMQ node of its own, which the test may restart: other test runs
     share the machine's broker."""
     vhost = f"e2e-{uuid.uuid4().hex[:8]}"
     private_rabbit.add_vhost(vhost)
     repo = recipe_repo(tmp_path / "recipes", {"slow": SLOW})
-    running = Farm(private_rabbit.url(vhost), repo, tmp_path / "state",
+    running = ProcessFarm(private_rabbit.url(vhost), repo, tmp_path / "state",
                    mqtt_url=private_mosquitto.url)
     running.start_all(builders=2)
     try:
@@ -198,7 +206,7 @@ async def farm_on_private_node(tmp_path: Path, private_rabbit: RabbitNode,
         running.stop_all()
 
 
-async def test_rabbitmq_restarted_mid_run(farm_on_private_node: Farm,
+async def test_rabbitmq_restarted_mid_run(farm_on_private_node: ProcessFarm,
                                           private_rabbit: RabbitNode) -> None:
     farm = farm_on_private_node
     await _builder_of(farm, "slow")
@@ -217,7 +225,7 @@ async def test_rabbitmq_restarted_mid_run(farm_on_private_node: Farm,
     _verify(farm)
 
 
-async def test_summit_killed_and_restarted_mid_run(farm: Farm) -> None:
+async def test_summit_killed_and_restarted_mid_run(farm: ProcessFarm) -> None:
     await _builder_of(farm, "slow")
     assert farm.kill("summit") == -signal.SIGKILL
     await asyncio.sleep(1)
@@ -229,7 +237,7 @@ async def test_summit_killed_and_restarted_mid_run(farm: Farm) -> None:
     _verify(farm)
 
 
-async def test_replaying_every_event_changes_nothing(farm: Farm, tmp_path: Path) -> None:
+async def test_replaying_every_event_changes_nothing(farm: ProcessFarm, tmp_path: Path) -> None:
     tasks = await farm.wait_tasks(all_final(8))
     index = farm.index()
     before = farm.journal()
@@ -272,7 +280,7 @@ METRICS = {
 }
 
 
-async def test_every_service_serves_health_and_metrics(farm: Farm) -> None:
+async def test_every_service_serves_health_and_metrics(farm: ProcessFarm) -> None:
     await farm.wait_tasks(all_final(8))
     async with aiohttp.ClientSession() as session:
         for name, series in METRICS.items():

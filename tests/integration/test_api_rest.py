@@ -12,19 +12,19 @@ from typing import Any
 
 import pytest
 
-from tests.integration.summit_farm import Farm, make_recipes, running_farm
+from tests.integration.cairn_up import CairnUp, make_recipes, running_farm
 
 pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CairnUp]:
     root = tmp_path_factory.mktemp("api")
     with running_farm(root, make_recipes(root, lines=12, pause=0.5)) as running:
         yield running
 
 
-def call(farm: Farm, method: str, path: str, token: str | None = None
+def call(farm: CairnUp, method: str, path: str, token: str | None = None
          ) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(farm.url + path, method=method, data=b"" if
                                      method == "POST" else None)
@@ -39,11 +39,11 @@ def call(farm: Farm, method: str, path: str, token: str | None = None
         return exc.code, json.loads(exc.read())
 
 
-def by_source(farm: Farm) -> dict[str, dict[str, Any]]:
+def by_source(farm: CairnUp) -> dict[str, dict[str, Any]]:
     return {t["source"]: t for t in farm.get("/api/v1/tasks")["tasks"]}
 
 
-def sse_events(farm: Farm, path: str, wanted: int) -> list[tuple[str, dict[str, Any]]]:
+def sse_events(farm: CairnUp, path: str, wanted: int) -> list[tuple[str, dict[str, Any]]]:
     """Read ``wanted`` events from a server-sent event stream."""
     out: list[tuple[str, dict[str, Any]]] = []
     with urllib.request.urlopen(farm.url + path, timeout=20) as response:
@@ -60,7 +60,7 @@ def sse_events(farm: Farm, path: str, wanted: int) -> list[tuple[str, dict[str, 
     return out
 
 
-def test_while_building(farm: Farm) -> None:
+def test_while_building(farm: CairnUp) -> None:
     slow = farm.wait_for("slow building", lambda: by_source(farm).get("slow", {}).get(
         "state") == "building" and by_source(farm)["slow"])
     after = by_source(farm)["after-slow"]
@@ -86,7 +86,7 @@ def test_while_building(farm: Farm) -> None:
     assert logs[0]["seq"] == 0 and all(line["task"] == slow["id"] for line in logs)
 
 
-def test_after_publication(farm: Farm) -> None:
+def test_after_publication(farm: CairnUp) -> None:
     farm.wait_for("both completed", lambda: {t["state"] for t in by_source(farm).values()}
                   == {"completed"})
     tasks = by_source(farm)
@@ -114,7 +114,7 @@ def test_after_publication(farm: Farm) -> None:
     assert events["events"][-2]["summary"].startswith("assigned to ")
 
 
-def test_filters_pagination_and_errors(farm: Farm) -> None:
+def test_filters_pagination_and_errors(farm: CairnUp) -> None:
     page = farm.get("/api/v1/tasks?limit=1&offset=1")
     assert page["total"] == 2 and len(page["tasks"]) == 1 and page["offset"] == 1
     assert farm.get("/api/v1/tasks?source=slow")["total"] == 1
@@ -136,7 +136,7 @@ def test_filters_pagination_and_errors(farm: Farm) -> None:
     assert code == 405 and "allowed" in body["error"]
 
 
-def test_admin_calls(farm: Farm) -> None:
+def test_admin_calls(farm: CairnUp) -> None:
     slow = by_source(farm)["slow"]
     code, body = call(farm, "POST", f"/api/v1/tasks/{slow['id']}/retry")
     assert code == 401 and "admin token" in body["error"]
@@ -154,13 +154,13 @@ def test_admin_calls(farm: Farm) -> None:
     assert code == 404
 
 
-def test_update_stream_starts_with_counts(farm: Farm) -> None:
+def test_update_stream_starts_with_counts(farm: CairnUp) -> None:
     kind, counts = sse_events(farm, "/api/v1/stream", 1)[0]
     assert kind == "counts"
     assert counts == farm.get("/api/v1/overview")["counts"]
 
 
-def test_openapi_describes_every_route(farm: Farm) -> None:
+def test_openapi_describes_every_route(farm: CairnUp) -> None:
     document = farm.get("/api/v1/openapi.json")
     assert document["openapi"].startswith("3.")
     paths = set(document["paths"])

@@ -1,4 +1,4 @@
-"""Acceptance of issue 4 without the broker: real git, gcc, HTTP on 127.0.0.1, GNU tar."""
+"""A builder's build path without the broker: real git, gcc, HTTP on 127.0.0.1, GNU tar."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ pytestmark = [
 
 
 @dataclass(frozen=True)
-class Farm:
+class Served:
     url: str
     key: Path
     digest: str
@@ -45,7 +45,7 @@ class Farm:
 
 @pytest.fixture(scope="module")
 def vessel(debian_environment: CachedEnvironment, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Farm]:
+           ) -> Iterator[Served]:
     """A vessel state holding the bundled environment, served over HTTP on 127.0.0.1."""
     state = tmp_path_factory.mktemp("vessel")
     layout = VesselConfig(state_dir=state).layout
@@ -60,7 +60,7 @@ def vessel(debian_environment: CachedEnvironment, tmp_path_factory: pytest.TempP
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Farm(f"http://127.0.0.1:{server.server_address[1]}", pub, record.digest, state)
+        yield Served(f"http://127.0.0.1:{server.server_address[1]}", pub, record.digest, state)
     finally:
         server.shutdown()
         server.server_close()
@@ -78,19 +78,19 @@ def builder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("builder")
 
 
-def _config(farm: Farm, root: Path) -> AvalancheConfig:
+def _config(farm: Served, root: Path) -> AvalancheConfig:
     return AvalancheConfig(root=root, jobs=2, timeout_s=300.0, sandbox=SandboxMode.BWRAP,
                            environment=farm.digest, environment_url=farm.url,
                            environment_key=farm.key, hidden=(farm.state,))
 
 
-def _build(farm: Farm, root: Path, repo: Path, commit: str, name: str,
+def _build(farm: Served, root: Path, repo: Path, commit: str, name: str,
            index_url: str | None = None) -> tuple[BuildResult, str]:
     result = run_build(task_for(repo, commit, name, index_url=index_url), _config(farm, root))
     return result, result.log_path.read_text()
 
 
-def test_examples_build_in_the_environment(vessel: Farm, builder_root: Path,
+def test_examples_build_in_the_environment(vessel: Served, builder_root: Path,
                                            tmp_path: Path) -> None:
     repo, commit = make_repo(tmp_path / "recipes")
     lib, log = _build(vessel, builder_root, repo, commit, "libgreet")
@@ -110,7 +110,7 @@ def test_examples_build_in_the_environment(vessel: Farm, builder_root: Path,
     assert list((builder_root / "cache/environments/envs").iterdir())
 
 
-def test_a_dependency_only_the_host_has_is_unresolvable(vessel: Farm, builder_root: Path,
+def test_a_dependency_only_the_host_has_is_unresolvable(vessel: Served, builder_root: Path,
                                                         tmp_path: Path) -> None:
     assert shutil.which("python3") is not None  # the host has it; the environment does not
     repo, _ = make_repo(tmp_path / "recipes")
@@ -129,7 +129,7 @@ def _failing(repo: Path, name: str, script: str) -> str:
                       f"license: MPL-2.0\nbuild: |\n{body}\n")
 
 
-def test_host_files_are_not_there(vessel: Farm, builder_root: Path, tmp_path: Path) -> None:
+def test_host_files_are_not_there(vessel: Served, builder_root: Path, tmp_path: Path) -> None:
     secret = vessel.state / "planted-secret"
     secret.write_text("the builder's secret")
     host_tools = [Path(p) for p in ("/usr/bin/bwrap", "/usr/bin/mosquitto_sub",
@@ -153,7 +153,7 @@ def test_host_files_are_not_there(vessel: Farm, builder_root: Path, tmp_path: Pa
         assert f"ls: cannot access '{p}': " in log
 
 
-def test_the_network_is_unreachable(vessel: Farm, builder_root: Path, tmp_path: Path) -> None:
+def test_the_network_is_unreachable(vessel: Served, builder_root: Path, tmp_path: Path) -> None:
     # A port that listens on the host's loopback: the build has a loopback of its own.
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -168,7 +168,7 @@ def test_the_network_is_unreachable(vessel: Farm, builder_root: Path, tmp_path: 
 
 
 @pytest.mark.parametrize("target", ["/usr/bin/planted", "/etc/planted", "/var/planted"])
-def test_writing_outside_the_trees_fails(vessel: Farm, builder_root: Path, tmp_path: Path,
+def test_writing_outside_the_trees_fails(vessel: Served, builder_root: Path, tmp_path: Path,
                                          target: str) -> None:
     repo, _ = make_repo(tmp_path / "recipes")
     commit = _failing(repo, "writes-out", f"echo x > {target}\necho WROTE")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.summit_farm import make_recipes, running_farm
+from tests.integration.cairn_up import make_recipes, running_farm
 
 pytestmark = [pytest.mark.slow]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.summit_farm import make_recipes, running_farm
+from tests.integration.cairn_up import make_recipes, running_farm
 
 pytestmark = [pytest.mark.slow]
 

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.farm import Farm
+from tests.e2e.farm import ProcessFarm
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.rabbitmq import RabbitNode
 
@@ -37,10 +37,10 @@ MQTT_USERS = ("summit", "builder")
 
 @pytest.fixture
 def farm(tmp_path: Path, private_rabbit: RabbitNode,
-         private_mosquitto: MosquittoBroker) -> Iterator[Farm]:
+         private_mosquitto: MosquittoBroker) -> Iterator[ProcessFarm]:
     vhost = f"health-{uuid.uuid4().hex[:8]}"
     private_rabbit.add_vhost(vhost)
-    farm = Farm(private_rabbit.url(vhost), tmp_path / "recipes", tmp_path / "state",
+    farm = ProcessFarm(private_rabbit.url(vhost), tmp_path / "recipes", tmp_path / "state",
                 mqtt_url=private_mosquitto.url)
     try:
         farm.start("journal", "journal")
@@ -63,11 +63,13 @@ async def _get(url: str) -> tuple[int, dict[str, Any]]:
         return response.status, json.loads(await response.text())
 
 
-async def _health(farm: Farm, name: str, path: str = "/healthz") -> tuple[int, dict[str, Any]]:
+async def _health(farm: ProcessFarm, name: str,
+                  path: str = "/healthz") -> tuple[int, dict[str, Any]]:
     return await _get(f"http://127.0.0.1:{farm.health_ports[name]}{path}")
 
 
-async def _until(farm: Farm, want: dict[str, int], within: float) -> dict[str, dict[str, Any]]:
+async def _until(farm: ProcessFarm, want: dict[str, int],
+                 within: float) -> dict[str, dict[str, Any]]:
     """Poll every named daemon's ``/healthz`` until each answers its wanted status; the
     last answers. Fails naming who did not get there."""
     deadline = time.monotonic() + within
@@ -86,7 +88,7 @@ async def _until(farm: Farm, want: dict[str, int], within: float) -> dict[str, d
 
 
 async def test_every_daemon_is_unready_while_rabbitmq_is_away(
-        farm: Farm, private_rabbit: RabbitNode) -> None:
+        farm: ProcessFarm, private_rabbit: RabbitNode) -> None:
     bodies = await _until(farm, dict.fromkeys(SERVICES, 200), RECOVER_S)
     assert {n: sorted(b["checks"]) for n, b in bodies.items()} == {
         "journal": ["bus"], "vessel": ["bus", "outbox"], "summit": ["bus", "mqtt", "outbox"],
@@ -109,7 +111,7 @@ async def test_every_daemon_is_unready_while_rabbitmq_is_away(
 
 
 async def test_summit_and_builders_are_unready_while_mosquitto_is_away(
-        farm: Farm, private_mosquitto: MosquittoBroker) -> None:
+        farm: ProcessFarm, private_mosquitto: MosquittoBroker) -> None:
     await _until(farm, dict.fromkeys(SERVICES, 200), RECOVER_S)
 
     private_mosquitto.kill()

@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def verify(env: Env, seen: Path, *args: str,
            channel: str = "volatile") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "repo", "verify", str(env.config.layout.root),
+        [sys.executable, "-m", "daemon.cli", "channel", "verify", str(env.config.layout.root),
          "--channel", channel, "--arch", "x86_64", "--seen-file", str(seen), *args],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
 

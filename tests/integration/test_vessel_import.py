@@ -72,22 +72,22 @@ async def test_import_publishes_a_signed_verifiable_generation(tmp_path: Path) -
 
         assert minisign_verify(env).returncode == 0
         root = str(env.config.layout.root)
-        ok = cairn(tmp_path, "repo", "verify", root, "--arch", "x86_64")
+        ok = cairn(tmp_path, "channel", "verify", root, "--arch", "x86_64")
         assert ok.returncode == 0, ok.stderr
         assert "2 packages match" in ok.stdout
 
         index_file = env.config.layout.current("volatile", "x86_64") / "index.json"
         _flip_byte(index_file, 40)
         assert minisign_verify(env).returncode != 0
-        bad = cairn(tmp_path, "repo", "verify", root, "--arch", "x86_64")
+        bad = cairn(tmp_path, "channel", "verify", root, "--arch", "x86_64")
         assert bad.returncode == 1
         assert "data was altered" in bad.stderr
         _flip_byte(index_file, 40)
-        assert cairn(tmp_path, "repo", "verify", root, "--arch", "x86_64").returncode == 0
+        assert cairn(tmp_path, "channel", "verify", root, "--arch", "x86_64").returncode == 0
 
         pool_file = env.config.layout.current("volatile", "x86_64") / index.packages[0].uri
         _flip_byte(pool_file, 100)
-        bad = cairn(tmp_path, "repo", "verify", root, "--arch", "x86_64", "--key",
+        bad = cairn(tmp_path, "channel", "verify", root, "--arch", "x86_64", "--key",
                     str(env.config.layout.public_key))
         assert bad.returncode == 1
         assert f"hello: {index.packages[0].uri} has sha256" in bad.stderr
@@ -266,17 +266,17 @@ async def test_promote_rollback_and_prune(tmp_path: Path) -> None:
             ("x86_64", 3, 1)]
         assert env.current_index("stable").packages == env.current_index().packages
         root = str(env.config.layout.root)
-        assert cairn(tmp_path, "repo", "verify", root, "--channel", "stable",
+        assert cairn(tmp_path, "channel", "verify", root, "--channel", "stable",
                      "--arch", "x86_64").returncode == 0
 
         # A rollback publishes generation 2's packages as a new generation: clients that saw 3
         # see a newer index, not an old one replayed.
-        assert cairn(tmp_path, "repo", "verify", root, "--arch", "x86_64").returncode == 0
+        assert cairn(tmp_path, "channel", "verify", root, "--arch", "x86_64").returncode == 0
         back = await channels.rollback(env.repo, env.db, "volatile", 2)
         assert (back.arch, back.from_generation, back.generation) == ("x86_64", 2, 4)
         assert {p.release for p in env.current_index().packages} == {2}
         assert env.current_index().generation == 4
-        verified = cairn(tmp_path, "repo", "verify", root, "--arch", "x86_64")
+        verified = cairn(tmp_path, "channel", "verify", root, "--arch", "x86_64")
         assert verified.returncode == 0, verified.stderr
         assert "generation 4 (highest seen before: 3)" in verified.stdout
         # The CLI acts on the same state (another process, same database and lock).
@@ -320,7 +320,7 @@ async def test_reconcile_removes_leftovers_and_fixes_current(tmp_path: Path) -> 
         assert report.removed_pool_files == 1
         assert os.readlink(arch_dir / "current") == "1"
         assert not any(layout.tmp.iterdir())
-        verified = cairn(tmp_path, "repo", "verify", str(layout.root), "--arch", "x86_64")
+        verified = cairn(tmp_path, "channel", "verify", str(layout.root), "--arch", "x86_64")
         assert verified.returncode == 0
 
 
@@ -370,7 +370,7 @@ async def test_http_serves_with_range_etag_and_refuses_traversal(tmp_path: Path)
                         assert r.status == 404, evil
             # The server runs in this event loop: run the client without blocking it.
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "daemon.cli", "repo", "verify", base, "--arch", "x86_64",
+                sys.executable, "-m", "daemon.cli", "channel", "verify", base, "--arch", "x86_64",
                 "--seen-file", str(tmp_path / "seen.json"),
                 cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             out, err = await proc.communicate()

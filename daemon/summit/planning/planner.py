@@ -1,4 +1,10 @@
-"""Summit's planner: the design's planning rules over an incrementally maintained graph.
+"""Summit's planner: the planning rules over an incrementally maintained graph.
+
+A build is missing when the recipe's release is above what the channel published for its
+source and no open task exists for that release; a newer release supersedes a task that
+has not started; a task waits for the open tasks of its build dependencies' providers;
+cycles build against a published member; a failed task blocks its dependents until a
+later build of its source is published.
 
 One :class:`Planner` per (repository, arch). It holds the recipe graph, the published index
 and the tasks in memory, and every call returns a :class:`Decision` (task records to store,

@@ -151,7 +151,8 @@ class Schedule:
 
     # -- status ------------------------------------------------------------------------
     def reasons(self, source: str, latest: Lookup) -> tuple[BlockReason, ...]:
-        """Why ``source``'s task cannot start, following the design's rules (empty: it can)."""
+        """Why ``source``'s task cannot start (empty: it can): a pending provider, a failed
+        one, a cycle with no published member, a name nothing provides."""
         recipe = self.graph.recipes.get(source)
         if recipe is None:
             return ()

@@ -13,8 +13,8 @@ raw body and in constant time, and a missing header is a failure (never "checked
 
 The secret belongs to a repository, and which repository a delivery is about is only known
 from its body, so the body is parsed (leniently) before the signature can be checked. The
-order of the checks is chosen so that an unauthenticated caller learns nothing beyond what
-the issue mandates (an unknown repository answers 202, a known one with a bad signature
+order of the checks is chosen so that an unauthenticated caller learns no more than whether
+a repository is watched (an unknown repository answers 202, a known one with a bad signature
 401): size (413), JSON (400), repository (202), signature (401); only then is anything
 else about the delivery looked at (ping 200, other event/branch/tag 202, duplicate 200,
 push 202 after ``on_push`` returned).

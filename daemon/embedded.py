@@ -79,7 +79,7 @@ def prepare_recipes(options: UpOptions) -> str:
 
 
 @dataclass
-class Farm:
+class EmbeddedFarm:
     """The running services of ``cairn up``."""
 
     options: UpOptions
@@ -145,7 +145,7 @@ def _base(options: UpOptions) -> dict[str, Any]:
             "state": StateSection(dir=str(options.state))}
 
 
-async def start_farm(options: UpOptions) -> Farm:
+async def start_farm(options: UpOptions) -> EmbeddedFarm:
     """Start every service, in an order that lets each one's events find their queues."""
     options.state.mkdir(parents=True, exist_ok=True)
     repository_url = prepare_recipes(options)
@@ -168,7 +168,7 @@ async def start_farm(options: UpOptions) -> Farm:
             repositories=[RepositorySection(name="recipes", url=repository_url,
                                             branch=options.branch, arches=[options.arch])],
         )), Health("summit"))
-        farm = Farm(options, repository_url, journal, vessel, summit)
+        farm = EmbeddedFarm(options, repository_url, journal, vessel, summit)
         for number in range(1, options.builders + 1):
             farm.builders.append(AvalancheDaemon(AvalancheDaemonConfig(**base, avalanche=
                 AvalancheSection(builder=f"local-{number}", arch=options.arch,
@@ -187,7 +187,7 @@ async def start_farm(options: UpOptions) -> Farm:
     return farm
 
 
-async def stop_farm(farm: Farm, timeout: float = 10.0) -> None:
+async def stop_farm(farm: EmbeddedFarm, timeout: float = 10.0) -> None:
     """Builders and summit first (no new work), then vessel and the journal."""
     parts: list[Any] = [farm.summit, *farm.builders, farm.vessel, farm.journal]
     for part in parts:

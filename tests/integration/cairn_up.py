@@ -87,7 +87,7 @@ def free_port_pair() -> int:
 
 
 @dataclass
-class Farm:
+class CairnUp:
     url: str
     state: Path
     process: subprocess.Popen[bytes]
@@ -116,7 +116,7 @@ class Farm:
 
 
 @contextlib.contextmanager
-def running_farm(tmp_path: Path, recipes: Path, builders: int = 1) -> Iterator[Farm]:
+def running_farm(tmp_path: Path, recipes: Path, builders: int = 1) -> Iterator[CairnUp]:
     """``cairn up`` with its own state directory and ports; stopped with SIGINT."""
     port = free_port_pair()
     state = tmp_path / "state"
@@ -127,7 +127,7 @@ def running_farm(tmp_path: Path, recipes: Path, builders: int = 1) -> Iterator[F
             [*CAIRN, "up", "--state", str(state), "--port", str(port), "--recipes",
              str(recipes), "--builders", str(builders), "--poll-interval", "1"],
             cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-    farm = Farm(f"http://127.0.0.1:{port}", state, process, output)
+    farm = CairnUp(f"http://127.0.0.1:{port}", state, process, output)
     try:
         farm.wait_for("summit's API", lambda: farm.get("/api/v1/overview"))
         yield farm
