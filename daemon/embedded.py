@@ -32,6 +32,7 @@ from daemon.summit.daemon import (
 )
 from daemon.summit.planning.states import TaskState
 from daemon.vessel.daemon import VesselDaemon, VesselDaemonConfig, VesselSection
+from events import outbox
 from events.errors import CairnError
 
 log = structlog.get_logger("cairn.up")
@@ -118,8 +119,8 @@ class EmbeddedFarm:
             return False
         if any(t.state in MOVING for t in self.tasks()):
             return False
-        pending = await service.db.fetchone("SELECT count(*) AS n FROM cairn_outbox")
-        return pending is None or pending["n"] == 0
+        pending, _parked = await outbox.counts(service.db)
+        return pending == 0
 
     def summary(self) -> dict[str, Any]:
         tasks = self.tasks()

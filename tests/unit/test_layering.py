@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +104,27 @@ def test_events_imports_nothing_of_daemon() -> None:
     bad = sorted((m, i) for m in ALL if m.startswith("events")
                  for i in _imports(m, ALL[m], KNOWN) if i.startswith("daemon"))
     assert not bad, f"the contract package imports the services: {bad}"
+
+
+#: The modules that may hold SQL: each service's store, and the outbox/inbox/SQLite helpers
+#: of the contract package that every store builds on.
+SQL_HOMES = ("daemon.summit.store", "daemon.vessel.store", "daemon.journal.store",
+             "events.outbox", "events.inbox", "events.sqlite")
+_SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|"
+                  r"DELETE\s+FROM|CREATE\s+(TABLE|INDEX)|ALTER\s+TABLE)\b", re.I | re.S)
+
+
+def test_sql_lives_only_in_the_stores() -> None:
+    """Every SQL statement is in a store module, so a schema change is made in one place."""
+    found = []
+    for module, path in sorted(ALL.items()):
+        if _within(module, SQL_HOMES):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and _SQL.search(node.value):
+                found.append(f"{module}:{node.lineno}: {node.value[:60]!r}")
+    assert not found, "SQL outside the stores:\n" + "\n".join(found)
 
 
 def test_no_import_circle() -> None:
