@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.summit.planning.graph import strongly_connected
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("summit", "avalanche", "vessel", "journal")
 
@@ -128,36 +130,8 @@ def test_sql_lives_only_in_the_stores() -> None:
 
 
 def test_no_import_circle() -> None:
-    """Tarjan's strongly connected components over module imports; any block of two or more
-    modules (or a module importing itself) is a circle."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    circles: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in sorted(GRAPH[node]):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            block = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                block.append(top)
-                if top == node:
-                    break
-            if len(block) > 1:
-                circles.append(sorted(block))
-
-    for module in sorted(GRAPH):
-        if module not in index:
-            visit(module)
+    """Strongly connected components over module imports (summit's own Tarjan, which the
+    planner uses for recipe cycles): any block of two or more modules is a circle."""
+    blocks = strongly_connected(sorted(GRAPH), lambda module: sorted(GRAPH[module]))
+    circles = [sorted(block) for block in blocks if len(block) > 1]
     assert not circles, f"import circles: {circles}"
