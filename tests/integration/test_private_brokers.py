@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import aio_pika
 import aiomqtt
@@ -12,6 +17,7 @@ import pytest
 
 from tests.conftest import RABBITMQ_PORT
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.process import Child, sweep_stale_children
 from tests.support.rabbitmq import RabbitNode
 
 pytestmark = [pytest.mark.rabbitmq]
@@ -64,3 +70,23 @@ async def test_private_mosquitto_carries_messages_and_stops_by_its_pid(
     pid = private_mosquitto.pid
     private_mosquitto.stop()
     assert not _alive(pid)
+
+
+def test_children_of_a_run_that_died_without_teardown_are_swept(tmp_path: Path) -> None:
+    """A run ended by pytest-timeout or SIGKILL leaves its brokers in sessions of their own;
+    the next run kills them (and only them: the owner must be gone, the pid unchanged)."""
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    orphan = Child("orphan", ["sleep", "300"], log=tmp_path / "orphan.log").start()
+    kept = Child("kept", ["sleep", "300"], log=tmp_path / "kept.log").start()
+    try:
+        record = json.loads(orphan._record_path.read_text())
+        orphan._record_path.write_text(json.dumps({**record, "owner": owner.pid}))
+        owner.kill()
+        owner.wait()
+        assert sweep_stale_children() == 1
+        assert orphan.popen is not None and orphan.popen.wait(timeout=10) == -signal.SIGKILL
+        assert kept.running
+    finally:
+        kept.stop()
+        orphan.stop()
+    assert not kept._record_path.exists() and not orphan._record_path.exists()
