@@ -27,7 +27,7 @@ from daemon.avalanche.packaging import PackageMeta, write_package
 from daemon.avalanche.split import PackagePlan
 from daemon.package import name_provider
 from daemon.summit.gitrepo import Mirror
-from daemon.summit.planning.recipe import Recipe
+from daemon.summit.planning.recipe import PlannedRecipe as Recipe
 from daemon.vessel import store
 from daemon.vessel.config import VesselConfig
 from daemon.vessel.index import encode_entry, index_entry

@@ -28,6 +28,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon.formats.manifest import manifest_file, render_manifest
 from daemon.package import Manifest, name_provider
 from events.payloads import Outcome, TaskReady
 
@@ -40,7 +41,6 @@ from .config import AvalancheConfig, SandboxMode
 from .errors import BuildCancelled, BuildError, BuildTimeout, DependencyError, PackagingError
 from .fetch import sha256_file
 from .identity import BuildIdentity, hand_over, lease, stale_trees, tree_path
-from .noop import render_manifest
 from .packaging import PackageMeta, write_package
 from .process import Limits
 from .recipe import Recipe, load_recipe
@@ -257,8 +257,7 @@ def _build(
         config.cache_dir, task.repository_url, task.commit, task.recipe_path, tree.recipe_dir
     )
     backend = get_backend(config.backend)
-    recipe = load_recipe(stone, origin=f"{task.repository}:{task.recipe_path}",
-                         sources=backend.needs_inputs)
+    recipe = load_recipe(stone, origin=f"{task.repository}:{task.recipe_path}/stone.yaml")
     _check_identity(task, recipe)
     if config.keep_work:
         log.phase(f"build tree {tree.root} (kept: keep_work)")
@@ -343,5 +342,5 @@ def _package(
                   f"provides {', '.join(manifest.provides)}")  # fmt: skip
     report = render_manifest(recipe.name, recipe.version, recipe.release,
                              [*recipe.builddeps, *recipe.checkdeps], manifests)  # fmt: skip
-    (out_dir / f"manifest.{config.arch}.jsonc").write_text(report, encoding="utf-8")
+    (out_dir / manifest_file(config.arch)).write_text(report, encoding="utf-8")
     return tuple(manifests), tuple(artefacts)

@@ -14,8 +14,9 @@ from .backend import BuildContext, BuildProducts
 from .errors import BuildTimeout, StepFailed
 from .macros import MacroContext, expand, step_variables
 from .process import run
-from .recipe import STEPS
 
+#: The steps a build runs, in boulder's order (``workload`` only runs in profile-guided builds).
+STEPS = ("setup", "build", "install", "check")
 #: strerror(EAGAIN): what fork, clone and pthread_create fail with at RLIMIT_NPROC.
 _EAGAIN = "Resource temporarily unavailable"
 
@@ -39,8 +40,8 @@ class ScriptBackend:
         )
         defs = macro_ctx.definitions()
         env = {**ctx.env, **step_variables(macro_ctx)}
-        environment = expand(recipe.environment, defs)
-        scripts = [(s, expand(recipe.step(s), defs)) for s in STEPS if recipe.step(s)]
+        environment = expand(recipe.steps.environment or "", defs)
+        scripts = [(s, expand(recipe.step(s) or "", defs)) for s in STEPS if recipe.step(s)]
         for step, body in scripts:
             path = tree.scriptsdir / f"{step}.sh"
             path.write_text(f'cd "$workdir"\n{environment}\n{body}\n', encoding="utf-8")

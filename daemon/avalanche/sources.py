@@ -25,13 +25,14 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from daemon.formats.upstreams import GitUpstream, PlainUpstream, Upstream
+
 from .errors import SourceError
 from .fetch import fetch_verified, is_remote
-from .recipe import Upstream
 from .unpack import is_archive, strip_single_top, unpack
 
 
-def resolve_url(upstream: Upstream, recipe_dir: Path) -> str:
+def resolve_url(upstream: PlainUpstream, recipe_dir: Path) -> str:
     """The URL to fetch: an http(s) URL as written, or the recipe's own file as a host path."""
     url = upstream.url
     if is_remote(url):
@@ -58,7 +59,7 @@ def resolve_url(upstream: Upstream, recipe_dir: Path) -> str:
     return str(path)
 
 
-def upstream_name(upstream: Upstream) -> str:
+def upstream_name(upstream: PlainUpstream) -> str:
     base = upstream.rename or posixpath.basename(upstream.url.split("?", 1)[0].rstrip("/"))
     if not base or base in (".", "..") or "/" in base or "\0" in base:
         raise SourceError(f"upstream {upstream.url}: cannot derive a file name; set 'rename'")
@@ -79,13 +80,15 @@ def prepare_sources(
     workdir.mkdir(parents=True, exist_ok=True)
     sourcedir.mkdir(parents=True, exist_ok=True)
     for index, upstream in enumerate(upstreams):
+        if isinstance(upstream, GitUpstream):
+            raise SourceError(f"git upstream {upstream.url} is not supported by this builder")
         url = resolve_url(upstream, recipe_dir)
         name = upstream_name(upstream)
         cached, hit = fetch_verified(
-            url, upstream.sha256, cache_dir / "sources", timeout=timeout, error=SourceError,
+            url, upstream.hash, cache_dir / "sources", timeout=timeout, error=SourceError,
             disclose=not is_remote(url),
         )
-        log(f"source {upstream.url}: sha256 {upstream.sha256} ok{' (cached)' if hit else ''}")
+        log(f"source {upstream.url}: sha256 {upstream.hash} ok{' (cached)' if hit else ''}")
         shutil.copyfile(cached, sourcedir / name)
         if upstream.unpack and is_archive(name):
             staging = workdir / f".unpack-{index}"

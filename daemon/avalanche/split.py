@@ -85,7 +85,8 @@ def assign(recipe: Recipe, paths: list[str], root: Path) -> dict[str, list[str]]
     devel = f"{recipe.name}-devel"
     for path in paths:
         target = next(
-            (p.name for p in recipe.packages if any(_matches(path, pat) for pat in p.paths)),
+            (p.name for p in recipe.packages
+             if any(_matches(path, rule.path) for rule in p.paths)),
             None,
         )
         if target is None:

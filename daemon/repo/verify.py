@@ -23,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import msgspec
 
+from daemon.formats import layout
 from daemon.package import Index, IndexEntry
 from daemon.repo.seen import SeenGenerations, repository_id
 from daemon.vessel import minisign
@@ -104,10 +105,11 @@ async def verify_repository(location: str, *, channel: str = "volatile", arch: s
     async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
         source = _Source(location, session)
         public = minisign.parse_public_key(
-            key_text if key_text is not None else (await source.read("minisign.pub")).decode())
-        index_path = f"{channel}/{arch}/current/index.json"
+            key_text if key_text is not None else (await source.read(layout.PUBLIC_KEY)).decode())
+        index_path = layout.index_path(channel, arch)
         data = await source.read(index_path)
-        signature = (await source.read(index_path + ".minisig")).decode(errors="replace")
+        signature = (await source.read(layout.current_path(channel, arch) + "/"
+                                       + layout.SIGNATURE)).decode(errors="replace")
         try:
             minisign.verify(public, data, signature)
         except minisign.SignatureError as exc:
@@ -134,7 +136,8 @@ async def verify_repository(location: str, *, channel: str = "volatile", arch: s
                     "channel, run again with --allow-rollback",), previous)
             await asyncio.to_thread(seen.record, *key, index.generation,
                                     replace=allow_rollback)
-        problems = await _check_packages(source, f"{channel}/{arch}/current", index, parallel)
+        problems = await _check_packages(source, layout.current_path(channel, arch), index,
+                                         parallel)
         return Report(channel, arch, index.generation, public.key_id_hex,
                       len(index.packages), tuple(problems), previous)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pygit2
 
-from daemon.summit.planning.manifest import manifest_file
-from daemon.summit.planning.recipe import STONE_FILE
+from daemon.formats.manifest import manifest_file
+from daemon.formats.stone import STONE_FILE
 from daemon.summit.planning.tree import RecipeDelta, RecipeEntry, RecipeTree, load_entry
 from events.errors import CairnError
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from daemon.formats import layout
 from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
@@ -88,8 +89,7 @@ class Summit:
 
     def index_url(self, arch: str) -> str | None:
         base = self.settings.repository_url
-        return f"{base.rstrip('/')}/{self.settings.channel}/{arch}/current/index.json" \
-            if base else None
+        return layout.index_url(base, self.settings.channel, arch) if base else None
 
     async def start(self) -> None:
         await self.prepare()

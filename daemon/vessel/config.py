@@ -23,13 +23,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon.formats import layout
 from events.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 _ARCH = re.compile(r"^[A-Za-z0-9_]+$")
 
-#: ``uri`` of a pool file as seen from ``CHANNEL/ARCH/N/index.json``.
-POOL_FROM_INDEX = "../../../pool"
 
 
 @dataclass(frozen=True)
@@ -105,11 +104,11 @@ class Layout:
 
     @property
     def public_key(self) -> Path:
-        return self.root / "minisign.pub"
+        return self.root / layout.PUBLIC_KEY
 
     @property
     def pool(self) -> Path:
-        return self.root / "pool"
+        return self.root / layout.POOL
 
     @property
     def lock(self) -> Path:
@@ -127,12 +126,10 @@ class Layout:
         return self.arch_dir(channel, arch) / str(generation)
 
     def current(self, channel: str, arch: str) -> Path:
-        return self.arch_dir(channel, arch) / "current"
+        return self.arch_dir(channel, arch) / layout.CURRENT
 
 
-def pool_uri(sha256: str) -> str:
-    """The ``uri`` of a pool file relative to an index file."""
-    return f"{POOL_FROM_INDEX}/{sha256[:2]}/{sha256}.tar.zst"
+pool_uri = layout.pool_uri
 
 
 def check_channel(channel: str) -> str:

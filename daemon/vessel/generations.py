@@ -25,13 +25,12 @@ from pathlib import Path
 
 import zstandard
 
+from daemon.formats import layout as repo_layout
 from daemon.vessel import minisign
 from daemon.vessel.config import Layout
 from daemon.vessel.pool import fsync_dir
 
-INDEX = "index.json"
-INDEX_ZST = "index.json.zst"
-SIGNATURE = "index.json.minisig"
+INDEX, INDEX_ZST, SIGNATURE = repo_layout.INDEX, repo_layout.INDEX_ZST, repo_layout.SIGNATURE
 _ZSTD_LEVEL = 3
 
 
@@ -54,8 +53,7 @@ def write_generation(layout: Layout, key: minisign.SecretKey, channel: str, arch
         shutil.rmtree(final)
     tmp = parent / f".tmp-{generation}-{secrets.token_hex(4)}"
     tmp.mkdir()
-    trusted = (f"timestamp:{int(time.time())}\tfile:{INDEX}\tchannel:{channel}\tarch:{arch}"
-               f"\tgeneration:{generation}")
+    trusted = repo_layout.trusted_comment(channel, arch, generation, int(time.time()))
     # Hashing for the signature and compressing both release the GIL: run them beside the
     # write of index.json (a 50,000-package index is ~20 MB).
     with ThreadPoolExecutor(max_workers=2) as pool:

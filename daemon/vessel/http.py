@@ -17,6 +17,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from daemon.formats import layout
+
 _TYPES = {
     ".json": "application/json",
     ".zst": "application/zstd",
@@ -58,5 +60,5 @@ async def _serve(request: web.Request) -> web.StreamResponse:
 
 def _mutable(parts: list[str]) -> bool:
     """Whether the URL can name different bytes over time (so caches must revalidate)."""
-    return ("current" in parts or parts == ["minisign.pub"]
+    return (layout.CURRENT in parts or parts == [layout.PUBLIC_KEY]
             or parts in (["environments", "index.json"], ["environments", "index.json.minisig"]))

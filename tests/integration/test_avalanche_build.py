@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from daemon.avalanche.build import BuildResult, run_build
-from daemon.avalanche.noop import strip_jsonc
 from daemon.avalanche.packaging import check_archive
+from daemon.formats.manifest import parse_manifest
 from events.payloads import Outcome
 from tests.unit.avalanche.support import (
     EXAMPLES,
@@ -93,8 +92,8 @@ async def test_committed_manifests_match_what_the_build_produces(tmp_path: Path)
             write_index(served, done)
             done.append(await _build(repo, commit, name, tmp_path / "b", f"{base}/index.json"))
     for result, name in zip(done, ("libgreet", "greet"), strict=True):
-        committed = json.loads(strip_jsonc((EXAMPLES / name / "manifest.x86_64.jsonc").read_text()))
-        built = json.loads(
-            strip_jsonc((result.log_path.parent / "manifest.x86_64.jsonc").read_text())
-        )
-        assert committed["packages"] == built["packages"]
+        committed = parse_manifest(
+            (EXAMPLES / name / "manifest.x86_64.jsonc").read_bytes(), "committed")
+        built = parse_manifest((result.log_path.parent / "manifest.x86_64.jsonc").read_bytes(),
+                               "built")
+        assert committed.packages == built.packages

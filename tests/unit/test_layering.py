@@ -3,6 +3,8 @@
 * ``daemon.summit.planning`` is pure: no module there imports anything that does I/O (files,
   sockets, processes, databases, brokers, git, HTTP, clocks used for decisions), so planning
   is testable without a broker and a recorded run replays to the same decisions.
+* ``daemon.formats`` (the one reader of each file format) is pure too, so the planning core
+  may read recipes through it.
 * The services never import each other: summit, avalanche, vessel and the journal meet only
   on the bus (``events``) and in the shared modules (``daemon.package``, ``daemon.runtime``...).
 * ``events`` (the contract) imports nothing of ``daemon``.
@@ -31,9 +33,12 @@ IO_MODULES = frozenset({
     "daemon.runtime", "daemon.host", "daemon.metrics", "events.bus", "events.amqp",
     "events.memory", "events.sqlite", "events.outbox", "events.inbox", "events.telemetry",
 })
-#: Project modules the planning core may use: its own, the package format, the event payloads.
-PLANNING_MAY_IMPORT = ("daemon.summit.planning", "daemon.package", "events.payloads",
-                       "events.errors", "events.names")
+#: Project modules the planning core may use: its own, the file formats, the package format,
+#: the event payloads.
+PLANNING_MAY_IMPORT = ("daemon.summit.planning", "daemon.formats", "daemon.package",
+                       "events.payloads", "events.errors", "events.names")
+#: Project modules the file formats may use.
+FORMATS_MAY_IMPORT = ("daemon.formats", "daemon.package", "events.payloads", "events.errors")
 
 
 def _modules(package: str) -> Iterator[tuple[str, Path]]:
@@ -94,6 +99,21 @@ def test_planning_imports_no_io(module: str) -> None:
                         f"{', '.join(PLANNING_MAY_IMPORT)}"
 
 
+@pytest.mark.parametrize("module", sorted(m for m in ALL if m.startswith("daemon.formats")))
+def test_formats_import_no_io(module: str) -> None:
+    imported = _imports(module, ALL[module], KNOWN)
+    io = sorted(i for i in imported if _within(i, IO_MODULES))
+    assert not io, f"{module} (a file format) imports I/O modules: {io}"
+    foreign = sorted(i for i in imported if (i.startswith("daemon.") or i.startswith("events."))
+                     and not _within(i, FORMATS_MAY_IMPORT))
+    assert not foreign, f"{module} (a file format) imports {foreign}; it may only import " \
+                        f"{', '.join(FORMATS_MAY_IMPORT)}"
+
+
+def test_formats_are_found() -> None:
+    assert {"daemon.formats.stone", "daemon.formats.manifest", "daemon.formats.layout"} <= set(ALL)
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_services_do_not_import_each_other(service: str) -> None:
     others = tuple(f"daemon.{s}" for s in SERVICES if s != service)
@@ -135,3 +155,32 @@ def test_no_import_circle() -> None:
     blocks = strongly_connected(sorted(GRAPH), lambda module: sorted(GRAPH[module]))
     circles = [sorted(block) for block in blocks if len(block) > 1]
     assert not circles, f"import circles: {circles}"
+
+
+def _code_strings(path: Path) -> set[str]:
+    """The string constants of a module's code (parts of f-strings too), docstrings aside."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef
+                                | ast.AsyncFunctionDef)
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    return {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+            and isinstance(node.value, str) and id(node) not in docstrings}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in ALL if not m.startswith("daemon.formats")))
+def test_one_reader_per_format(module: str) -> None:
+    """Only ``daemon.formats`` reads YAML, and only it spells a manifest's file name or where
+    a published index is: every other module asks it."""
+    imported = _imports(module, ALL[module], KNOWN)
+    assert "yaml" not in imported, f"{module} parses YAML itself; use daemon.formats"
+    spelled = sorted(s for s in _code_strings(ALL[module])
+                     if ".jsonc" in s or "/current" in s or s == "current")
+    assert not spelled, f"{module} spells a file format's names itself: {spelled}"
+
+
+def test_the_build_core_calls_no_backend_plugin() -> None:
+    """The build core reaches backends through the registry, never a plugin's own code."""
+    plugins = {"daemon.avalanche.noop", "daemon.avalanche.script"}
+    assert not GRAPH["daemon.avalanche.build"] & plugins

@@ -14,8 +14,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
-from daemon.summit.planning.manifest import normalise
-from daemon.summit.planning.recipe import BrokenRecipe, Recipe
+from daemon.formats.manifest import normalise
+from daemon.summit.planning.recipe import BrokenRecipe, PlannedRecipe
 from daemon.summit.planning.tree import RecipeEntry
 
 Succ = Callable[[str], Iterable[str]]
@@ -25,7 +25,7 @@ Succ = Callable[[str], Iterable[str]]
 class RecipeGraph:
     """Recipes by source, with the provider index and the users (reverse) index."""
 
-    recipes: dict[str, Recipe] = field(default_factory=dict)
+    recipes: dict[str, PlannedRecipe] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
     by_path: dict[str, str] = field(default_factory=dict)
     provides: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -99,7 +99,7 @@ class RecipeGraph:
         """The sources whose recipe or manifest declares the package ``name``."""
         return self.declared.get(name, ())
 
-    def _set_users(self, source: str, old: Recipe | None, new: Recipe | None) -> None:
+    def _set_users(self, source: str, old: PlannedRecipe | None, new: PlannedRecipe | None) -> None:
         before = set(old.build_deps) if old else set()
         after = set(new.build_deps) if new else set()
         for name in before - after:

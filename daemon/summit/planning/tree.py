@@ -1,8 +1,9 @@
 """A recipe tree as summit sees it at one commit: recipe directories, parsed or broken.
 
 Pure data: :mod:`daemon.summit.gitrepo` fills these from git objects, tests and benchmarks
-from plain bytes. A recipe directory is any directory holding a ``stone.yaml``; its
-``manifest.<arch>.jsonc`` (optional) says what it provides.
+from plain bytes, read by the one reader of each format (:mod:`daemon.formats`). A recipe
+directory is any directory holding a ``stone.yaml``; its ``manifest.<arch>.jsonc`` (optional)
+says what it provides.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from daemon.summit.planning.manifest import Manifest, manifest_file, parse_manifest
-from daemon.summit.planning.recipe import BrokenRecipe, Recipe, RecipeError, parse_stone
+from daemon.formats.manifest import Manifest, manifest_file, parse_manifest
+from daemon.formats.stone import RecipeError, parse_stone
+from daemon.summit.planning.recipe import BrokenRecipe, PlannedRecipe, recipe_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +21,7 @@ class RecipeEntry:
     """One recipe directory: the recipe (or why it is broken) and its providers."""
 
     path: str
-    recipe: Recipe | None
+    recipe: PlannedRecipe | None
     manifest: Manifest | None = None
     problems: tuple[BrokenRecipe, ...] = ()
 
@@ -67,19 +69,23 @@ class RecipeDelta:
 def load_entry(
     path: str, stone: bytes, manifest: bytes | None, arch: str, *, keep_files: bool = False
 ) -> RecipeEntry:
-    """Parse one recipe directory's files; a broken file is a problem, not an exception.
+    """Read one recipe directory's files; a broken file is a problem, not an exception.
 
     A broken manifest leaves the recipe plannable with only its own name as provider.
     """
     try:
-        recipe = parse_stone(stone, path)
+        recipe = PlannedRecipe.of(parse_stone(stone, recipe_file(path)), path)
     except RecipeError as exc:
-        return RecipeEntry(path=path, recipe=None, problems=(exc.record(path),))
+        return RecipeEntry(path=path, recipe=None, problems=(_broken(path, exc),))
     if manifest is None:
         return RecipeEntry(path=path, recipe=recipe)
-    file = f"{path}/{manifest_file(arch)}" if path else manifest_file(arch)
     try:
-        parsed = parse_manifest(manifest, file, keep_files=keep_files)
+        parsed = parse_manifest(manifest, recipe_file(path, manifest_file(arch)),
+                                keep_files=keep_files)
     except RecipeError as exc:
-        return RecipeEntry(path=path, recipe=recipe, problems=(exc.record(path),))
+        return RecipeEntry(path=path, recipe=recipe, problems=(_broken(path, exc),))
     return RecipeEntry(path=path, recipe=recipe, manifest=parsed)
+
+
+def _broken(path: str, exc: RecipeError) -> BrokenRecipe:
+    return BrokenRecipe(path=path, file=exc.file, line=exc.line, message=exc.message)

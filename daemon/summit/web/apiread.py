@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from daemon.formats import layout
 from daemon.summit import store
 from daemon.summit.planning.states import Task, TaskState
 from daemon.summit.planning.views import Graph, counts, queue_graph
@@ -101,27 +102,19 @@ async def task_log(summit: Summit, live: Live, task: Task, after: int) -> dict[s
             "log_urls": urls}
 
 
-def parse_trusted_comment(signature: str) -> dict[str, str]:
-    """``trusted comment: timestamp:…\\tchannel:…\\tgeneration:…`` → its fields."""
-    for line in signature.splitlines():
-        if line.startswith("trusted comment:"):
-            fields = line.removeprefix("trusted comment:").strip().split("\t")
-            return dict(f.split(":", 1) for f in fields if ":" in f)
-    return {}
-
-
 async def _current(session: aiohttp.ClientSession, base: str, channel: str,
                    arch: str) -> dict[str, Any]:
-    url = f"{base}/{channel}/{arch}/current/index.json"
+    url = layout.index_url(base, channel, arch)
     entry: dict[str, Any] = {"channel": channel, "arch": arch, "index_url": url,
                              "generation": None, "signed": None, "error": None}
     try:
-        async with session.get(url + ".minisig", timeout=_FETCH_TIMEOUT) as response:
+        async with session.get(url.removesuffix(layout.INDEX) + layout.SIGNATURE,
+                               timeout=_FETCH_TIMEOUT) as response:
             if response.status == 404:
                 entry["error"] = "not published"
                 return entry
             response.raise_for_status()
-            fields = parse_trusted_comment(await response.text())
+            fields = layout.parse_trusted_comment(await response.text())
     except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
         entry["error"] = f"vessel unreachable: {exc or type(exc).__name__}"
         return entry

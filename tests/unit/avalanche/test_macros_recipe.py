@@ -10,6 +10,7 @@ import yaml
 from daemon.avalanche.errors import RecipeError
 from daemon.avalanche.macros import MacroContext, expand
 from daemon.avalanche.recipe import load_recipe, parse_recipe
+from daemon.formats.upstreams import PlainUpstream
 from tests.unit.avalanche.support import EXAMPLES
 
 CTX = MacroContext(name="demo", version="1.2", release=3, jobs=4, arch="x86_64",
@@ -37,38 +38,38 @@ def test_unknown_definition_is_named() -> None:
 def test_examples_parse() -> None:
     greet = load_recipe(EXAMPLES / "greet" / "stone.yaml")
     assert greet.builddeps == ("pkgconfig(libgreet)",)
-    assert [s for s, _ in greet.steps] == ["build", "install", "check"]
-    assert all(len(u.sha256) == 64 for u in greet.upstreams)
+    assert greet.steps.present() == ("build", "install", "check")
+    assert all(isinstance(u, PlainUpstream) and len(u.hash) == 64 for u in greet.upstreams)
 
 
-def test_git_upstream_and_bad_hash_are_refused() -> None:
-    base = {"name": "x", "version": "1", "release": 1}
-    with pytest.raises(RecipeError, match="git upstream"):
-        parse_recipe({**base, "upstreams": [{"git|https://x/y.git": "abc"}]})
+def test_the_builder_keeps_the_version_as_written(tmp_path: Path) -> None:
+    """A builder once read ``1.10`` as 1.1 and named its packages ``...-1.1-...``."""
+    stone = tmp_path / "stone.yaml"
+    stone.write_text("name: x\nversion: 1.10\nrelease: 1\n")
+    assert load_recipe(stone).version == "1.10"
+
+
+def test_a_bad_hash_is_refused() -> None:
     with pytest.raises(RecipeError, match="no valid sha256"):
-        parse_recipe({**base, "upstreams": [{"https://x/y.tar.gz": "nothex"}]})
+        parse_recipe(b"name: x\nversion: 1\nrelease: 1\nupstreams:\n"
+                     b"  - https://x/y.tar.gz: nothex\n")
 
 
 def test_packages_expand_name() -> None:
-    docs = {"%(name)-docs": {"paths": ["/usr/share/doc"]}}
-    recipe = parse_recipe({"name": "x", "version": "1", "release": 1, "packages": [docs]})
+    recipe = parse_recipe(b"name: x\nversion: 1\nrelease: 1\npackages:\n"
+                          b"  - '%(name)-docs':\n      paths: [/usr/share/doc]\n")
     assert recipe.packages[0].name == "x-docs"
-    assert recipe.packages[0].paths == ("/usr/share/doc",)
+    assert [r.path for r in recipe.packages[0].paths] == ["/usr/share/doc"]
 
 
 @pytest.mark.corpus
-def test_corpus_recipes_parse_or_fail_clearly() -> None:
+def test_corpus_recipes_parse_as_yaml_reads_them() -> None:
     if not CORPUS.is_dir():
         pytest.skip(f"Serpent recipe corpus not found at {CORPUS}")
-    parsed = refused = 0
+    parsed = 0
     for stone in sorted(CORPUS.glob("*/*/stone.yaml")):
-        try:
-            recipe = load_recipe(stone)
-        except RecipeError as exc:
-            assert "git upstream" in str(exc) or "sha256" in str(exc), str(exc)
-            refused += 1
-            continue
+        recipe = load_recipe(stone)
         raw = yaml.safe_load(stone.read_text())
         assert recipe.name == raw["name"] and recipe.release == int(raw["release"])
         parsed += 1
-    assert parsed > 500
+    assert parsed == 835

@@ -5,15 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from daemon.avalanche.build import run_build
-from daemon.avalanche.noop import load_manifest_packages, strip_jsonc
+from daemon.avalanche.noop import load_manifest_packages
 from daemon.avalanche.packaging import check_archive
 from events.payloads import Outcome
 from tests.unit.avalanche.support import EXAMPLES, config, make_repo, task_for
-
-
-def test_strip_jsonc_keeps_strings() -> None:
-    text = '/* head */ {"a": "http://x//y", // trailing\n "b": "/* not */"}'
-    assert strip_jsonc(text) == ' {"a": "http://x//y", \n "b": "/* not */"}'
 
 
 def test_noop_build_matches_committed_manifest(tmp_path: Path) -> None:

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from daemon.avalanche.build import run_build
-from daemon.avalanche.errors import RecipeError
-from daemon.avalanche.noop import strip_jsonc
 from daemon.avalanche.packaging import check_archive
-from daemon.avalanche.recipe import parse_recipe
 from events.payloads import Outcome
 from tests.unit.avalanche.support import add_recipe, config, make_repo, task_for
 
@@ -46,22 +41,3 @@ def test_the_script_backend_still_refuses_a_git_upstream(tmp_path: Path) -> None
                        config(tmp_path / "b", backend="script"))
     assert result.outcome is Outcome.FAILED
     assert "git upstream" in (result.reason or "")
-
-
-def test_parsing_without_sources_skips_upstreams() -> None:
-    doc = {"name": "x", "version": "1", "release": 1,
-           "upstreams": [{"git|https://x/y.git": "abc"}]}
-    assert parse_recipe(doc, sources=False).upstreams == ()
-    with pytest.raises(RecipeError, match="git upstream"):
-        parse_recipe(doc)
-
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ('{"a": "x\\"//y"} // c', '{"a": "x\\"//y"} '),
-    ('{"p": "/usr/lib/*.so"} /* c\n d */ [1]', '{"p": "/usr/lib/*.so"}  [1]'),
-    ('[1] /* unterminated', '[1] '),
-    ('"unterminated // still a string', '"unterminated // still a string'),
-    ('/** header */\n{"k": "v\\\\"} // t\n', '\n{"k": "v\\\\"} \n'),
-])
-def test_strip_jsonc_edges(text: str, expected: str) -> None:
-    assert strip_jsonc(text) == expected

@@ -12,8 +12,8 @@ import pytest
 
 from daemon.avalanche.artefacts import ArtefactServer, ArtefactStore
 from daemon.avalanche.errors import SourceError
-from daemon.avalanche.recipe import Upstream
 from daemon.avalanche.sources import prepare_sources
+from daemon.formats.upstreams import PlainUpstream as Upstream
 from tests.unit.avalanche.support import serve_dir
 
 DATA = b"upstream tarball stand-in\n"
@@ -31,9 +31,9 @@ async def test_http_source_verified_and_cached(tmp_path: Path) -> None:
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "thing.txt").write_bytes(DATA)
     async with serve_dir(tmp_path / "www") as base:
-        up = (Upstream(url=f"{base}/thing.txt", sha256=SHA),)
+        up = (Upstream(url=f"{base}/thing.txt", hash=SHA),)
         first = await asyncio.to_thread(_prepare, up, tmp_path / "one", tmp_path)
-        wrong = (Upstream(url=f"{base}/thing.txt", sha256="cd" * 32),)
+        wrong = (Upstream(url=f"{base}/thing.txt", hash="cd" * 32),)
         with pytest.raises(SourceError) as info:
             await asyncio.to_thread(_prepare, wrong, tmp_path / "two", tmp_path)
     assert (tmp_path / "one" / "work" / "thing.txt").read_bytes() == DATA
@@ -51,7 +51,7 @@ async def test_http_source_verified_and_cached(tmp_path: Path) -> None:
 
 def test_relative_source_must_stay_in_recipe(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="inside the recipe"):
-        _prepare((Upstream(url="../secret", sha256=SHA),), tmp_path / "b", tmp_path / "recipe")
+        _prepare((Upstream(url="../secret", hash=SHA),), tmp_path / "b", tmp_path / "recipe")
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "FILE:///etc/passwd", "file:/etc/passwd",
@@ -61,7 +61,7 @@ def test_host_files_are_never_upstreams(tmp_path: Path, url: str) -> None:
     recipe = tmp_path / "recipe"
     (recipe / "sub").mkdir(parents=True)
     with pytest.raises(SourceError) as info:
-        _prepare((Upstream(url=url, sha256=SHA),), tmp_path / "b", recipe)
+        _prepare((Upstream(url=url, hash=SHA),), tmp_path / "b", recipe)
     assert "recipe's directory" in str(info.value)
     assert not (tmp_path / "b" / "cache" / "sources").exists()
 
@@ -74,7 +74,7 @@ def test_a_link_out_of_the_recipe_is_not_followed(tmp_path: Path) -> None:
     (tmp_path / "outside.txt").write_bytes(DATA)
     for url in ("passwd", "up/outside.txt"):
         with pytest.raises(SourceError, match="leads out of the recipe's directory"):
-            _prepare((Upstream(url=url, sha256=SHA),), tmp_path / "b", recipe)
+            _prepare((Upstream(url=url, hash=SHA),), tmp_path / "b", recipe)
 
 
 def test_a_recipe_file_with_a_wrong_hash_names_its_actual_hash(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_a_recipe_file_with_a_wrong_hash_names_its_actual_hash(tmp_path: Path) -
     recipe.mkdir()
     (recipe / "data.txt").write_bytes(DATA)
     with pytest.raises(SourceError) as info:
-        _prepare((Upstream(url="data.txt", sha256="ab" * 32),), tmp_path / "b", recipe)
+        _prepare((Upstream(url="data.txt", hash="ab" * 32),), tmp_path / "b", recipe)
     assert SHA in str(info.value)  # the recipe's own file: its author may see its hash
 
 
