@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.mass_farm import PrivateBroker, ProcessFarm, snapshot, unfinished, warm_builders
+from bench.mass_farm import PrivateBroker, ProcessBench, snapshot, unfinished, warm_builders
 from bench.mass_rebuild import DEFAULT_CORPUS, journal_events, settle_journal, wait_for
 from bench.mass_seed import bump_all, generate_corpus, make_repo, seed_vessel
 from events.names import Queue
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.cluster, pytest.mark.slow,
 GENERATED_RECIPES = 300
 
 
-async def _until_completed(farm: ProcessFarm, count: int, timeout: float = 300) -> None:
+async def _until_completed(farm: ProcessBench, count: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while snapshot(farm.summit_db).states.get("completed", 0) < count:
         assert time.monotonic() < deadline, f"not {count} completed: {snapshot(farm.summit_db)}"
@@ -45,7 +45,7 @@ async def test_noop_mass_rebuild_survives_kill_9_of_the_busiest_node(
         generate_corpus(tmp_path / "generated", GENERATED_RECIPES)
     repo = tmp_path / "recipes"
     first = await asyncio.to_thread(make_repo, corpus, repo)
-    farm = ProcessFarm(tmp_path / "state", repo, 4, PrivateBroker(cluster), "info")
+    farm = ProcessBench(tmp_path / "state", repo, 4, PrivateBroker(cluster), "info")
     seeded = await seed_vessel(farm.vessel_state, repo, first)
     await farm.start()
     try:
