@@ -16,6 +16,7 @@ from daemon.runtime import BaseConfig, Health, Section
 from daemon.runtime.address import loopback_across_hosts
 from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
+from daemon.summit.planning.constraints import Constraints, Needs, Rule
 from daemon.summit.planning.states import TaskState
 from daemon.summit.service import Summit, SummitSettings
 from daemon.summit.web.api import add_routes
@@ -43,6 +44,24 @@ class RepositorySection(Section, frozen=True):
     github_secret: str = ""
     gitea_secret: str = ""
     gitlab_token: str = ""
+    #: The base priority of its tasks (higher goes first; operators adjust single tasks).
+    priority: int = 0
+
+
+class ConstraintSection(Section, frozen=True):
+    """One ``[[summit.constraints]]`` entry: what builds of matching sources need."""
+
+    #: Shell-style pattern over source names (``llvm*``).
+    pattern: str = "*"
+    #: Only this repository's tasks ("": any).
+    repository: str = ""
+    features: list[str] = msgspec.field(default_factory=list)
+    memory_mb: int = 0
+    disk_mb: int = 0
+
+    def rule(self) -> Rule:
+        return Rule(Needs(frozenset(self.features), self.memory_mb, self.disk_mb),
+                    self.pattern, self.repository or None)
 
 
 class SummitSection(Section, frozen=True):
@@ -60,6 +79,7 @@ class SummitSection(Section, frozen=True):
     #: Seconds an assigned task waits for its builder to claim it before another attempt.
     claim_timeout: float = 60.0
     repositories: list[RepositorySection] = msgspec.field(default_factory=list)
+    constraints: list[ConstraintSection] = msgspec.field(default_factory=list)
 
 
 class SummitDaemonConfig(BaseConfig, frozen=True):
@@ -96,7 +116,9 @@ def settings_of(config: SummitDaemonConfig) -> SummitSettings:
         mirrors_dir=config.state.path("summit", "mirrors"),
         channel=section.channel, repository_url=section.repository_url or None,
         poll_interval=section.poll_interval, max_attempts=section.max_attempts,
-        claim_timeout=section.claim_timeout)
+        claim_timeout=section.claim_timeout,
+        constraints=Constraints(tuple(c.rule() for c in section.constraints)),
+        priorities={r.name: r.priority for r in section.repositories})
 
 
 class SummitDaemon:

@@ -30,8 +30,10 @@ import structlog
 from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
-from daemon.summit.planning.dispatch import dispatch, queue_order
+from daemon.summit.planning.constraints import NO_CONSTRAINTS, Constraints, Needs
+from daemon.summit.planning.dispatch import dispatch, queue_order, waiting_reason
 from daemon.summit.planning.fleet import Fleet
+from daemon.summit.planning.levers import Levers
 from daemon.summit.planning.planner import Decision, PlanError, Planner, TaskIds
 from daemon.summit.planning.states import MAX_ATTEMPTS, RepoRef, Task, TaskState
 from events import inbox, outbox
@@ -49,6 +51,16 @@ SOURCE = "cairn/summit"
 CLAIM_TIMEOUT_S = 60.0
 
 
+class SchedulerObserver:
+    """What the scheduler tells its metrics; the base class ignores it all."""
+
+    def dispatched(self, count: int) -> None:
+        """``count`` tasks were assigned in one dispatch."""
+
+    def waited(self, seconds: float, constraint_class: str) -> None:
+        """A task started building ``seconds`` after it became ready."""
+
+
 class Scheduler:
     """Every planner of a summit, the events that feed them, and what they decide."""
 
@@ -57,7 +69,9 @@ class Scheduler:
                  max_attempts: int = MAX_ATTEMPTS, claim_timeout: float = CLAIM_TIMEOUT_S,
                  clock: Callable[[], float] = time.time,
                  hearing: Callable[[], Awaitable[bool]] | None = None,
-                 dispatching: bool = True) -> None:
+                 dispatching: bool = True, constraints: Constraints = NO_CONSTRAINTS,
+                 priorities: Mapping[str, int] | None = None,
+                 observer: SchedulerObserver | None = None) -> None:
         self.db = db
         self.relay = relay
         self.repos = repos
@@ -72,6 +86,13 @@ class Scheduler:
         #: Off when replaying a recording: its assignments are replayed instead of made
         #: again (which builder was free when is a matter of timing, not of the events).
         self.dispatching = dispatching
+        self.constraints = constraints
+        #: Each repository's base priority (its new tasks start with it).
+        self.priorities = dict(priorities or {})
+        self.observer = observer or SchedulerObserver()
+        self.levers = Levers()
+        #: When each ready task became ready (the start of its wait for a builder).
+        self._ready_at: dict[int, float] = {}
         self.planners: dict[tuple[str, str], Planner] = {}
         self.ids = TaskIds()
         self.fleet = Fleet()
@@ -90,6 +111,8 @@ class Scheduler:
         self._owner = {t.task_id: (t.repository, t.arch) for t in tasks}
         self._waiting.clear()
         self._holder.clear()
+        self._ready_at.clear()
+        self.levers = await store.load_levers(self.db)
         for task in tasks:
             self._track(task)
         self.fleet = Fleet()
@@ -98,7 +121,8 @@ class Scheduler:
             self.fleet.restore(builder, now)
         for repo in self.repos.values():
             for arch in repo.arches:
-                ref = RepoRef(repo.name, repo.url, arch, self.channel, self.index_url(arch))
+                ref = RepoRef(repo.name, repo.url, arch, self.channel, self.index_url(arch),
+                              self.priorities.get(repo.name, 0))
                 published = await store.load_published(self.db, self.channel, arch)
                 mine = [t for t in tasks if t.repository == repo.name and t.arch == arch]
                 planner = Planner(ref, published, mine, ids=self.ids,
@@ -141,6 +165,7 @@ class Scheduler:
             await store.set_recipe_errors(conn, planner.repo.name, planner.problems)
 
     def _track(self, task: Task) -> None:
+        self._time_wait(task)
         if task.state is TaskState.READY and task.builder is None:
             self._waiting.add(task.task_id)
         else:
@@ -149,6 +174,27 @@ class Scheduler:
             self._holder[task.task_id] = task.builder
         else:
             self._holder.pop(task.task_id, None)
+
+    def _time_wait(self, task: Task) -> None:
+        """Ready → building: how long the task waited for a builder (its last attempt)."""
+        if task.state is TaskState.READY:
+            self._ready_at.setdefault(task.task_id, self.clock())
+            return
+        since = self._ready_at.pop(task.task_id, None)
+        if since is not None and task.state is TaskState.BUILDING:
+            self.observer.waited(max(self.clock() - since, 0.0),
+                                 self.needs(task).constraint_class)
+
+    def needs(self, task: Task) -> Needs:
+        return self.constraints.needs(task)
+
+    def waiting_reason(self, task: Task) -> str | None:
+        """Why a ready, unassigned task waits (paused, no builder with what it needs), or
+        ``None`` when it only waits for a free slot."""
+        if task.state is not TaskState.READY or task.builder is not None:
+            return None
+        return waiting_reason(task, self.fleet.builders.values(), self.needs(task),
+                              self.levers)
 
     def load_of(self) -> Counter[str]:
         """Tasks each builder holds (assigned or building)."""
@@ -166,12 +212,15 @@ class Scheduler:
         order = queue_order(lambda t: self.planners[(t.repository, t.arch)]
                             .critical_path(t.source))
         now = self.clock()
-        for assignment in dispatch(self.waiting(), self.fleet.builders.values(),
-                                   self.load_of(), order):
+        assignments = dispatch(self.waiting(), self.fleet.builders.values(), self.load_of(),
+                               order, self.needs, self.levers)
+        for assignment in assignments:
             planner = self.planner_of(assignment.task.task_id)
             assert planner is not None
             decision = planner.assign(assignment.task.task_id, assignment.builder, now)
             await self.write(conn, planner, decision, cause)
+        if assignments:
+            self.observer.dispatched(len(assignments))
 
     def declared_by(self, arch: str) -> Callable[[str], Collection[str]]:
         """Package name → the sources declaring it, over every repository of ``arch``."""
@@ -203,6 +252,21 @@ class Scheduler:
                 await self._reload()
                 raise
             return planner
+
+    async def steer(self, change: Callable[[Levers], Levers]) -> Levers:
+        """Move a lever (pause, resume, drain, enable): stored, then whatever it frees is
+        dispatched, in one transaction."""
+        async with self.lock:
+            try:
+                async with self.db.transaction() as conn:
+                    self.levers = change(self.levers)
+                    await store.save_levers(conn, self.levers)
+                    await self._dispatch(conn, None)
+            except BaseException:
+                await self._reload()
+                raise
+        self.relay.notify()
+        return self.levers
 
     async def _reload(self) -> None:
         log.warning("summit.reloading_planners")
@@ -374,7 +438,7 @@ class Scheduler:
 
     def _any_free(self) -> bool:
         load = self.load_of()
-        return any(b.takes_work and b.slots > load.get(b.name, 0)
+        return any(self.levers.takes_work(b) and b.slots > load.get(b.name, 0)
                    for b in self.fleet.builders.values())
 
 

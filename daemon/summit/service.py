@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -23,6 +23,7 @@ from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
 from daemon.summit.operations import Operations
+from daemon.summit.planning.constraints import NO_CONSTRAINTS, Constraints
 from daemon.summit.planning.states import MAX_ATTEMPTS
 from daemon.summit.scheduler import CLAIM_TIMEOUT_S, Scheduler
 from daemon.summit.seed import seed_published
@@ -53,6 +54,10 @@ class SummitSettings:
     tick_interval: float = 1.0
     #: Assign ready tasks to builders (off for a dry-run replay, which replays them).
     dispatching: bool = True
+    #: What tasks need of builders (per repository, per source pattern).
+    constraints: Constraints = NO_CONSTRAINTS
+    #: Each repository's base priority.
+    priorities: Mapping[str, int] = field(default_factory=dict)
 
 
 class Summit:
@@ -70,7 +75,9 @@ class Summit:
         self.scheduler = Scheduler(db, relay, self.repos, self.mirrors, settings.channel,
                                    self.index_url, settings.max_attempts,
                                    settings.claim_timeout, hearing=self._hearing,
-                                   dispatching=settings.dispatching)
+                                   dispatching=settings.dispatching,
+                                   constraints=settings.constraints,
+                                   priorities=settings.priorities)
         self.watcher = Watcher(db, relay, self.repos, self.mirrors, settings.poll_interval)
         self.operations = Operations(self.scheduler)
         self._consumers: list[Consumer] = []

@@ -15,6 +15,7 @@ from typing import Any
 
 from daemon.summit.planning.fleet import Builder, BuilderStatus
 from daemon.summit.planning.graph import PublishedIndex
+from daemon.summit.planning.levers import Levers
 from daemon.summit.planning.recipe import BrokenRecipe
 from daemon.summit.planning.states import BlockKind, BlockReason, Task, TaskReason, TaskState
 from events.inbox import INBOX_SCHEMA
@@ -134,6 +135,16 @@ MIGRATIONS: tuple[str, ...] = (
         interval_s REAL NOT NULL,
         seen REAL NOT NULL,
         report TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # Operators' levers on dispatch: pauses (kind 'pause', name '' for the whole farm or a
+    # repository) and drained builders (kind 'drain').
+    """
+    CREATE TABLE levers (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        time REAL NOT NULL,
+        PRIMARY KEY (kind, name)
     ) WITHOUT ROWID;
     """,
 )
@@ -441,3 +452,22 @@ async def load_builders(db: Database) -> list[Builder]:
             artefacts_url=report["artefacts_url"],
             environments=frozenset(report["environments"])))
     return out
+
+
+# -- operators' levers -------------------------------------------------------------------------
+async def save_levers(conn: Connection, levers: Levers) -> None:
+    """The levers as they are now (replacing what was stored)."""
+    rows = [("pause", "")] if levers.paused else []
+    rows += [("pause", name) for name in sorted(levers.paused_repositories)]
+    rows += [("drain", name) for name in sorted(levers.drained)]
+    await conn.execute("DELETE FROM levers")
+    now = time.time()
+    await conn.executemany("INSERT INTO levers (kind, name, time) VALUES (?, ?, ?)",
+                           [(kind, name, now) for kind, name in rows])
+
+
+async def load_levers(db: Database) -> Levers:
+    rows = [(r["kind"], r["name"]) for r in await db.fetchall("SELECT kind, name FROM levers")]
+    return Levers(paused=("pause", "") in rows,
+                  paused_repositories=frozenset(n for k, n in rows if k == "pause" and n),
+                  drained=frozenset(n for k, n in rows if k == "drain"))

@@ -2,9 +2,12 @@
 
 Order: priority (highest first), then the critical path (longest first: it decides when the
 whole queue can finish), then age (lowest task id). A task goes to a builder of its arch
-with a free slot that takes work (online, not draining); among those, the one with the most
-free slots, so work spreads over the fleet. A builder never holds more tasks (assigned and
-building) than its slots.
+with a free slot that takes work (online, not drained by an operator) and has what the task
+needs (features, memory, disk: :mod:`daemon.summit.planning.constraints`); among those, the
+one with the most free slots, so work spreads over the fleet. A task no free builder can
+take is passed over, not waited for: the next one in order may fit elsewhere. A builder
+never holds more tasks (assigned and building) than its slots. Paused tasks (the farm or
+their repository) are not assigned at all.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from daemon.summit.planning.constraints import Needs, fits
 from daemon.summit.planning.fleet import Builder
+from daemon.summit.planning.levers import Levers
 from daemon.summit.planning.states import Task
 
 #: A task's place in the queue; smaller goes first.
 OrderKey = Callable[[Task], tuple[int, ...]]
+NeedsOf = Callable[[Task], Needs]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +35,31 @@ def queue_order(critical_path: Callable[[Task], int]) -> OrderKey:
     return lambda t: (-t.priority, -critical_path(t), t.task_id)
 
 
+#: No needs, no levers: any builder of the arch, nothing paused.
+NO_NEEDS = Needs()
+NO_LEVERS = Levers()
+
+
+def _no_needs(task: Task) -> Needs:
+    return NO_NEEDS
+
+
 def dispatch(ready: Iterable[Task], builders: Iterable[Builder], load: Mapping[str, int],
-             order: OrderKey) -> list[Assignment]:
+             order: OrderKey, needs: NeedsOf = _no_needs,
+             levers: Levers = NO_LEVERS) -> list[Assignment]:
     """Assign as many ready tasks as there are free slots for, in queue order."""
-    free = {b.name: b.slots - load.get(b.name, 0) for b in builders if b.takes_work}
-    free = {name: n for name, n in free.items() if n > 0}
-    if not free:
-        return []
-    arch_of = {b.name: b.arch for b in builders if b.name in free}
+    free_builders = {b.name: b for b in builders
+                     if levers.takes_work(b) and b.slots - load.get(b.name, 0) > 0}
+    free = {name: b.slots - load.get(name, 0) for name, b in free_builders.items()}
     out: list[Assignment] = []
     for task in sorted(ready, key=order):
-        candidates = [name for name in free if arch_of[name] == task.arch]
+        if not free:
+            break
+        if levers.holds(task):
+            continue
+        wants = needs(task)
+        candidates = [name for name in free if free_builders[name].arch == task.arch
+                      and fits(free_builders[name], wants)]
         if not candidates:
             continue
         best = max(candidates, key=lambda name: (free[name], name))
@@ -47,14 +67,19 @@ def dispatch(ready: Iterable[Task], builders: Iterable[Builder], load: Mapping[s
         free[best] -= 1
         if free[best] == 0:
             del free[best]
-            if not free:
-                break
     return out
 
 
-def waiting_reason(task: Task, builders: Iterable[Builder]) -> str | None:
-    """Why no builder could take ``task`` now, or ``None`` when one can (once free)."""
-    present = [b for b in builders if b.arch == task.arch]
-    if not any(b.takes_work for b in present):
+def waiting_reason(task: Task, builders: Iterable[Builder], needs: Needs = NO_NEEDS,
+                   levers: Levers = NO_LEVERS) -> str | None:
+    """Why no builder could take ``task`` now, or ``None`` when one can (once it has a free
+    slot)."""
+    paused = levers.pause_reason(task)
+    if paused is not None:
+        return paused
+    present = [b for b in builders if b.arch == task.arch and levers.takes_work(b)]
+    if not present:
         return f"no online builder for {task.arch}"
+    if not any(fits(b, needs) for b in present):
+        return f"no builder with {needs.describe()} for {task.arch}"
     return None

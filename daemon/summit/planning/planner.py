@@ -248,6 +248,7 @@ class Planner:
             task_id=self.ids.next(), source=source, version=recipe.version,
             release=recipe.release, recipe_path=recipe.path, commit=commit,
             repository=self.repo.name, arch=self.repo.arch, reason=reason,
+            priority=self.repo.priority,
         )
         self._put(task, batch)
         return task
@@ -376,6 +377,19 @@ class Planner:
         batch = _Batch()
         self._cancel(task, reason, batch)
         return self._settle(batch)
+
+    def prioritise(self, task_id: int, priority: int) -> Decision:
+        """Set the priority of a task not yet building (ready ones included: an assigned one
+        keeps its builder, the others are dispatched in the new order)."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise PlanError(f"there is no task {task_id}")
+        if task.state not in NOT_STARTED:
+            raise PlanError(f"task {task_id} is {task.state}; only tasks not yet building "
+                            "can change priority")
+        if task.priority == priority:
+            return Decision()
+        return self._react(Reaction(task=replace(task, priority=priority)))
 
     # -- bookkeeping -------------------------------------------------------------------
     def _cancel(self, task: Task, reason: str, batch: _Batch) -> None:

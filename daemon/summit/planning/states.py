@@ -125,6 +125,8 @@ class RepoRef:
     arch: str = "x86_64"
     channel: str = "volatile"
     index_url: str | None = None
+    #: The base priority of the repository's new tasks (operators adjust tasks from it).
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

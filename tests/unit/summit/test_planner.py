@@ -236,3 +236,18 @@ def test_restart_from_stored_tasks_decides_nothing_new() -> None:
         "lib": TaskState.READY, "app": TaskState.BLOCKED}
     new = again.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {"r/x": entry("x", 1)}))
     assert [t.task_id for t in new.tasks] == [max(t.task_id for t in stored) + 1]
+
+
+def test_priority_starts_at_the_repository_base_and_changes_until_building() -> None:
+    p = Planner(RepoRef(name="recipes", url="u", priority=7), PublishedIndex())
+    p.plan_tree(tree(commit_id(1), entry("a", 1), entry("b", 1, deps=["a"])))
+    tasks = by_source(p)
+    assert tasks["a"].priority == 7 and tasks["b"].priority == 7
+    blocked = p.prioritise(tasks["b"].task_id, 20)
+    assert [t.priority for t in blocked.tasks] == [20]
+    ready = p.prioritise(tasks["a"].task_id, -3)
+    assert [(t.state, t.priority) for t in ready.tasks] == [(TaskState.READY, -3)]
+    assert [t.task_id for t in ready.ready] == [tasks["a"].task_id]
+    build(p, by_source(p)["a"])
+    with pytest.raises(PlanError, match="only tasks not yet building"):
+        p.prioritise(tasks["a"].task_id, 1)
