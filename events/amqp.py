@@ -321,6 +321,13 @@ class AmqpBus(Bus):
                     f"no confirm for {routing_key} within {limit:.1f}s") from None
             except _RECONNECTABLE as exc:
                 reason = repr(exc)
+            except asyncio.CancelledError:
+                # aiormq cancels the confirm it waits for when the connection dies (a
+                # partition past the heartbeat); only a cancel of this task is ours to obey.
+                current = asyncio.current_task()
+                if current is None or current.cancelling():
+                    raise
+                reason = "the connection was lost before the broker confirmed"
             if time.monotonic() + 0.2 >= deadline:
                 raise PublishTimeout(f"could not publish {routing_key} within {limit:.1f}s: "
                                      f"{reason}")

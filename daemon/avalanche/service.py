@@ -152,8 +152,13 @@ class Avalanche:
             log.warning("avalanche.heartbeat_failed", error=str(exc))
 
     async def _beat(self) -> None:
+        # The heartbeat must outlive anything one beat meets: a builder that stops beating
+        # loses every task summit gives it, for as long as it runs.
         while True:
-            await self._tell_summit()
+            try:
+                await self._tell_summit()
+            except Exception:
+                log.exception("avalanche.heartbeat_failed")
             await asyncio.sleep(self.heartbeat_s)
 
     async def drain(self, draining: bool = True) -> None:

@@ -58,6 +58,11 @@ class HostFarm:
     backend: str = "script"
     tls: bool = False
     log_level: str = "info"
+    #: AMQP heartbeat (s) every client asks for; None: the client's default (30 s). A
+    #: short one makes a partition notice itself quickly, as a test of one wants.
+    amqp_heartbeat: int | None = None
+    #: Extra ``CAIRN_*`` settings for every builder (e.g. a short ``builder-seen`` period).
+    builder_env: dict[str, str] = field(default_factory=dict)
     control: Host | None = None
     broker_hosts: list[Host] = field(default_factory=list)
     builder_hosts: list[Host] = field(default_factory=list)
@@ -87,9 +92,11 @@ class HostFarm:
 
     def bus_urls(self, client: str = "") -> list[str]:
         """Every node's address; with TLS, ``client``'s certificate in the query."""
+        beat = f"heartbeat={self.amqp_heartbeat}" if self.amqp_heartbeat else ""
         if not self.tls:
-            return [f"amqp://guest:guest@{h.address}:{AMQP_PORT}/" for h in self.broker_hosts]
-        query = self.tls_query(client)
+            return [f"amqp://guest:guest@{h.address}:{AMQP_PORT}/" + (f"?{beat}" if beat else "")
+                    for h in self.broker_hosts]
+        query = "&".join(q for q in (self.tls_query(client), beat) if q)
         return [f"amqps://guest:guest@{h.address}:{AMQPS_PORT}/?{query}"
                 for h in self.broker_hosts]
 
@@ -199,7 +206,8 @@ class HostFarm:
         self.spawn_service(host.name, "avalanche", host, CAIRN_AVALANCHE_BUILDER=host.name,
                            CAIRN_AVALANCHE_BACKEND=self.backend,
                            CAIRN_AVALANCHE_LISTEN_PORT=str(ARTEFACT_PORT),
-                           CAIRN_AVALANCHE_JOBS="2", CAIRN_AVALANCHE_TIMEOUT_S="300")
+                           CAIRN_AVALANCHE_JOBS="2", CAIRN_AVALANCHE_TIMEOUT_S="300",
+                           **self.builder_env)
 
     def wait_consumed(self, queues: Sequence[str], timeout: float = 90.0) -> None:
         """Until each queue has a consumer: those services are up and subscribed."""
