@@ -31,9 +31,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def recipe_repo(path: Path, extra: dict[str, str] | None = None) -> Path:
-    """The bundled examples (plus ``extra`` recipes: name → stone.yaml) as a git repo."""
-    shutil.copytree(EXAMPLES, path)
+def recipe_repo(path: Path, extra: dict[str, str] | None = None, *,
+                examples: bool = True) -> Path:
+    """The bundled examples (unless ``examples`` is false) plus ``extra`` recipes (name →
+    stone.yaml) as a git repo."""
+    if examples:
+        shutil.copytree(EXAMPLES, path)
+    else:
+        path.mkdir(parents=True)
     for name, stone in (extra or {}).items():
         (path / name).mkdir()
         (path / name / "stone.yaml").write_text(stone)
