@@ -72,6 +72,7 @@ class ArtefactStore:
             artefacts=self.artefacts(result),
             duration_s=max(result.duration_s, 0.0),
             channel=task.channel,
+            usage=result.usage,
         )
 
     def path_for(self, build_id: str, filename: str) -> Path | None:

@@ -22,15 +22,16 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.formats.manifest import manifest_file, render_manifest
 from daemon.package import Manifest, name_provider
-from events.payloads import Outcome, TaskReady
+from events.payloads import BuildLimits, LogOverflow, Outcome, TaskReady, Usage
 
 from . import deps, environment
 from .backend import BuildContext, BuildProducts, BuildTree
@@ -38,7 +39,15 @@ from .backends import get_backend
 from .buildlog import BuildLog, LogCallback
 from .checkout import export_recipe
 from .config import AvalancheConfig, SandboxMode
-from .errors import BuildCancelled, BuildError, BuildTimeout, DependencyError, PackagingError
+from .errors import (
+    BuildCancelled,
+    BuildError,
+    BuildTimeout,
+    DependencyError,
+    LogLimitExceeded,
+    OutputLimitExceeded,
+    PackagingError,
+)
 from .fetch import sha256_file
 from .identity import BuildIdentity, hand_over, lease, stale_trees, tree_path
 from .packaging import PackageMeta, write_package
@@ -72,6 +81,21 @@ class BuildResult:
     log_path: Path
     duration_s: float
     manifests: tuple[Manifest, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+
+
+def effective_limits(task: TaskReady, config: AvalancheConfig) -> BuildLimits:
+    """The limits a build runs under: the task's (summit's configuration), and the builder's
+    own where the task leaves one unset."""
+    given = task.limits or BuildLimits()
+    overflow = given.log_overflow if task.limits is not None and given.log_bytes is not None \
+        else config.log_overflow
+    return BuildLimits(
+        timeout_s=given.timeout_s or config.timeout_s,
+        silence_s=given.silence_s or config.silence_s,
+        log_bytes=given.log_bytes or config.log_bytes,
+        log_overflow=overflow,
+        output_bytes=given.output_bytes or config.output_bytes)
 
 
 def new_build_id(task_id: int) -> str:
@@ -91,12 +115,20 @@ def run_build(
     started = time.monotonic()
     build_id = build_id or new_build_id(task.task_id)
     out_dir = config.artefacts_dir / build_id
-    log = BuildLog(out_dir / LOG_NAME, log_callback)
+    wanted = effective_limits(task, config)
+    log_full = threading.Event()
+    log = BuildLog(out_dir / LOG_NAME, log_callback, cap_bytes=wanted.log_bytes,
+                   on_full=(log_full.set if wanted.log_overflow is LogOverflow.FAIL
+                            else None))
+    timeout_s = wanted.timeout_s or config.timeout_s
     limits = Limits(
-        deadline=started + config.timeout_s,
+        deadline=started + timeout_s,
         cancel=cancel_event or threading.Event(),
         kill_grace_s=config.kill_grace_s,
+        silence_s=wanted.silence_s,
+        log_full=log_full,
     )
+    output = _Output(wanted.output_bytes)
     log.phase(f"build {build_id}: {task.source} {task.version}-{task.release} on {config.arch}")
     outcome, reason = Outcome.SUCCESS, None
     artefacts: tuple[BuiltArtefact, ...] = ()
@@ -108,10 +140,11 @@ def run_build(
             path = tree_path(config.root, config.work_dir, _identity_wanted(config), build_id)
             path.mkdir(mode=0o700)  # a name taken by another build fails here, not later
             tree = BuildTree(path)
-            manifests, artefacts = _build(task, config, tree, out_dir, log, limits, held)
+            manifests, artefacts = _build(task, config, tree, out_dir, log, limits, held,
+                                          output)
         except BuildTimeout as exc:
             outcome = Outcome.TIMEOUT
-            reason = f"{exc} (limit {config.timeout_s:g} s): fix the hang or raise the timeout"
+            reason = f"{exc} (limit {timeout_s:g} s): fix the hang or raise the timeout"
         except BuildError as exc:
             outcome, reason = exc.outcome, str(exc)
         except OSError as exc:
@@ -132,6 +165,8 @@ def run_build(
     else:
         log.phase(f"success: {len(artefacts)} package(s)")
     log.close()
+    usage = Usage(cpu_s=round(limits.meter.cpu_s, 3), max_rss_kb=limits.meter.max_rss_kb,
+                  output_bytes=output.measured, log_bytes=_size(log.path))
     return BuildResult(
         task_id=task.task_id,
         build_id=build_id,
@@ -141,7 +176,42 @@ def run_build(
         log_path=log.path,
         duration_s=time.monotonic() - started,
         manifests=manifests,
+        usage=usage,
     )
+
+
+@dataclass
+class _Output:
+    """The output size cap, and the largest size measured against it (install tree, then
+    packages)."""
+
+    cap: int | None
+    measured: int = 0
+
+    def check(self, size: int, what: str) -> None:
+        self.measured = max(self.measured, size)
+        if self.cap is not None and size > self.cap:
+            raise OutputLimitExceeded(f"{what} hold {size} bytes, over the output cap of "
+                                      f"{self.cap} bytes")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _tree_bytes(root: Path) -> int:
+    """The bytes of the regular files under ``root`` (symlinks not followed)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                info = os.lstat(os.path.join(dirpath, name))
+                if stat.S_ISREG(info.st_mode):
+                    total += info.st_size
+    return total
 
 
 def remove_stale_trees(config: AvalancheConfig) -> int:
@@ -160,6 +230,8 @@ def remove_stale_trees(config: AvalancheConfig) -> int:
 def _checkpoint(limits: Limits) -> None:
     if limits.cancel.is_set():
         raise BuildCancelled("the build was cancelled")
+    if limits.log_full.is_set():
+        raise LogLimitExceeded("the build log passed its size cap")
     if time.monotonic() >= limits.deadline:
         raise BuildTimeout("the build outlived its time limit")
 
@@ -251,6 +323,7 @@ def _build(
     log: BuildLog,
     limits: Limits,
     held: contextlib.ExitStack,
+    output: _Output,
 ) -> tuple[tuple[Manifest, ...], tuple[BuiltArtefact, ...]]:
     log.phase(f"recipe {task.recipe_path} at {task.commit} from {task.repository_url}")
     stone = export_recipe(
@@ -285,7 +358,11 @@ def _build(
                        sandbox=sandbox, limits=limits, log=log)  # fmt: skip
     products = backend.build(ctx)
     _checkpoint(limits)
-    return _package(task, config, recipe, products, out_dir, log)
+    if products.installdir is not None:
+        output.check(_tree_bytes(products.installdir), "the install tree's files")
+    built = _package(task, config, recipe, products, out_dir, log)
+    output.check(sum(a.size for a in built[1]), "the packages")
+    return built
 
 
 def _install_deps(

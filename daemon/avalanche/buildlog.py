@@ -9,6 +9,12 @@ and ends with a marker saying how much was dropped: a build that prints megabyte
 newline must not make every reader of its log hold them. The text is kept as the build wrote
 it (control characters included: the log is data); whoever shows it on a terminal escapes it
 (:func:`daemon.terminal.printable`).
+
+A log may have a size cap (``cap_bytes``, counted over the build's output lines). The line
+that would pass it is replaced by a marker, nothing of the build's output is kept after it,
+and ``on_full`` is called once: the build then stops or goes on, as its limits say. The
+builder's own lines (:meth:`BuildLog.phase`) are always kept, so the log still ends with
+the build's outcome and how much output was dropped.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ def cut_line(text: str, dropped: int = 0) -> str:
 
 
 class BuildLog:
-    def __init__(self, path: Path, callback: LogCallback | None = None) -> None:
+    def __init__(self, path: Path, callback: LogCallback | None = None, *,
+                 cap_bytes: int | None = None,
+                 on_full: Callable[[], None] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._callback = callback
@@ -49,9 +57,34 @@ class BuildLog:
         self.callback_errors = 0
         #: The last lines, for a failure reason a person can act on without the whole log.
         self.tail: deque[str] = deque(maxlen=20)
+        self.cap_bytes = cap_bytes
+        self._on_full = on_full
+        #: Bytes of build output kept, and bytes dropped past the cap.
+        self.kept_bytes = 0
+        self.dropped_bytes = 0
 
     def line(self, text: str) -> None:
+        """A line of the build's output: kept while the log is under its cap."""
         text = cut_line(text)
+        size = len(text.encode("utf-8", "replace")) + 1
+        with self._lock:
+            over = self.cap_bytes is not None and (
+                self.dropped_bytes or self.kept_bytes + size > self.cap_bytes)
+            if over:
+                self.dropped_bytes += size
+                if self.dropped_bytes > size:
+                    return
+            else:
+                self.kept_bytes += size
+        if over:
+            self._emit(f"[... log cut: the log reached its cap of {self.cap_bytes} bytes; "
+                       "later output is not kept]")
+            if self._on_full is not None:
+                self._on_full()
+            return
+        self._emit(text)
+
+    def _emit(self, text: str) -> None:
         with self._lock:
             self._file.write(text + "\n")
             self._file.flush()
@@ -64,8 +97,11 @@ class BuildLog:
 
     def phase(self, text: str) -> None:
         """A line of the builder's own, marked so a reader tells it from build output."""
-        self.line(f"==> [{time.strftime('%H:%M:%S')}] {text}")
+        self._emit(cut_line(f"==> [{time.strftime('%H:%M:%S')}] {text}"))
 
     def close(self) -> None:
+        if self.dropped_bytes:
+            self.phase(f"log cut: {self.dropped_bytes} bytes of output past the cap of "
+                       f"{self.cap_bytes} bytes were not kept")
         with self._lock:
             self._file.close()

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from events.payloads import LogOverflow
+
 
 class SandboxMode(StrEnum):
     """Whether build steps run in the sandbox (:mod:`daemon.avalanche.sandbox`)."""
@@ -32,6 +34,12 @@ class AvalancheConfig:
     backend: str = "script"
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     timeout_s: float = 3600.0
+    #: The builder's own limits, in force where a task's ``limits`` leave one unset
+    #: (``None``: no limit): silence (s), log cap and what passing it does, output cap.
+    silence_s: float | None = None
+    log_bytes: int | None = None
+    log_overflow: LogOverflow = LogOverflow.FAIL
+    output_bytes: int | None = None
     sandbox: SandboxMode = SandboxMode.BWRAP
     #: When the builder runs as root, each build runs as one host uid (gid the same number)
     #: of ``build_uid`` .. ``build_uid + build_uids - 1``, leased host-wide for its duration.

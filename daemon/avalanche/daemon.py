@@ -17,6 +17,7 @@ from daemon.runtime import BaseConfig, Health, Section
 from daemon.runtime.address import AUTO, advertised_host, listen_host
 from events.errors import ConfigError
 from events.names import SUBJECT_RE, builder_status_topic
+from events.payloads import LogOverflow
 from events.telemetry import Message
 from events.topology import builder as builder_subscription
 
@@ -34,6 +35,12 @@ class AvalancheSection(Section, frozen=True):
     backend: str = "script"
     jobs: int = 0
     timeout_s: float = 3600.0
+    #: Limits in force where summit's task leaves them unset; 0: none. Passing the log cap
+    #: fails the build (log_overflow = "fail") or cuts the log and goes on ("truncate").
+    silence_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    log_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+    log_overflow: LogOverflow = LogOverflow.FAIL
+    output_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
     sandbox: SandboxMode = SandboxMode.BWRAP
     #: As root: builds run as host uids build_uid .. build_uid + build_uids - 1 (no account
     #: may use them), one per build at a time across the host.
@@ -79,6 +86,10 @@ def core_config(config: AvalancheDaemonConfig) -> AvalancheConfig:
     core = AvalancheConfig(root=config.state.path("avalanche", builder), builder=builder,
                            arch=section.arch, backend=section.backend,
                            timeout_s=section.timeout_s, sandbox=section.sandbox,
+                           silence_s=section.silence_s or None,
+                           log_bytes=section.log_bytes or None,
+                           log_overflow=section.log_overflow,
+                           output_bytes=section.output_bytes or None,
                            build_uid=section.build_uid, build_uids=section.build_uids,
                            max_processes=section.max_processes,
                            work_dir=Path(section.work_dir) if section.work_dir else None,

@@ -2,7 +2,8 @@
 
 A build ends ``failed`` when the recipe (or what it asks for) is at fault and a person must
 change it, ``infrastructure`` when the builder or network is at fault and a retry may work,
-``timeout``/``cancelled`` when it was stopped. Carrying the outcome on the error keeps that
+``timeout``/``cancelled`` when it was stopped, ``silent``/``log-limit``/``output-limit`` when
+it passed one of its limits. Carrying the outcome on the error keeps that
 decision next to the code that knows the cause.
 """
 
@@ -49,6 +50,24 @@ class BuildTimeout(BuildError):
     """The build outlived its time limit and was killed."""
 
     outcome = Outcome.TIMEOUT
+
+
+class BuildSilent(BuildError):
+    """The build printed nothing for longer than its silence limit and was killed."""
+
+    outcome = Outcome.SILENT
+
+
+class LogLimitExceeded(BuildError):
+    """The build log passed its size cap, and the build's limits say that fails it."""
+
+    outcome = Outcome.LOG_LIMIT
+
+
+class OutputLimitExceeded(BuildError):
+    """What the build installed or packed passed its output size cap."""
+
+    outcome = Outcome.OUTPUT_LIMIT
 
 
 class BuildCancelled(BuildError):

@@ -11,7 +11,7 @@ makes the tree's directories before it hands the tree to the build's user.
 from __future__ import annotations
 
 from .backend import BuildContext, BuildProducts
-from .errors import BuildTimeout, StepFailed
+from .errors import BuildSilent, BuildTimeout, LogLimitExceeded, StepFailed
 from .macros import MacroContext, expand, step_variables
 from .process import run
 
@@ -55,8 +55,8 @@ class ScriptBackend:
                     limits=ctx.limits,
                     line=ctx.log.line,
                 )
-            except BuildTimeout as exc:
-                raise BuildTimeout(f"step {step}: {exc}") from exc
+            except (BuildTimeout, BuildSilent, LogLimitExceeded) as exc:
+                raise type(exc)(f"step {step}: {exc}") from exc
             if status != 0:
                 last = next((ln for ln in reversed(ctx.log.tail) if ln.strip()), "")
                 raise StepFailed(

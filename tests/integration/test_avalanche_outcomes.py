@@ -23,19 +23,21 @@ upstreams:
 build: |
 {build}
 install: |
-    %install_file data.txt %(installroot)%(datadir)/{name}/data.txt
+    %install_file data.txt %(installroot)%(datadir)/{name}/data.txt{install_extra}
 """
 DATA = b"some data\n"
 
 
-def _stone(name: str, build: str, sha: str | None = None) -> str:
+def _stone(name: str, build: str, sha: str | None = None, install_extra: str = "") -> str:
     body = "\n".join(f"    {line}" for line in build.splitlines())
-    return STONE.format(name=name, sha=sha or hashlib.sha256(DATA).hexdigest(), build=body)
+    return STONE.format(name=name, sha=sha or hashlib.sha256(DATA).hexdigest(), build=body,
+                        install_extra=install_extra)
 
 
-def _recipe(tmp_path: Path, name: str, build: str, sha: str | None = None) -> tuple[Path, str]:
+def _recipe(tmp_path: Path, name: str, build: str, sha: str | None = None,
+            install_extra: str = "") -> tuple[Path, str]:
     repo, _ = make_repo(tmp_path / "recipes")
-    commit = add_recipe(repo, name, _stone(name, build, sha), {"data.txt": DATA})
+    commit = add_recipe(repo, name, _stone(name, build, sha, install_extra), {"data.txt": DATA})
     return repo, commit
 
 
