@@ -1,0 +1,245 @@
+"""Summit's decisions hold under faults, with every service its own OS process on a
+RabbitMQ node and a Mosquitto of the test's own:
+
+- a long build survives three restarts of the broker and completes once, on the builder that
+  started it, at its first attempt;
+- an older release still building when a newer one is published ends ``superseded`` (not
+  failed), and the API and the dashboard say so;
+- a build that failed for the infrastructure (its download answered 503) is given to
+  another attempt, which completes: the attempt is carried, the task does not stay ready.
+
+A build the test must control waits for a flag file that the test creates: the sandbox shows
+the host's ``/var/tmp`` read-only, so the build sees the flag as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.server
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.e2e.farm import ProcessFarm, all_final, bump_release, commit, recipe_repo
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.rabbitmq import RabbitNode
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.mqtt, pytest.mark.slow,
+              pytest.mark.timeout(400)]
+
+#: Waits for ``{flag}`` to exist, talking (a silent build would be stopped).
+WAITING = """name        : long
+version     : 1.0.0
+release     : 1
+summary     : Builds until the test says it is done
+license     : MPL-2.0
+build       : |
+    while [ ! -e {flag} ]; do echo "long: still building"; sleep 0.5; done
+install     : |
+    mkdir -p $installdir/usr/share/long && echo done > $installdir/usr/share/long/done
+"""
+
+
+@pytest.fixture
+def flag() -> Iterator[Path]:
+    """A flag file's path that builds can see (not created yet)."""
+    directory = Path("/var/tmp") / f"cairn-test-{uuid.uuid4().hex[:10]}"
+    directory.mkdir(mode=0o755)
+    try:
+        yield directory / "done"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _farm(tmp_path: Path, url: str, mosquitto: MosquittoBroker,
+          recipes: dict[str, str]) -> ProcessFarm:
+    repo = recipe_repo(tmp_path / "recipes", recipes, examples=False)
+    farm = ProcessFarm(url, repo, tmp_path / "state", mqtt_url=mosquitto.url)
+    farm.start_all(builders=2)
+    return farm
+
+
+async def _wait_task(farm: ProcessFarm, source: str, release: int, states: set[str],
+                     timeout: float = 120) -> dict[str, Any]:
+    def found(tasks: list[dict[str, Any]]) -> bool:
+        return any(t["source"] == source and t["release"] == release and t["state"] in states
+                   for t in tasks)
+    tasks = await farm.wait_tasks(found, timeout=timeout)
+    (task,) = [t for t in tasks if t["source"] == source and t["release"] == release]
+    return task
+
+
+async def _healthy(farm: ProcessFarm, timeout: float = 90) -> None:
+    """Every service answers /healthz 200: each is connected to the broker again."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            statuses = {}
+            for name, port in farm.health_ports.items():
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        statuses[name] = response.status
+                except aiohttp.ClientError:
+                    statuses[name] = None
+            if all(status == 200 for status in statuses.values()):
+                return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"not every service healthy within {timeout}s: {statuses}\n"
+                         f"{farm.logs()}")
+
+
+def _about(events: list[dict[str, Any]], task_id: int, kind: str) -> list[dict[str, Any]]:
+    return [e["data"] for e in events
+            if e["type"] == kind and e["data"].get("task_id") == task_id]
+
+
+@pytest.fixture
+async def restart_farm(tmp_path: Path, private_rabbit: RabbitNode,
+                       private_mosquitto: MosquittoBroker,
+                       flag: Path) -> AsyncIterator[ProcessFarm]:
+    vhost = f"faults-{uuid.uuid4().hex[:8]}"
+    private_rabbit.add_vhost(vhost)
+    farm = _farm(tmp_path, private_rabbit.url(vhost), private_mosquitto,
+                 {"long": WAITING.format(flag=flag)})
+    try:
+        yield farm
+    finally:
+        farm.stop_all()
+
+
+async def test_a_long_build_survives_three_broker_restarts_and_completes_once(
+        restart_farm: ProcessFarm, private_rabbit: RabbitNode, flag: Path) -> None:
+    farm = restart_farm
+    started = await _wait_task(farm, "long", 1, {"building"})
+    builder = started["builder"]
+    for _ in range(3):
+        private_rabbit.stop()
+        private_rabbit.start()
+        await _healthy(farm)
+        # Still the same build: not failed, not given to another attempt or builder.
+        now = await _wait_task(farm, "long", 1, {"building"}, timeout=5)
+        assert (now["attempt"], now["builder"]) == (1, builder), now
+    flag.touch()
+    tasks = await farm.wait_tasks(all_final(1), timeout=120)
+    (task,) = tasks
+    assert (task["state"], task["attempt"], task["builder"]) == ("completed", 1, builder), task
+    assert farm.processes[builder].poll() is None, "the builder died"
+    events = farm.journal()
+    assert [d["attempt"] for d in _about(events, task["id"], "build-started")] == [1]
+    assert [(d["attempt"], d["outcome"]) for d in _about(events, task["id"], "build-done")] \
+        == [(1, "success")]
+    assert len(_about(events, task["id"], "package-published")) == 1
+    assert not _about(events, task["id"], "task-cancelled")
+    boots = {e["data"]["boot"] for e in events
+             if e["type"] == "builder-seen" and e["data"]["builder"] == builder}
+    assert len(boots) == 1, f"{builder} started again: {boots}"
+    index = [(p["source"], p["release"]) for p in farm.index()["packages"]]
+    assert index == [("long", 1)]
+
+
+@pytest.fixture
+async def farm(tmp_path: Path, private_rabbitmq_url: str,
+               private_mosquitto: MosquittoBroker, flag: Path) -> AsyncIterator[ProcessFarm]:
+    running = _farm(tmp_path, private_rabbitmq_url, private_mosquitto,
+                    {"long": WAITING.format(flag=flag)})
+    try:
+        yield running
+    finally:
+        running.stop_all()
+
+
+async def test_an_older_build_overtaken_by_a_newer_publication_ends_superseded(
+        farm: ProcessFarm) -> None:
+    older = await _wait_task(farm, "long", 1, {"building"})
+    bump_release(farm.repo, "long", 2, build='echo "long: quick this time"')
+    commit(farm.repo, "long: release 2 builds quickly")
+    newer = await _wait_task(farm, "long", 2, {"completed"})
+    assert newer["builder"] != older["builder"]
+    tasks = await farm.wait_tasks(all_final(2))
+    (older,) = [t for t in tasks if t["id"] == older["id"]]
+    assert older["state"] == "superseded", older
+    assert older["failure"] == "release 2 of long was published while release 1 was building"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{farm.summit_url}/api/v1/tasks/{older['id']}") as response:
+            shown = await response.json()
+        async with session.get(f"{farm.summit_url}/tasks/{older['id']}") as response:
+            page = await response.text()
+    assert shown["state"] == "superseded", shown
+    assert "superseded" in page and "was published while release 1 was building" in page
+    assert "failed" not in page.split('id="task-state"')[1].split("</span>")[0]
+    # The builder was told to stop; its report of the stopped build changed nothing.
+    events = farm.journal()
+    assert [d["outcome"] for d in _about(events, older["id"], "build-done")] == ["cancelled"]
+    assert not _about(events, older["id"], "build-accepted")
+    assert not _about(events, older["id"], "package-published")
+    assert [(p["source"], p["release"]) for p in farm.index()["packages"]] == [("long", 2)]
+
+
+class FlakyUpstream(http.server.BaseHTTPRequestHandler):
+    """Serves one file, answering 503 to the first request: a mirror having a bad moment."""
+
+    body = b"notes of the flaky upstream\n"
+    requests: list[int] = []
+
+    def do_GET(self) -> None:
+        status = 503 if not self.requests else 200
+        self.requests.append(status)
+        body = b"busy" if status == 503 else self.body
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky_upstream() -> Iterator[str]:
+    FlakyUpstream.requests = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyUpstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/notes.txt"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_an_infrastructure_failure_is_built_again_at_the_next_attempt(
+        tmp_path: Path, private_rabbitmq_url: str, private_mosquitto: MosquittoBroker,
+        flaky_upstream: str) -> None:
+    digest = hashlib.sha256(FlakyUpstream.body).hexdigest()
+    recipe = f"""name        : notes
+version     : 1.0.0
+release     : 1
+summary     : Needs a download
+license     : MPL-2.0
+upstreams   :
+    - {flaky_upstream} : {digest}
+build       : |
+    cat notes.txt
+install     : |
+    mkdir -p $installdir/usr/share/notes && cp notes.txt $installdir/usr/share/notes/
+"""
+    farm = _farm(tmp_path, private_rabbitmq_url, private_mosquitto, {"notes": recipe})
+    try:
+        (task,) = await farm.wait_tasks(all_final(1))
+        events = farm.journal()
+    finally:
+        farm.stop_all()
+    assert (task["state"], task["attempt"]) == ("completed", 2), task
+    assert FlakyUpstream.requests == [503, 200]
+    done = [(d["attempt"], d["outcome"]) for d in _about(events, task["id"], "build-done")]
+    assert done == [(1, "infrastructure"), (2, "success")]
+    assert [d["attempt"] for d in _about(events, task["id"], "task-ready")] == [1, 2]
+    assert len(_about(events, task["id"], "package-published")) == 1
