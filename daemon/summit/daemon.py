@@ -20,6 +20,7 @@ from daemon.summit.planning.constraints import Constraints, Needs, Rule
 from daemon.summit.planning.states import TaskState
 from daemon.summit.service import Summit, SummitSettings
 from daemon.summit.web.api import add_routes
+from daemon.summit.web.apiread import farm_progress
 from daemon.summit.web.dashboard import add_dashboard
 from daemon.summit.web.live import Live
 from daemon.summit.webhooks.http import webhook_routes
@@ -180,13 +181,10 @@ class SummitDaemon:
         assert service is not None
 
         async def refresh() -> None:
-            counts: dict[str, int] = {}
-            for planner in service.scheduler.planners.values():
-                for task in planner.tasks.values():
-                    counts[task.state] = counts.get(task.state, 0) + 1
-            self.metrics.set_tasks(counts, states=TaskState)
-            online = [b for b in service.scheduler.fleet.builders.values() if b.present]
-            self.metrics.set_builders_online(len(online))
+            # The dashboard's "what limits progress" reads the same figures.
+            figures = farm_progress(service)
+            self.metrics.set_tasks(figures.counts, states=TaskState)
+            self.metrics.set_builders_online(figures.builders_online)
 
         self.metrics.add_refresher(refresh)
 

@@ -147,6 +147,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (kind, name)
     ) WITHOUT ROWID;
     """,
+    # The overview's recent events count the entries one event wrote in one state.
+    """
+    CREATE INDEX timeline_event ON timeline (event_id, type);
+    """,
 )
 
 
@@ -359,6 +363,38 @@ async def timeline_page(db: Database, task_id: int | None, limit: int,
         "LEFT JOIN tasks USING (task_id) WHERE ? IS NULL OR timeline.task_id = ? "
         "ORDER BY seq DESC LIMIT ? OFFSET ?", (task_id, task_id, limit, offset))
     return (int(total["n"]) if total else 0), [dict(r) for r in rows]
+
+
+async def timeline_groups(db: Database, limit: int,
+                          window: int = 2000) -> list[dict[str, Any]]:
+    """The newest timeline entries with those one event wrote in one state as one entry
+    (``count`` of them, the first ``sources``): planning a tree writes one entry per task,
+    and a person wants to read "613 tasks blocked", not 613 lines. Newest first; the
+    ``window`` newest entries are grouped, and a group that reaches past it is counted in
+    full."""
+    rows = await db.fetchall(
+        "SELECT t.seq, t.time, t.task_id, t.event_id, t.type, t.summary, tasks.source FROM "
+        "(SELECT * FROM timeline ORDER BY seq DESC LIMIT ?) AS t LEFT JOIN tasks "
+        "USING (task_id) ORDER BY t.seq DESC", (window,))
+    groups: dict[tuple[str, str | int], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["type"], row["event_id"] or row["seq"])
+        group = groups.get(key)
+        if group is None:
+            if len(groups) < limit:
+                groups[key] = {**dict(row), "count": 1, "sources": [row["source"]]}
+            continue
+        group["count"] += 1
+        if len(group["sources"]) < 3:
+            group["sources"].append(row["source"])
+    if len(rows) == window:
+        for group in groups.values():
+            if group["event_id"] is not None and group["count"] > 1:
+                found = await db.fetchone("SELECT count(*) AS n FROM timeline WHERE "
+                                          "event_id = ? AND type = ?",
+                                          (group["event_id"], group["type"]))
+                group["count"] = int(found["n"]) if found else group["count"]
+    return sorted(groups.values(), key=lambda g: -int(g["seq"]))
 
 
 async def timeline_last_seq(db: Database) -> int:

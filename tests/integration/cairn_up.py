@@ -116,7 +116,8 @@ class CairnUp:
 
 
 @contextlib.contextmanager
-def running_farm(tmp_path: Path, recipes: Path, builders: int = 1) -> Iterator[CairnUp]:
+def running_farm(tmp_path: Path, recipes: Path, builders: int = 1,
+                 backend: str = "script") -> Iterator[CairnUp]:
     """``cairn up`` with its own state directory and ports; stopped with SIGINT."""
     port = free_port_pair()
     state = tmp_path / "state"
@@ -125,7 +126,8 @@ def running_farm(tmp_path: Path, recipes: Path, builders: int = 1) -> Iterator[C
     with output.open("wb") as out:
         process = subprocess.Popen(
             [*CAIRN, "up", "--state", str(state), "--port", str(port), "--recipes",
-             str(recipes), "--builders", str(builders), "--poll-interval", "1"],
+             str(recipes), "--builders", str(builders), "--backend", backend,
+             "--poll-interval", "1"],
             cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
     farm = CairnUp(f"http://127.0.0.1:{port}", state, process, output)
     try:

@@ -28,7 +28,7 @@ def test_pages_render_with_local_assets_only(tmp_path: Path) -> None:
         farm.wait_for("both completed", lambda: farm.get("/api/v1/overview")["counts"][
             "completed"] == 2)
         slow = farm.get("/api/v1/tasks?source=slow")["tasks"][0]["id"]
-        pages = {"/": "Blocked and failed", "/tasks?state=&q=": "2 tasks",
+        pages = {"/": "Blocked, by root cause", "/tasks?state=&q=": "2 tasks",
                  "/tasks?state=completed&q=after": "1 task", f"/tasks/{slow}": "slow step 2",
                  "/queue": "The queue is empty", "/repository": "Generations published"}
         for path, words in pages.items():

@@ -24,6 +24,7 @@ from daemon.summit.service import Summit
 from daemon.summit.web.apiread import (
     ApiError,
     Channels,
+    blockage,
     builders,
     events,
     generations,
@@ -162,8 +163,15 @@ def filter_tasks(summit: Summit, query: MultiMapping[str]) -> list[Task]:
         raise ApiError(400, f"unknown state {state!r}; one of {', '.join(TaskState)}")
     source, repository, arch = (text_param(query, n) for n in ("source", "repository", "arch"))
     text = (text_param(query, "q") or "").lower()
-    tasks = [t for t in summit.scheduler.all_tasks()
-             if _matches(t, state, source, text, repository, arch)]
+    cause = text_param(query, "cause")
+    everything = summit.scheduler.all_tasks()
+    if cause is not None:
+        group = blockage(summit).group(cause)
+        if group is None:
+            raise ApiError(404, f"nothing is blocked by {cause!r} now")
+        held = set(group.tasks)
+        everything = [t for t in everything if t.task_id in held]
+    tasks = [t for t in everything if _matches(t, state, source, text, repository, arch)]
     tasks.sort(key=lambda t: t.task_id, reverse=True)
     return tasks
 

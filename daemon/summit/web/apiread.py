@@ -18,6 +18,9 @@ import aiohttp
 
 from daemon.formats import layout
 from daemon.summit import store
+from daemon.summit.planning.dispatch import waiting_reason
+from daemon.summit.planning.progress import Limit, Progress, limit, progress
+from daemon.summit.planning.rootcause import Blockage, CauseKind, Hold, root_causes
 from daemon.summit.planning.states import Task, TaskState
 from daemon.summit.planning.views import Graph, counts, queue_graph
 from daemon.summit.service import Summit
@@ -72,6 +75,35 @@ def queue(summit: Summit, repository: str | None, arch: str | None) -> Graph:
                        if (not repository or repo == repository) and (not arch or a == arch))
 
 
+def hold_of(summit: Summit) -> Hold:
+    """Why a ready task is not given to a builder, as a root cause (see
+    :mod:`daemon.summit.planning.rootcause`)."""
+    fleet = list(summit.scheduler.fleet.builders.values())
+
+    def hold(task: Task) -> tuple[CauseKind, str] | None:
+        why = waiting_reason(task, fleet)
+        return (CauseKind.NO_BUILDER, why) if why is not None else None
+    return hold
+
+
+def blockage(summit: Summit) -> Blockage:
+    """Every open task held back, grouped by root cause."""
+    return root_causes((p for _, p in sorted(summit.scheduler.planners.items())),
+                       hold_of(summit))
+
+
+def farm_progress(summit: Summit) -> Progress:
+    """The figures the metrics export, with the slots the fleet has and holds."""
+    scheduler = summit.scheduler
+    return progress(scheduler.all_tasks(), scheduler.fleet.builders.values(),
+                    scheduler.load_of())
+
+
+def farm_limit(summit: Summit, found: Blockage | None = None) -> Limit:
+    """What limits progress now, in one sentence."""
+    return limit(farm_progress(summit), found if found is not None else blockage(summit))
+
+
 async def events(summit: Summit, task_id: int | None, limit: int,
                  offset: int) -> tuple[int, list[dict[str, Any]]]:
     """Timeline entries (every task state change and the event that caused it), newest
@@ -82,10 +114,14 @@ async def events(summit: Summit, task_id: int | None, limit: int,
 async def overview(summit: Summit, live: Live) -> dict[str, Any]:
     tasks = summit.scheduler.all_tasks()
     _, recent = await events(summit, None, 15, 0)
+    found = blockage(summit)
+    now = farm_limit(summit, found)
     return {"counts": counts(tasks), "builders": builders(live), "recent": recent,
             "open": sum(1 for t in tasks if t.state in (
                 TaskState.NEW, TaskState.BLOCKED, TaskState.READY, TaskState.BUILDING,
-                TaskState.PUBLISHING))}
+                TaskState.PUBLISHING)),
+            "limit": {"kind": now.kind, "text": now.text},
+            "root_causes": [g.to_json() for g in found.groups], "queued": found.queued}
 
 
 async def task_log(summit: Summit, live: Live, task: Task, after: int) -> dict[str, Any]:

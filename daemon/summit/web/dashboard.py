@@ -19,6 +19,7 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDict
 
+from daemon.summit import store
 from daemon.summit.planning.views import STATE_ORDER, counts, explain_task, layout, queue_graph
 from daemon.summit.web.api import (
     CHANNELS_KEY,
@@ -28,7 +29,14 @@ from daemon.summit.web.api import (
     repositories_json,
     task_detail,
 )
-from daemon.summit.web.apiread import ApiError, builders, events, generations, task_log
+from daemon.summit.web.apiread import (
+    ApiError,
+    blockage,
+    builders,
+    farm_limit,
+    generations,
+    task_log,
+)
 
 HERE = Path(__file__).resolve().parent
 ENV_KEY = web.AppKey("dashboard_env", jinja2.Environment)
@@ -61,14 +69,13 @@ def render(request: web.Request, template: str, status: int = 200,
 async def overview(request: web.Request) -> web.Response:
     summit = request.app[SUMMIT_KEY]
     tasks = summit.scheduler.all_tasks()
-    _, recent = await events(summit, None, 20, 0)
+    recent = await store.timeline_groups(summit.db, 20)
     failed = sorted((t for t in tasks if t.state == "failed"), key=lambda t: -t.task_id)[:10]
-    blocked = sorted((t for t in tasks if t.state == "blocked"), key=lambda t: t.task_id)[:10]
-    explained = [(t, explain_task(t, summit.scheduler.planners[(t.repository, t.arch)]))
-                 for t in blocked]
+    found = blockage(summit)
     return render(request, "overview.html", page="overview", counts=counts(tasks),
                   builders=builders(request.app[LIVE_KEY]), recent=recent, failed=failed,
-                  blocked=explained, repositories=await repositories_json(summit))
+                  blockage=found, limit=farm_limit(summit, found),
+                  repositories=await repositories_json(summit))
 
 
 async def task_list(request: web.Request) -> web.Response:
@@ -86,13 +93,15 @@ async def task_list(request: web.Request) -> web.Response:
     shown = tasks[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
     summit = request.app[SUMMIT_KEY]
     rows = [(t, explain_task(t, summit.scheduler.planners[(t.repository, t.arch)])) for t in shown]
-    query = {k: v for k, v in request.query.items() if k in ("state", "q", "source") and v}
+    query = {k: v for k, v in request.query.items()
+             if k in ("state", "q", "source", "cause") and v}
+    cause = blockage(summit).group(query["cause"]) if "cause" in query else None
 
     def link(n: int) -> str:
         return "/tasks?" + urlencode({**query, "page": n})
 
     return render(request, "tasks.html", page="tasks", rows=rows, total=len(tasks),
-                  number=number, pages=pages, link=link, query=query,
+                  number=number, pages=pages, link=link, query=query, cause=cause,
                   counts=counts(summit.scheduler.all_tasks()))
 
 

@@ -133,6 +133,14 @@ SCHEMAS["Log"] = _obj(
     first_seq=_INT0, next_seq=_INT0,
     truncated={"type": "boolean", "description": "older lines than asked were dropped"},
     live={"type": "boolean"}, log_urls={"type": "array", "items": _STR})
+SCHEMAS["RootCause"] = _obj(
+    ["key", "kind", "repository", "arch", "subject", "members", "task_id", "detail", "text",
+     "count"],
+    key={"type": "string", "description": "names it in /api/v1/tasks?cause="},
+    kind={"enum": ["cycle", "failed", "unresolvable", "missing", "paused", "no-builder"]},
+    repository=_STR, arch=_STR, subject=_STR, members={"type": "array", "items": _STR},
+    task_id=_nullable("integer"), detail=_STR, text=_STR,
+    count={"type": "integer", "minimum": 1, "description": "open tasks it holds back"})
 SCHEMAS["Queue"] = _obj(
     ["nodes", "edges"],
     nodes={"type": "array", "items": _obj(
@@ -212,16 +220,23 @@ PATHS: dict[str, Any] = {
     "/api/v1": _get("where things are", _obj(["openapi"], name=_STR, openapi=_STR,
                                              dashboard=_STR)),
     "/api/v1/openapi.json": _get("this document", {"type": "object"}),
-    "/api/v1/overview": _get("counts by state, builders, recent events", _obj(
-        ["counts", "builders", "recent", "open"], counts=_ref("Counts"),
-        builders={"type": "array", "items": _ref("Builder")},
-        recent={"type": "array", "items": _ref("Event")}, open=_INT0)),
+    "/api/v1/overview": _get(
+        "counts by state, builders, recent events, what limits progress, and blocked tasks "
+        "by root cause", _obj(
+            ["counts", "builders", "recent", "open", "limit", "root_causes", "queued"],
+            counts=_ref("Counts"), builders={"type": "array", "items": _ref("Builder")},
+            recent={"type": "array", "items": _ref("Event")}, open=_INT0,
+            limit=_obj(["kind", "text"], kind=_STR, text=_STR),
+            root_causes={"type": "array", "items": _ref("RootCause")},
+            queued={"type": "integer", "minimum": 0,
+                    "description": "blocked tasks that only wait for builds that can run"})),
     "/api/v1/tasks": _get(
         "tasks, newest first", _list("tasks", _ref("Task"), counts=_ref("Counts")),
         [_param("state", {"enum": list(TaskState)}, "only tasks in this state"),
          _param("source", _TEXT, "only this source"),
          _param("q", _TEXT, "text in the source, version, builder or failure"),
-         REPOSITORY, ARCH, LIMIT, OFFSET], BAD),
+         _param("cause", _TEXT, "only the tasks this root cause holds back (its key)"),
+         REPOSITORY, ARCH, LIMIT, OFFSET], {**BAD, "404": _answer("no such root cause now")}),
     "/api/v1/tasks/{task_id}": _get(
         "a task with its dependencies, dependents, blockers, timeline and builds",
         _ref("TaskDetail"), [TASK_ID], MISSING),

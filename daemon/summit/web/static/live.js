@@ -45,6 +45,7 @@
   }
 
   function onCounts(counts) {
+    refreshLimit();
     Object.keys(counts).forEach(function (state) {
       document.querySelectorAll('[data-count="' + state + '"]').forEach(function (n) {
         var value = String(counts[state]);
@@ -108,15 +109,7 @@
       b.className = "badge state-" + t.state;
     });
     var recent = document.getElementById("recent");
-    if (recent && !recent.querySelector('li[data-seq="' + entry.seq + '"]')) {
-      var li = el("li", { "data-seq": entry.seq, "class": "new" });
-      li.appendChild(el("time", { "data-epoch": entry.time }, clock(entry.time)));
-      li.appendChild(taskLink(t.id, t.source));
-      li.appendChild(badge(entry.type));
-      li.appendChild(el("span", { "class": "summary" }, entry.summary));
-      recent.insertBefore(li, recent.firstChild);
-      while (recent.children.length > 20) recent.removeChild(recent.lastChild);
-    }
+    if (recent && !recent.querySelector('li[data-seq="' + entry.seq + '"]')) addRecent(recent, t, entry);
     if (taskId !== t.id) return;
     var liveNote = document.getElementById("log-live");
     if (liveNote) liveNote.hidden = !(t.state === "ready" || t.state === "building");
@@ -135,6 +128,54 @@
       [c1, c2, el("td", {}, entry.summary), c4].forEach(function (c) { tr.appendChild(c); });
       timeline.appendChild(tr);
     }
+  }
+
+  // One event that moves many tasks to one state (a commit planned, a publication that
+  // unblocks dependents) is one line with a count, as the server renders it.
+  function addRecent(recent, t, entry) {
+    var same = entry.event_id ? recent.querySelector('li[data-event="' + CSS.escape(entry.event_id)
+      + '"][data-type="' + CSS.escape(entry.type) + '"]') : null;
+    if (same) {
+      var n = Number(same.dataset.n || 1) + 1, who = same.querySelector(".who");
+      same.dataset.n = n;
+      who.textContent = n + " tasks";
+      var summary = same.querySelector(".summary");
+      if (n === 2) summary.textContent = "";
+      var names = summary.textContent ? summary.textContent.split(", ") : [];
+      if (n === 2 && same.dataset.first) names = [same.dataset.first];
+      if (names.length < 3) names.push(t.source); else if (names[names.length - 1] !== "…") names.push("…");
+      summary.textContent = names.join(", ");
+      return;
+    }
+    var li = el("li", { "data-seq": entry.seq, "data-type": entry.type, "data-n": 1,
+                        "data-first": t.source || "", "class": "new" });
+    if (entry.event_id) li.setAttribute("data-event", entry.event_id);
+    li.appendChild(el("time", { "data-epoch": entry.time }, clock(entry.time)));
+    var who = el("span", { "class": "who" });
+    who.appendChild(taskLink(t.id, t.source));
+    li.appendChild(who);
+    li.appendChild(badge(entry.type));
+    li.appendChild(el("span", { "class": "summary" }, (entry.summary || "").slice(0, 200)));
+    recent.insertBefore(li, recent.firstChild);
+    while (recent.children.length > 20) recent.removeChild(recent.lastChild);
+  }
+
+  // What limits progress is recomputed by the server; asked for at most every 2 s.
+  var limitAsked = 0, limitTimer = null;
+  function refreshLimit() {
+    var line = document.getElementById("limit");
+    if (!line || !window.fetch || limitTimer) return;
+    limitTimer = setTimeout(function () {
+      limitTimer = null;
+      limitAsked = Date.now();
+      fetch("/api/v1/overview").then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) return;
+          line.textContent = data.limit.text;
+          line.className = "limit limit-" + data.limit.kind;
+          line.dataset.limit = data.limit.kind;
+        }).catch(function () { /* the next change asks again */ });
+    }, Math.max(0, 2000 - (Date.now() - limitAsked)));
   }
 
   function showLogUrls(id) {

@@ -1,0 +1,84 @@
+"""The dashboard on a tree the size of a small distribution, in Chromium (Playwright) against
+a real ``cairn up --backend noop``: the overview names the root causes with the number of
+tasks each holds back, nothing overflows its card, the queue finds a task by name and its
+focus view draws only that task's edges. Screenshots of the overview and the queue are
+saved to ``$CAIRN_SCREENSHOTS`` (or the test's tmp directory) and their paths printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.cairn_up import CairnUp, running_farm
+from tests.integration.scaletree import LONG, Expected, make_distribution
+from tests.integration.test_dashboard_browser import CHROMIUM_ARGS, chromium, screenshots_dir
+
+pytestmark = [pytest.mark.slow]
+
+#: Every card, and every box of the queue, must hold its content.
+OVERFLOWING = """() => [...document.querySelectorAll('.card, .graph .node, .limit')]
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => (e.id || e.className) + ': ' + e.scrollWidth + ' > ' + e.clientWidth)"""
+
+
+def settled(farm: CairnUp, expected: Expected) -> dict[str, Any]:
+    """The overview once everything that can build has, and the failure is known."""
+    def done() -> dict[str, Any] | None:
+        found = farm.get("/api/v1/overview")
+        counts = found["counts"]
+        left = counts["new"] + counts["ready"] + counts["building"] + counts["publishing"]
+        return found if counts["failed"] == 1 and not left else None
+    result: dict[str, Any] = farm.wait_for("the farm to settle", done, timeout=100)
+    return result
+
+
+def no_overflow(page: Any, where: str) -> None:
+    assert page.evaluate(OVERFLOWING) == [], f"something overflows its box on {where}"
+
+
+def test_overview_and_queue_at_the_scale_of_a_distribution(tmp_path: Path) -> None:
+    executable = chromium()
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the playwright package is not installed")
+    shots = screenshots_dir(tmp_path)
+    recipes, expected = make_distribution(tmp_path)
+    with running_farm(tmp_path, recipes, builders=4, backend="noop") as farm, \
+            sync_api.sync_playwright() as pw:
+        settled(farm, expected)
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(farm.url + "/")
+            causes = {li.get_attribute("data-cause").split(":")[0]: li
+                      for li in page.locator("#root-causes li.cause").all()}
+            assert sorted(causes) == ["cycle", "failed", "unresolvable"]
+            cycle = causes["cycle"].inner_text()
+            assert f"cycle of {len(expected.cycle)} (cyc-01, cyc-02, cyc-03, …) with nothing " \
+                   f"published: blocks {expected.behind_cycle} tasks" in cycle
+            assert LONG not in cycle.split("\n")[0], "the members are collapsed"
+            assert f"{expected.failed} failed: blocks {expected.behind_failure} tasks" in \
+                causes["failed"].inner_text()
+            assert f"nothing provides {expected.unresolvable}: blocks " \
+                   f"{expected.behind_unresolvable} tasks" in causes["unresolvable"].inner_text()
+            assert page.locator("#limit").inner_text() == (
+                "Everything left is blocked by 3 root causes "
+                f"({expected.behind_cycle + expected.behind_failure + 1} tasks held back).")
+            # Recent events: one line per event and state, never one per blocked task.
+            types = page.eval_on_selector_all("#recent li", "els => els.map(e => e.dataset.type)")
+            assert types.count("blocked") <= 1
+            no_overflow(page, "the overview")
+            overview = shots / "overview.png"
+            page.screenshot(path=str(overview), full_page=True)
+            print(f"screenshot: {overview}")
+
+            # One click lists the tasks behind a cause.
+            causes["failed"].locator("a.held").click()
+            page.wait_for_url("**/tasks?cause=*")
+            assert f"{expected.behind_failure} tasks" in page.locator("main").inner_text()
+            listed = page.eval_on_selector_all("table.tasks td:first-child a",
+                                               "els => els.map(e => e.textContent)")
+            assert any(name.startswith("both ") for name in listed)
+        finally:
+            browser.close()
