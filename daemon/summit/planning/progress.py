@@ -15,7 +15,7 @@ disagree. The sentence names the first limit that applies:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from daemon.summit.planning.fleet import Builder
@@ -53,13 +53,14 @@ class Limit:
     text: str
 
 
-def progress(tasks: Iterable[Task], builders: Iterable[Builder],
-             load: Mapping[str, int]) -> Progress:
+def progress(tasks: Iterable[Task], builders: Iterable[Builder], load: Mapping[str, int],
+             takes_work: Callable[[Builder], bool] = lambda b: b.takes_work) -> Progress:
     """The figures from the planners' tasks and summit's fleet (``load``: tasks each builder
-    holds, assigned or building)."""
+    holds, assigned or building; ``takes_work``: whether a builder is given work, drained
+    ones are not)."""
     listed = list(tasks)
     fleet = list(builders)
-    working = [b for b in fleet if b.takes_work]
+    working = [b for b in fleet if takes_work(b)]
     waiting = Counter(t.state is TaskState.READY and t.builder is None for t in listed)[True]
     return Progress(counts=counts(listed),
                     builders_online=sum(1 for b in fleet if b.present),

@@ -18,7 +18,6 @@ import aiohttp
 
 from daemon.formats import layout
 from daemon.summit import store
-from daemon.summit.planning.dispatch import waiting_reason
 from daemon.summit.planning.progress import Limit, Progress, limit, progress
 from daemon.summit.planning.rootcause import Blockage, CauseKind, Hold, root_causes
 from daemon.summit.planning.states import Task, TaskState
@@ -76,13 +75,16 @@ def queue(summit: Summit, repository: str | None, arch: str | None) -> Graph:
 
 
 def hold_of(summit: Summit) -> Hold:
-    """Why a ready task is not given to a builder, as a root cause (see
-    :mod:`daemon.summit.planning.rootcause`)."""
-    fleet = list(summit.scheduler.fleet.builders.values())
+    """Why a ready task is not given to a builder (a pause, no builder that can take it), as
+    a root cause (see :mod:`daemon.summit.planning.rootcause`)."""
+    scheduler = summit.scheduler
 
     def hold(task: Task) -> tuple[CauseKind, str] | None:
-        why = waiting_reason(task, fleet)
-        return (CauseKind.NO_BUILDER, why) if why is not None else None
+        why = scheduler.waiting_reason(task)
+        if why is None:
+            return None
+        paused = scheduler.levers.pause_reason(task) is not None
+        return (CauseKind.PAUSED if paused else CauseKind.NO_BUILDER), why
     return hold
 
 
@@ -96,7 +98,7 @@ def farm_progress(summit: Summit) -> Progress:
     """The figures the metrics export, with the slots the fleet has and holds."""
     scheduler = summit.scheduler
     return progress(scheduler.all_tasks(), scheduler.fleet.builders.values(),
-                    scheduler.load_of())
+                    scheduler.load_of(), scheduler.levers.takes_work)
 
 
 def farm_limit(summit: Summit, found: Blockage | None = None) -> Limit:
