@@ -1,24 +1,35 @@
-"""The ``script`` backend: the recipe's steps run by ``bash -e`` in the build's sandbox.
+"""The ``script`` backend: the recipe's steps run by ``bash`` in the build's sandbox.
 
-Each of ``setup``, ``build``, ``install`` and ``check`` (when present, in that order, as
-boulder does) becomes a script: the recipe's ``environment``, then the step, with macros
-expanded (:mod:`.macros`), starting in ``$workdir``. The scripts are kept under
-``scripts/`` of the build tree so a failed build can be reproduced by hand. Paths in macros
-and variables are the ones the step sees (``/build/...`` in the sandbox). The build core
-makes the tree's directories before it hands the tree to the build's user.
+The scripts are :func:`daemon.formats.buildscript.plan`'s — the same ``cairn build-recipe
+--dry-run`` prints: per build target (the 32-bit ``emul32`` one first when the recipe asks for
+it), ``setup``, ``build``, ``install`` and ``check`` in boulder's order, each with the flags
+and tools of the recipe's ``tuning`` and toolchain (:mod:`.toolchain`), its ``environment``
+and macros expanded. They are kept under ``scripts/`` of the build tree so a failed build can
+be reproduced by hand. Paths are the ones the step sees (``/build/...`` in the sandbox).
+
+Before anything runs, every key the builder cannot honour fails the build naming it, and keys
+boulder ignores are named in the log (:mod:`daemon.formats.keys`). A 32-bit pass builds in a
+copy of the prepared sources, after a probe shows that the build environment can link a
+32-bit program; otherwise the build fails saying so.
 """
 
 from __future__ import annotations
 
-from .backend import BuildContext, BuildProducts
-from .errors import BuildSilent, BuildTimeout, LogLimitExceeded, StepFailed
-from .macros import MacroContext, expand, step_variables
-from .process import run
+import shutil
+from pathlib import Path
 
-#: The steps a build runs, in boulder's order (``workload`` only runs in profile-guided builds).
-STEPS = ("setup", "build", "install", "check")
+from daemon.formats import buildscript, keys
+from daemon.formats.buildscript import BuildPaths, StepScript
+
+from .backend import BuildContext, BuildProducts
+from .errors import BuildSilent, BuildTimeout, LogLimitExceeded, RecipeError, StepFailed
+from .process import run
+from .toolchain import choose
+
 #: strerror(EAGAIN): what fork, clone and pthread_create fail with at RLIMIT_NPROC.
 _EAGAIN = "Resource temporarily unavailable"
+_EMUL32_PROBE = ("printf 'int main(void) { return 0; }\\n' | $CC -x c - -o "
+                 "/tmp/cairn-emul32-probe")
 
 
 class ScriptBackend:
@@ -26,46 +37,79 @@ class ScriptBackend:
     needs_inputs = True
 
     def build(self, ctx: BuildContext) -> BuildProducts:
-        tree, recipe, seen = ctx.tree, ctx.recipe, ctx.sandbox.inside
-        macro_ctx = MacroContext(
-            name=recipe.name,
-            version=recipe.version,
-            release=recipe.release,
-            jobs=ctx.jobs,
-            arch=ctx.arch,
-            installroot=str(seen(tree.installdir)),
-            workdir=str(seen(tree.workdir)),
-            sourcedir=str(seen(tree.sourcedir)),
-            pkgdir=str(seen(tree.recipe_dir / "pkg")),
-        )
-        defs = macro_ctx.definitions()
-        env = {**ctx.env, **step_variables(macro_ctx)}
-        environment = expand(recipe.steps.environment or "", defs)
-        scripts = [(s, expand(recipe.step(s) or "", defs)) for s in STEPS if recipe.step(s)]
-        for step, body in scripts:
-            path = tree.scriptsdir / f"{step}.sh"
-            path.write_text(f'cd "$workdir"\n{environment}\n{body}\n', encoding="utf-8")
-            ctx.log.phase(f"step {step}")
-            try:
-                status = run(
-                    ["bash", "-e", str(seen(path))],
-                    cwd=tree.workdir,
-                    env=env,
-                    sandbox=ctx.sandbox,
-                    limits=ctx.limits,
-                    line=ctx.log.line,
-                )
-            except (BuildTimeout, BuildSilent, LogLimitExceeded) as exc:
-                raise type(exc)(f"step {step}: {exc}") from exc
-            if status != 0:
-                last = next((ln for ln in reversed(ctx.log.tail) if ln.strip()), "")
-                raise StepFailed(
-                    f"step {step} exited with status {status}"
-                    + _process_limit_hint(ctx)
-                    + (f"; last output: {last[:300]}" if last else "")
-                    + " (the full output is in the build log)"
-                )
+        review_keys(ctx)
+        tree, seen = ctx.tree, ctx.sandbox.inside
+        paths = BuildPaths(workdir=str(seen(tree.workdir)), installroot=str(seen(tree.installdir)),
+                           sourcedir=str(seen(tree.sourcedir)),
+                           pkgdir=str(seen(tree.recipe_dir / "pkg")))  # fmt: skip
+        try:
+            plan = buildscript.plan(ctx.recipe, arch=ctx.arch, jobs=ctx.jobs, paths=paths,
+                                    toolchain=choose(ctx.recipe, ctx))  # fmt: skip
+        except buildscript.MacroError as exc:
+            raise RecipeError(str(exc)) from None
+        for word in plan.unknown:
+            ctx.log.line(f"note: {word} is not a macro; it is left as written")
+        for target in plan.targets:
+            workdir = Path(buildscript.target_workdir(str(tree.workdir), target, ctx.arch))
+            if workdir != tree.workdir:
+                shutil.copytree(tree.workdir, workdir, symlinks=True)
+                _probe_emul32(ctx, plan, target, workdir)
+            for script in (s for s in plan.scripts if s.target == target):
+                _run_step(ctx, script, workdir, native=target == ctx.arch)
         return BuildProducts(installdir=tree.installdir)
+
+
+def review_keys(ctx: BuildContext) -> None:
+    """Fail on a key the builder cannot honour; name the ones boulder ignores."""
+    uses = keys.review(ctx.recipe)
+    for use in uses:
+        if use.verdict is keys.Verdict.IGNORED:
+            ctx.log.line(f"ignored: {use.key}: {use.why}")
+    refused = [u for u in uses if u.verdict is keys.Verdict.REFUSED]
+    if refused:
+        raise RecipeError("the recipe asks for what this builder cannot do: "
+                          + "; ".join(f"{u.key}: {u.why}" for u in refused))
+
+
+def _run_step(ctx: BuildContext, script: StepScript, workdir: Path, *, native: bool) -> None:
+    prefix = "" if native else f"{script.target.split('/', 1)[0]}-"
+    path = ctx.tree.scriptsdir / f"{prefix}{script.step}.sh"
+    path.write_text(script.text + "\n", encoding="utf-8")
+    label = script.step if native else f"{script.step} ({script.target})"
+    ctx.log.phase(f"step {label}")
+    try:
+        status = run(["bash", str(ctx.sandbox.inside(path))], cwd=workdir, env=ctx.env,
+                     sandbox=ctx.sandbox, limits=ctx.limits, line=ctx.log.line)  # fmt: skip
+    except (BuildTimeout, BuildSilent, LogLimitExceeded) as exc:
+        raise type(exc)(f"step {label}: {exc}") from exc
+    if status != 0:
+        last = next((ln for ln in reversed(ctx.log.tail) if ln.strip()), "")
+        raise StepFailed(
+            f"step {label} exited with status {status}"
+            + _process_limit_hint(ctx)
+            + (f"; last output: {last[:300]}" if last else "")
+            + " (the full output is in the build log)"
+        )
+
+
+def _probe_emul32(ctx: BuildContext, plan: buildscript.BuildPlan, target: str,
+                  workdir: Path) -> None:  # fmt: skip
+    """Fail unless the build environment links a 32-bit program (emul32's first need)."""
+    first = next(s for s in plan.scripts if s.target == target)
+    preamble = first.text.split("\ncd ", 1)[0]
+    probe = ctx.tree.scriptsdir / "emul32-probe.sh"
+    probe.write_text(f"{preamble}\n{_EMUL32_PROBE}\n", encoding="utf-8")
+    ctx.log.phase(f"probe: can the build environment build for {target}?")
+    status = run(["bash", str(ctx.sandbox.inside(probe))], cwd=workdir, env=ctx.env,
+                 sandbox=ctx.sandbox, limits=ctx.limits, line=ctx.log.line)  # fmt: skip
+    if status != 0:
+        last = next((ln for ln in reversed(ctx.log.tail) if ln.strip()), "")
+        raise RecipeError(
+            f"emul32: the recipe builds a 32-bit variant, but the build environment cannot "
+            f"link a 32-bit program ({last[:200] or f'status {status}'}); add a 32-bit C "
+            "library and compiler support to it (Debian: gcc-multilib), or build without "
+            "emul32"
+        )
 
 
 def _process_limit_hint(ctx: BuildContext) -> str:
@@ -75,4 +119,3 @@ def _process_limit_hint(ctx: BuildContext) -> str:
         return ""
     return (f" after reaching the build's process limit ({limit} processes and threads; "
             "max_processes in the builder's configuration)")  # fmt: skip
-

@@ -164,6 +164,9 @@ class Recipe:
     samplepgo: bool = False
     #: Top-level keys that are not part of the format, with their lines.
     unknown: tuple[tuple[str, int], ...] = ()
+    #: The top-level keys the recipe writes (with a value), in its order: what a review of
+    #: the keys (:mod:`.keys`) looks at, and how a default is told from a choice.
+    keys: tuple[str, ...] = ()
 
     @property
     def build_deps(self) -> tuple[str, ...]:
@@ -256,8 +259,9 @@ def _recipe(raw: Mapping[str, Any], doc: yamltext.Document, file: str) -> Recipe
     except _Invalid as exc:
         raise fail("profiles", str(exc)) from None
     unknown = tuple((k, doc.line_of(k)) for k in raw if k not in _KNOWN)
+    keys = tuple(k for k in raw if raw[k] is not None)
     return Recipe(name=name, version=version, release=release, upstreams=upstreams,
-                  steps=steps, profiles=profiles, unknown=unknown, **values)
+                  steps=steps, profiles=profiles, unknown=unknown, keys=keys, **values)
 
 
 def _release(value: Any) -> int:

@@ -1,4 +1,4 @@
-"""Macros expand as documented; stone.yaml parsing keeps what the builder needs."""
+"""stone.yaml parsing keeps what the builder needs."""
 
 from __future__ import annotations
 
@@ -8,31 +8,11 @@ import pytest
 import yaml
 
 from daemon.avalanche.errors import RecipeError
-from daemon.avalanche.macros import MacroContext, expand
 from daemon.avalanche.recipe import load_recipe, parse_recipe
 from daemon.formats.upstreams import PlainUpstream
 from tests.unit.avalanche.support import EXAMPLES
 
-CTX = MacroContext(name="demo", version="1.2", release=3, jobs=4, arch="x86_64",
-                   installroot="/b/install", workdir="/b/work", sourcedir="/b/src",
-                   pkgdir="/b/recipe/pkg")  # fmt: skip
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpora" / "serpent-recipes"
-
-
-def test_actions_and_definitions_expand() -> None:
-    defs = CTX.definitions()
-    assert expand("%make_install", defs) == 'make -j 4 install DESTDIR="/b/install"'
-    assert expand("%(installroot)%(libdir)/x", defs) == "/b/install/usr/lib/x"
-    assert "--libdir=/usr/lib" in expand("%configure", defs)
-    assert "-DCMAKE_INSTALL_PREFIX=/usr" in expand("%cmake", defs)
-    assert expand("%meson", defs).startswith("meson setup --prefix=/usr")
-    assert expand("%(libexecdir)", defs) == "/usr/lib/demo"
-    assert expand("printf '%s %d\\n' a 1", defs) == "printf '%s %d\\n' a 1"
-
-
-def test_unknown_definition_is_named() -> None:
-    with pytest.raises(RecipeError, match=r"%\(nosuchthing\)"):
-        expand("%(nosuchthing)", CTX.definitions())
 
 
 def test_examples_parse() -> None:
