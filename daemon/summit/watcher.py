@@ -1,6 +1,7 @@
 """Watching recipe repositories: poll each branch, fetch at once on a webhook or a request,
 and record every move of a branch head as ``commit-seen`` (through the outbox, in the same
-transaction as the new head), which the scheduler then plans."""
+transaction as the new head), which the scheduler then plans. The head is always what git
+says the branch points at after a fetch; a webhook only says when to look."""
 
 from __future__ import annotations
 
@@ -62,16 +63,17 @@ class Watcher:
         return await store.delivery_seen(self.db, delivery_id)
 
     async def pushed(self, name: str, commit: str, delivery_id: str) -> None:
-        """A forge says ``name``'s branch is now ``commit``: store ``commit-seen`` (with the
-        delivery, once) before any slow work, then fetch at once instead of at the next poll.
-        """
-        repo = self.repos.get(name)
-        if repo is None:
+        """A forge says ``name``'s branch moved (to ``commit``): record the delivery (once)
+        and fetch at once instead of at the next poll.
+
+        What gets planned is what the branch points at after that fetch, never the push's
+        own ``commit``: a signed push captured and sent again with a new delivery id would
+        otherwise make summit plan an old commit. The recorded delivery is the durable part
+        (a summit killed before the fetch fetches at start anyway)."""
+        if name not in self.repos:
             raise CairnError(f"there is no repository {name!r}")
         async with self.db.transaction() as conn:
-            if await store.record_delivery(conn, delivery_id, name, commit):
-                await self._record_head(conn, repo, commit, p.SeenVia.WEBHOOK)
-        self.relay.notify()
+            await store.record_delivery(conn, delivery_id, name, commit)
         self.refresh(name, p.SeenVia.WEBHOOK)
 
     # -- polling ----------------------------------------------------------------------------

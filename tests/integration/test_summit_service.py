@@ -220,3 +220,69 @@ async def test_signed_webhook_push_plans_at_once_and_metrics_show_it(
             assert "cairn_queue_depth" in text and "cairn_builders_online" in text
         finally:
             await summit.stop(5)
+
+
+def _signed_push(head: str, delivery: str,
+                 secret: bytes = b"s3cret") -> tuple[bytes, dict[str, str]]:
+    import hashlib
+    import hmac
+    import json
+
+    body = json.dumps({
+        "ref": "refs/heads/main", "after": head, "before": "0" * 40,
+        "repository": {"full_name": "distro/recipes",
+                       "clone_url": "https://forge.example/distro/recipes.git",
+                       "html_url": "https://forge.example/distro/recipes"},
+        "commits": [{"id": head}]}).encode()
+    signature = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return body, {"X-GitHub-Event": "push", "X-GitHub-Delivery": delivery,
+                  "X-Hub-Signature-256": signature, "Content-Type": "application/json"}
+
+
+async def test_a_replayed_push_of_an_old_commit_plans_only_the_branch_head(
+        tmp_path: Path, bus: AmqpBus, private_rabbitmq_url: str) -> None:
+    """A captured, signed push sent again with a new delivery id names an old commit; summit
+    plans only what the branch points at, so the old commit is never planned."""
+    import aiohttp
+
+    from tests.e2e.farm import bump_release, commit
+
+    repo, old = make_repo(tmp_path / "recipes")
+    bump_release(repo, "diamond-a", 2)
+    head = commit(repo, "diamond-a: release 2")
+    config = SummitDaemonConfig(
+        bus=BusSection(url=private_rabbitmq_url), state=StateSection(dir=str(tmp_path / "s")),
+        summit=SummitSection(listen_port=0, repository_url="", poll_interval=3600,
+                             repositories=[RepositorySection(
+                                 name="recipes", url=str(repo),
+                                 webhook_urls=["https://forge.example/distro/recipes"],
+                                 github_secret="s3cret")]))
+    summit = SummitDaemon(config, Health("summit"))
+    async with captured_events(bus, "commit-seen") as seen:
+        await summit.start()
+        try:
+            service = summit.service
+            assert service is not None
+            (first,) = await seen.wait_for("commit-seen", count=1, timeout=20)
+            assert first.data.new_commit == head
+            url = f"{summit.url}/api/v1/webhooks/github"
+            async with aiohttp.ClientSession() as session:
+                body, headers = _signed_push(old, "replayed-with-a-new-id")
+                async with session.post(url, data=body, headers=headers) as replayed:
+                    assert replayed.status == 202, await replayed.text()
+                bump_release(repo, "diamond-a", 3)
+                newest = commit(repo, "diamond-a: release 3")
+                body, headers = _signed_push(newest, "a-real-push")
+                async with session.post(url, data=body, headers=headers) as real:
+                    assert real.status == 202, await real.text()
+            commits = await seen.wait_for("commit-seen", count=2, timeout=20)
+            assert [c.data.new_commit for c in commits] == [head, newest]
+            for _ in range(100):
+                tasks = [t for t in service.scheduler.all_tasks() if t.source == "diamond-a"]
+                if any(t.release == 3 for t in tasks):
+                    break
+                await asyncio.sleep(0.1)
+            assert sorted((t.release, str(t.state)) for t in tasks) == [
+                (2, "superseded"), (3, "ready")]
+        finally:
+            await summit.stop(5)

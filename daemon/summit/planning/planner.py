@@ -57,6 +57,13 @@ from events.payloads import (
 #: Package name → the sources (of every planner of the arch) that declare it.
 DeclaredBy = Callable[[str], Collection[str]]
 
+#: Why the planner itself cancels a task. Only the recipe asked for these cancellations, so
+#: when a later commit (the branch moved back, then forward again) asks for that release
+#: again, the build is missing again and a new task is made; an operator's cancel stays.
+RECIPE_REMOVED = "its recipe was removed"
+RELEASE_NOT_WANTED = "its recipe no longer asks for this release"
+RETRACTED = frozenset({RECIPE_REMOVED, RELEASE_NOT_WANTED})
+
 
 class TaskIds:
     """The one allocator of task ids for every planner of a summit (ids are unique across
@@ -196,7 +203,7 @@ class Planner:
         batch.affected |= self.graph.users_of(lost)
         task = self.latest(source)
         if task is not None and task.state in NOT_STARTED:
-            self._cancel(task, "its recipe was removed", batch)
+            self._cancel(task, RECIPE_REMOVED, batch)
 
     def _put_entry(self, entry: RecipeEntry, commit: str, batch: _Batch) -> None:
         assert entry.recipe is not None
@@ -226,10 +233,12 @@ class Planner:
                 self._put(move(latest, TaskState.SUPERSEDED), batch, cancel=latest)
                 superseding = True
             else:
-                self._cancel(latest, "its recipe no longer asks for this release", batch)
+                self._cancel(latest, RELEASE_NOT_WANTED, batch)
         if not wanted:
             return
         existing = self._by_release.get((source, recipe.release))
+        if existing is not None and self._retracted(self._tasks[existing]):
+            existing = None
         if existing is not None:
             task = self._tasks[existing]
             if task.state in (TaskState.NEW, TaskState.BLOCKED) and task.commit != commit:
@@ -241,6 +250,12 @@ class Planner:
         else:
             reason = TaskReason.NEW if published is None else TaskReason.RELEASE_BUMP
         self._create(source, reason, commit, batch)
+
+    @staticmethod
+    def _retracted(task: Task) -> bool:
+        """Cancelled by the planner because a commit no longer asked for it: not an answer
+        to the recipe asking for that release again."""
+        return task.state is TaskState.CANCELLED and task.failure in RETRACTED
 
     def _create(self, source: str, reason: TaskReason, commit: str, batch: _Batch) -> Task:
         recipe = self.graph.recipes[source]

@@ -99,6 +99,39 @@ def test_supersede_open_task_not_started() -> None:
     assert {t.task_id for t in d.tasks} == {old.task_id, new.task_id}
 
 
+def test_going_back_and_forth_recreates_the_heads_task() -> None:
+    # A replayed push (or a branch reset and restored) plans an older commit, then the head
+    # again: the head's release must have an open task once more.
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("a", 1)))
+    p.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {"r/a": entry("a", 2)}))
+    head_task = by_source(p)["a"]
+    p.plan_delta(RecipeDelta(commit_id(2), commit_id(1), {"r/a": entry("a", 1)}))
+    assert p.tasks[head_task.task_id].state is TaskState.CANCELLED
+    assert by_source(p)["a"].release == 1
+    p.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {"r/a": entry("a", 2)}))
+    again = by_source(p)["a"]
+    assert (again.release, again.commit, again.state) == (2, commit_id(2), TaskState.READY)
+    assert again.task_id != head_task.task_id
+
+
+def test_a_recipe_removed_and_restored_is_planned_again() -> None:
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("a", 1)))
+    p.plan_delta(RecipeDelta(commit_id(1), commit_id(2), {}, ("r/a",)))
+    assert by_source(p) == {}
+    p.plan_delta(RecipeDelta(commit_id(2), commit_id(1), {"r/a": entry("a", 1)}))
+    assert by_source(p)["a"].state is TaskState.READY
+
+
+def test_an_operators_cancel_stays_when_the_tree_is_planned_again() -> None:
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("a", 1)))
+    p.cancel(by_source(p)["a"].task_id)
+    p.plan_tree(tree(commit_id(1), entry("a", 1)))
+    assert by_source(p) == {}
+
+
 def test_superseding_an_assigned_task_tells_its_builder() -> None:
     p = planner()
     p.plan_tree(tree(commit_id(1), entry("a", 1)))
