@@ -47,6 +47,7 @@ from .errors import (
     LogLimitExceeded,
     OutputLimitExceeded,
     PackagingError,
+    RecipeError,
 )
 from .fetch import sha256_file
 from .identity import BuildIdentity, hand_over, lease, stale_trees, tree_path
@@ -247,7 +248,7 @@ def _identity_wanted(config: AvalancheConfig) -> BuildIdentity | None:
 
 def _sandbox(
     config: AvalancheConfig, tree: BuildTree, log: BuildLog, held: contextlib.ExitStack,
-    prepared: environment.PreparedRoot | None = None,
+    prepared: environment.PreparedRoot | None = None, *, network: bool = False,
 ) -> Sandbox:
     """The sandbox of this build (leasing its uid into ``held``), checked by a probe; its
     root is the build environment's root when there is one, else the host's ``/``."""
@@ -282,14 +283,26 @@ def _sandbox(
         identity=identity,
         max_processes=config.max_processes,
         prlimit=find_prlimit(),
+        network=network,
     )
     probe(sandbox, _base_env(tree, sandbox, prepared is not None))
     who = f"uid {identity.uid}" if identity is not None else "the builder's user"
     view = (f"root {prepared.environment.manifest.name} sha256:{prepared.environment.digest}"
             if prepared is not None else "root: the host's system (not hermetic)")
+    net = "the host's network (networking: true)" if network else "no network"
     log.line(f"sandbox: bubblewrap as {who}, no capabilities, tree at {BUILD_INSIDE}, "
-             f"at most {config.max_processes} processes, {view}")  # fmt: skip
+             f"at most {config.max_processes} processes, {net}, {view}")  # fmt: skip
     return sandbox
+
+
+def _check_networking(config: AvalancheConfig, recipe: Recipe) -> None:
+    """A recipe that needs the network builds only on a builder that gives it."""
+    if recipe.networking and not config.allow_networking:
+        raise RecipeError(
+            "the recipe sets networking: true, but this builder gives builds no network "
+            "(allow_networking = false in its configuration): build it on a builder that "
+            "allows it, or vendor what the build fetches into the recipe's upstreams"
+        )
 
 
 def _check_identity(task: TaskReady, recipe: Recipe) -> None:
@@ -335,10 +348,12 @@ def _build(
     if config.keep_work:
         log.phase(f"build tree {tree.root} (kept: keep_work)")
     prepared = None
+    if backend.needs_inputs:
+        _check_networking(config, recipe)
     if backend.needs_inputs and config.environment is not None:
         prepared = environment.prepare(task, config, recipe, tree, log, held)
-    sandbox = (_sandbox(config, tree, log, held, prepared) if backend.needs_inputs
-               else Sandbox(bwrap=None))
+    sandbox = (_sandbox(config, tree, log, held, prepared, network=recipe.networking)
+               if backend.needs_inputs else Sandbox(bwrap=None))
     env = _base_env(tree, sandbox, prepared is not None)
     if backend.needs_inputs:
         _checkpoint(limits)

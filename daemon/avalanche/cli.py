@@ -8,25 +8,31 @@ left in ``--root``. The recipe is read (and its names checked) before anything i
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
 import pygit2
 
+from daemon.formats.buildscript import MacroError
+from daemon.formats.stone import STONE_FILE
 from daemon.terminal import printable
 from events.payloads import Outcome, TaskReady
 
 from .build import run_build
 from .checkout import export_recipe
 from .config import AvalancheConfig, SandboxMode
+from .dryrun import dry_run
 from .errors import RecipeError
 from .recipe import load_recipe
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("build-recipe", help="build one recipe locally (no broker)")
-    p.add_argument("repository", help="recipe repository (path or URL)")
-    p.add_argument("recipe", help="recipe directory or stone.yaml inside the repository")
+    p.add_argument("repository", help="recipe repository (path or URL); with --dry-run and "
+                   "no RECIPE, a recipe directory or stone.yaml on disk")
+    p.add_argument("recipe", nargs="?",
+                   help="recipe directory or stone.yaml inside the repository")
     p.add_argument("--commit", help="commit to build (default: HEAD of a local repository)")
     p.add_argument("--index-url", help="repository index for build dependencies")
     p.add_argument("--root", type=Path, default=Path(".cairn-avalanche"), help="state directory")
@@ -40,21 +46,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--environment-url", metavar="URL", help="vessel to pull it from")
     p.add_argument("--environment-key", type=Path, metavar="FILE",
                    help="vessel's minisign public key")
+    p.add_argument("--allow-networking", action="store_true",
+                   help="give a recipe with networking: true the network in its sandbox")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the expanded script of every step and build nothing")
+    p.add_argument("--toolchain", choices=("llvm", "gnu"),
+                   help="with --dry-run: show the scripts for this toolchain")
+    p.add_argument("--arch", default="x86_64", help="with --dry-run: the builder's arch")
     p.set_defaults(func=_build_recipe)
 
 
 def _build_recipe(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _dry_run(args)
+    if args.recipe is None:
+        raise RecipeError("name the recipe inside the repository (RECIPE), or use --dry-run")
     local = Path(args.repository)
     url = str(local.resolve()) if local.exists() else args.repository
-    commit = args.commit
-    if commit is None:
-        try:
-            commit = str(pygit2.Repository(url).head.target)
-        except pygit2.GitError as exc:
-            raise RecipeError(f"{url} is not a local repository; pass --commit") from exc
+    commit = args.commit or _head(url)
     config = AvalancheConfig(root=args.root.resolve(), backend=args.backend,
                              sandbox=SandboxMode(args.sandbox), timeout_s=args.timeout,
                              keep_work=args.keep_work, environment=args.environment,
+                             allow_networking=args.allow_networking,
                              environment_url=args.environment_url,
                              environment_key=args.environment_key)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,6 +82,37 @@ def _build_recipe(args: argparse.Namespace) -> int:
     for artefact in result.artefacts:
         _show(f"{artefact.path}  sha256={artefact.sha256}  size={artefact.size}")
     return 0 if result.outcome is Outcome.SUCCESS else 1
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """Print what a build would run; status 1 when it would be refused."""
+    if args.recipe is None:
+        path = Path(args.repository)
+        recipe = load_recipe(path / STONE_FILE if path.is_dir() else path)
+    else:
+        local = Path(args.repository)
+        url = str(local.resolve()) if local.exists() else args.repository
+        commit = args.commit or _head(url)
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = args.root.resolve() / "cache"
+            recipe = load_recipe(export_recipe(cache, url, commit, args.recipe, Path(tmp) / "r"))
+    try:
+        done = dry_run(recipe, arch=args.arch, jobs=os.cpu_count() or 1,
+                       toolchain=args.toolchain)  # fmt: skip
+    except MacroError as exc:
+        raise RecipeError(f"{recipe.name}: {exc}") from None
+    for line in done.text.splitlines():
+        _show(line)
+    for use in done.refused:
+        _show(f"refused: {use.key}: {use.why}")
+    return 0 if not done.refused else 1
+
+
+def _head(url: str) -> str:
+    try:
+        return str(pygit2.Repository(url).head.target)
+    except pygit2.GitError as exc:
+        raise RecipeError(f"{url} is not a local repository; pass --commit") from exc
 
 
 def _show(line: str) -> None:

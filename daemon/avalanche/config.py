@@ -56,6 +56,10 @@ class AvalancheConfig:
     hidden: tuple[Path, ...] = ()
     #: Keep the work tree of a build after it ends (for debugging a recipe).
     keep_work: bool = False
+    #: Whether a recipe that sets ``networking: true`` gets the host's network in its
+    #: sandbox. Off: such a recipe fails saying so (a build with network can fetch what its
+    #: recipe does not pin).
+    allow_networking: bool = False
     #: Seconds a network fetch (source, index, package) may stall before it fails.
     fetch_timeout_s: float = 60.0
     #: Seconds between SIGTERM and SIGKILL when a build is stopped.

@@ -48,6 +48,8 @@ class AvalancheSection(Section, frozen=True):
     build_uids: Annotated[int, msgspec.Meta(ge=1, le=65536)] = 64
     #: Processes and threads one build may have at once (RLIMIT_NPROC of its uid).
     max_processes: Annotated[int, msgspec.Meta(ge=16)] = 1024
+    #: Give recipes with ``networking: true`` the network in their sandbox (else they fail).
+    allow_networking: bool = False
     #: Where build trees go ("" = <state>/avalanche/<builder>/builds when the build users can
     #: reach it, else /var/tmp/cairn-builds/...).
     work_dir: str = ""
@@ -92,6 +94,7 @@ def core_config(config: AvalancheDaemonConfig) -> AvalancheConfig:
                            output_bytes=section.output_bytes or None,
                            build_uid=section.build_uid, build_uids=section.build_uids,
                            max_processes=section.max_processes,
+                           allow_networking=section.allow_networking,
                            work_dir=Path(section.work_dir) if section.work_dir else None,
                            hidden=(config.state.path(),),
                            environment=section.environment or None,

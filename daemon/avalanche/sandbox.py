@@ -79,6 +79,9 @@ class Sandbox:
     #: ``RLIMIT_NPROC`` for the command (``prlimit`` must be given with it).
     max_processes: int | None = None
     prlimit: str | None = None
+    #: Share the host's network (a recipe's ``networking: true`` on a builder that allows it);
+    #: otherwise the command has a network namespace of its own with only loopback.
+    network: bool = False
 
     def inside(self, path: Path) -> Path:
         """``path`` (on the host, under a bind) as the sandboxed command sees it."""
@@ -136,9 +139,9 @@ class Sandbox:
             return os.access(path, os.X_OK)
         return reachable(path, self.identity)
 
-    @staticmethod
-    def _confinement() -> list[str]:
-        return ["--unshare-user", "--disable-userns", "--unshare-pid", "--unshare-net",
+    def _confinement(self) -> list[str]:
+        net = [] if self.network else ["--unshare-net"]
+        return ["--unshare-user", "--disable-userns", "--unshare-pid", *net,
                 "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL",
                 "--die-with-parent", "--new-session"]  # fmt: skip
 

@@ -96,9 +96,8 @@ def _probe_emul32(ctx: BuildContext, plan: buildscript.BuildPlan, target: str,
                   workdir: Path) -> None:  # fmt: skip
     """Fail unless the build environment links a 32-bit program (emul32's first need)."""
     first = next(s for s in plan.scripts if s.target == target)
-    preamble = first.text.split("\ncd ", 1)[0]
     probe = ctx.tree.scriptsdir / "emul32-probe.sh"
-    probe.write_text(f"{preamble}\n{_EMUL32_PROBE}\n", encoding="utf-8")
+    probe.write_text(f"{first.preamble}{_EMUL32_PROBE}\n", encoding="utf-8")
     ctx.log.phase(f"probe: can the build environment build for {target}?")
     status = run(["bash", str(ctx.sandbox.inside(probe))], cwd=workdir, env=ctx.env,
                  sandbox=ctx.sandbox, limits=ctx.limits, line=ctx.log.line)  # fmt: skip

@@ -134,10 +134,17 @@ def target_workdir(workdir: str, target: str, arch: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StepScript:
+    """One step's script: the target's preamble, then the environment and the step."""
+
     target: str
     step: str
-    text: str
+    preamble: str
+    body: str
     unknown: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return f"{self.preamble}{self.body}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +226,9 @@ def plan(recipe: Recipe, *, arch: str, jobs: int, paths: BuildPaths,
             if not body or step == "workload":
                 continue
             try:
-                done = expander.expand(f"{PREAMBLE}{steps.environment or ''}\n{body}")
+                preamble = expander.expand(PREAMBLE).text
+                done = expander.expand(f"{steps.environment or ''}\n{body}")
             except MacroError as exc:
                 raise MacroError(f"{target} step {step}: {exc}") from None
-            scripts.append(StepScript(target, step, done.text, done.unknown))
+            scripts.append(StepScript(target, step, preamble, done.text, done.unknown))
     return BuildPlan(chosen, targets, tuple(scripts), flags)

@@ -13,6 +13,7 @@ from is never in doubt.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -54,8 +55,10 @@ def family_name(module: ModuleType) -> str:
     return module.__name__.rsplit(".", 1)[-1]
 
 
+@functools.cache
 def tables() -> Tables:
-    """The merged tables; a name defined by two families is a programming error."""
+    """The merged tables (callers must not change them); a name defined by two families is
+    a programming error."""
     merged = Tables({}, {}, {})
     for module in FAMILIES:
         name = family_name(module)
