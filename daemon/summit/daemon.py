@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 import structlog
@@ -17,6 +18,7 @@ from daemon.runtime.address import loopback_across_hosts
 from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.planning.constraints import Constraints, Needs, Rule
+from daemon.summit.planning.limits import LimitRule, LimitRules
 from daemon.summit.planning.states import TaskState
 from daemon.summit.service import Summit, SummitSettings
 from daemon.summit.web.api import add_routes
@@ -26,6 +28,7 @@ from daemon.summit.web.live import Live
 from daemon.summit.webhooks.http import webhook_routes
 from daemon.summit.webhooks.verify import WebhookRepo
 from events.bus import Bus
+from events.payloads import LogOverflow
 from events.topology import SUMMIT
 
 log = structlog.get_logger("cairn.summit")
@@ -65,6 +68,30 @@ class ConstraintSection(Section, frozen=True):
                     self.pattern, self.repository or None)
 
 
+class LimitSection(Section, frozen=True):
+    """One ``[[summit.limits]]`` entry: limits of the builds of matching sources (pattern
+    ``*``: the repository's defaults; others override them); 0 or "": not set here."""
+
+    pattern: str = "*"
+    #: Only this repository's tasks ("": any).
+    repository: str = ""
+    timeout_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    #: No output for this long ends a build ``silent``.
+    silence_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    #: The log's cap; past it the log is cut, and the build fails (``log-limit``) when
+    #: ``log_overflow`` is "fail", goes on when "truncate".
+    log_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+    log_overflow: LogOverflow | None = None
+    #: The install tree's and the packages' cap (``output-limit`` past it).
+    output_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+    def rule(self) -> LimitRule:
+        return LimitRule(pattern=self.pattern, repository=self.repository or None,
+                         timeout_s=self.timeout_s or None, silence_s=self.silence_s or None,
+                         log_bytes=self.log_bytes or None, log_overflow=self.log_overflow,
+                         output_bytes=self.output_bytes or None)
+
+
 class SummitSection(Section, frozen=True):
     """``[summit]``: the API, the target repository and the watched recipe repositories."""
 
@@ -81,6 +108,7 @@ class SummitSection(Section, frozen=True):
     claim_timeout: float = 60.0
     repositories: list[RepositorySection] = msgspec.field(default_factory=list)
     constraints: list[ConstraintSection] = msgspec.field(default_factory=list)
+    limits: list[LimitSection] = msgspec.field(default_factory=list)
 
 
 class SummitDaemonConfig(BaseConfig, frozen=True):
@@ -119,7 +147,8 @@ def settings_of(config: SummitDaemonConfig) -> SummitSettings:
         poll_interval=section.poll_interval, max_attempts=section.max_attempts,
         claim_timeout=section.claim_timeout,
         constraints=Constraints(tuple(c.rule() for c in section.constraints)),
-        priorities={r.name: r.priority for r in section.repositories})
+        priorities={r.name: r.priority for r in section.repositories},
+        limits=LimitRules(tuple(rule.rule() for rule in section.limits)))
 
 
 class SummitDaemon:

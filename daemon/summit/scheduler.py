@@ -34,6 +34,7 @@ from daemon.summit.planning.constraints import NO_CONSTRAINTS, Constraints, Need
 from daemon.summit.planning.dispatch import dispatch, queue_order, waiting_reason
 from daemon.summit.planning.fleet import Fleet
 from daemon.summit.planning.levers import Levers
+from daemon.summit.planning.limits import NO_LIMITS, LimitRules
 from daemon.summit.planning.planner import Decision, PlanError, Planner, TaskIds
 from daemon.summit.planning.states import MAX_ATTEMPTS, RepoRef, Task, TaskState
 from events import inbox, outbox
@@ -71,7 +72,8 @@ class Scheduler:
                  hearing: Callable[[], Awaitable[bool]] | None = None,
                  dispatching: bool = True, constraints: Constraints = NO_CONSTRAINTS,
                  priorities: Mapping[str, int] | None = None,
-                 observer: SchedulerObserver | None = None) -> None:
+                 observer: SchedulerObserver | None = None,
+                 limits: LimitRules = NO_LIMITS) -> None:
         self.db = db
         self.relay = relay
         self.repos = repos
@@ -87,6 +89,8 @@ class Scheduler:
         #: again (which builder was free when is a matter of timing, not of the events).
         self.dispatching = dispatching
         self.constraints = constraints
+        #: The limits each build runs under (per repository, per source pattern).
+        self.limits = limits
         #: Each repository's base priority (its new tasks start with it).
         self.priorities = dict(priorities or {})
         self.observer = observer or SchedulerObserver()
@@ -126,7 +130,7 @@ class Scheduler:
                 published = await store.load_published(self.db, self.channel, arch)
                 mine = [t for t in tasks if t.repository == repo.name and t.arch == arch]
                 planner = Planner(ref, published, mine, ids=self.ids,
-                                  max_attempts=self.max_attempts)
+                                  max_attempts=self.max_attempts, limits=self.limits)
                 self.planners[(repo.name, arch)] = planner
                 commit = await store.planned_commit(self.db, repo.name, arch)
                 if commit is not None:
@@ -304,9 +308,7 @@ class Scheduler:
                     conn, data.channel, data.arch, data.generation, data.task_id, data.source,
                     data.release, data.build_release, [pkg.name for pkg in data.packages])
             if isinstance(data, p.BuildDone):
-                await store.record_build(conn, data.task_id, data.attempt, data.builder,
-                                         str(data.outcome), data.reason, data.log_url,
-                                         data.duration_s)
+                await store.record_build(conn, data)
             for planner in planners:
                 decision = planner.handle(data, self.declared_by(planner.repo.arch))
                 await self.write(conn, planner, decision, event)

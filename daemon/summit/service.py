@@ -24,6 +24,7 @@ from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
 from daemon.summit.operations import Operations
 from daemon.summit.planning.constraints import NO_CONSTRAINTS, Constraints
+from daemon.summit.planning.limits import NO_LIMITS, LimitRules
 from daemon.summit.planning.states import MAX_ATTEMPTS
 from daemon.summit.scheduler import CLAIM_TIMEOUT_S, Scheduler
 from daemon.summit.seed import seed_published
@@ -58,6 +59,8 @@ class SummitSettings:
     constraints: Constraints = NO_CONSTRAINTS
     #: Each repository's base priority.
     priorities: Mapping[str, int] = field(default_factory=dict)
+    #: The limits builds run under (per repository, per source pattern).
+    limits: LimitRules = NO_LIMITS
 
 
 class Summit:
@@ -77,7 +80,8 @@ class Summit:
                                    settings.claim_timeout, hearing=self._hearing,
                                    dispatching=settings.dispatching,
                                    constraints=settings.constraints,
-                                   priorities=settings.priorities)
+                                   priorities=settings.priorities,
+                                   limits=settings.limits)
         self.watcher = Watcher(db, relay, self.repos, self.mirrors, settings.poll_interval)
         self.operations = Operations(self.scheduler)
         self._consumers: list[Consumer] = []

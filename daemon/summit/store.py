@@ -20,6 +20,7 @@ from daemon.summit.planning.recipe import BrokenRecipe
 from daemon.summit.planning.states import BlockKind, BlockReason, Task, TaskReason, TaskState
 from events.inbox import INBOX_SCHEMA
 from events.outbox import OUTBOX_SCHEMA
+from events.payloads import BuildDone
 from events.sqlite import Connection, Database, Row
 
 MIGRATIONS: tuple[str, ...] = (
@@ -150,6 +151,13 @@ MIGRATIONS: tuple[str, ...] = (
     # The overview's recent events count the entries one event wrote in one state.
     """
     CREATE INDEX timeline_event ON timeline (event_id, type);
+    """,
+    # A source's build history: what each build consumed (build-done v2's usage).
+    """
+    ALTER TABLE builds ADD COLUMN cpu_s REAL;
+    ALTER TABLE builds ADD COLUMN max_rss_kb INTEGER;
+    ALTER TABLE builds ADD COLUMN output_bytes INTEGER;
+    ALTER TABLE builds ADD COLUMN log_bytes INTEGER;
     """,
 )
 
@@ -309,14 +317,41 @@ async def recipe_errors(db: Database, repository: str | None = None) -> list[dic
     return [dict(r) for r in await db.fetchall(sql + " ORDER BY repository, file", params)]
 
 
-async def record_build(conn: Connection, task_id: int, attempt: int, builder: str,
-                       outcome: str, reason: str | None, log_url: str | None,
-                       duration_s: float) -> None:
-    """A build's report, kept so the API can point at its full log after the live one."""
+async def record_build(conn: Connection, done: BuildDone) -> None:
+    """A build's report and what it consumed: its full log for the API after the live one,
+    and its source's history (durations for the estimates, peak memory)."""
+    usage = done.usage
     await conn.execute(
         "INSERT INTO builds (task_id, attempt, builder, outcome, reason, log_url, duration_s,"
-        " time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (task_id, attempt, builder, outcome, reason, log_url, duration_s, time.time()))
+        " time, cpu_s, max_rss_kb, output_bytes, log_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?, ?, ?)",
+        (done.task_id, done.attempt, done.builder, str(done.outcome), done.reason,
+         done.log_url, done.duration_s, time.time(),
+         *((usage.cpu_s, usage.max_rss_kb, usage.output_bytes, usage.log_bytes)
+           if usage is not None else (None, None, None, None))))
+
+
+async def source_history(db: Database, source: str, repository: str | None = None,
+                         arch: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Every build of ``source`` (of one repository and arch, or all), newest first: when,
+    which task and attempt, where, how it ended and what it consumed."""
+    rows = await db.fetchall(
+        "SELECT builds.task_id, builds.attempt, tasks.repository, tasks.arch, tasks.release,"
+        " tasks.version, builds.builder, builds.outcome, builds.reason, builds.duration_s,"
+        " builds.cpu_s, builds.max_rss_kb, builds.output_bytes, builds.log_bytes,"
+        " builds.log_url, builds.time FROM builds JOIN tasks USING (task_id)"
+        " WHERE tasks.source = ? AND (? IS NULL OR tasks.repository = ?)"
+        " AND (? IS NULL OR tasks.arch = ?) ORDER BY builds.seq DESC LIMIT ?",
+        (source, repository, repository, arch, arch, limit))
+    return [dict(r) for r in rows]
+
+
+async def learned_durations(db: Database) -> dict[tuple[str, str, str], float]:
+    """(repository, arch, source) → how long its last successful build took."""
+    rows = await db.fetchall(
+        "SELECT tasks.repository, tasks.arch, tasks.source, builds.duration_s FROM builds"
+        " JOIN tasks USING (task_id) WHERE builds.outcome = 'success' ORDER BY builds.seq")
+    return {(r["repository"], r["arch"], r["source"]): float(r["duration_s"]) for r in rows}
 
 
 async def record_generation(conn: Connection, channel: str, arch: str, generation: int,
@@ -341,7 +376,8 @@ async def task_timeline(db: Database, task_id: int) -> list[dict[str, Any]]:
 async def task_builds(db: Database, task_id: int) -> list[dict[str, Any]]:
     """Every build report of one task, oldest first."""
     rows = await db.fetchall("SELECT attempt, builder, outcome, reason, log_url, duration_s,"
-                             " time FROM builds WHERE task_id = ? ORDER BY seq", (task_id,))
+                             " time, cpu_s, max_rss_kb, output_bytes, log_bytes FROM builds"
+                             " WHERE task_id = ? ORDER BY seq", (task_id,))
     return [dict(r) for r in rows]
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from daemon.summit.planning.graph import PublishedIndex, RecipeGraph
+from daemon.summit.planning.limits import NO_LIMITS, LimitRules
 from daemon.summit.planning.ownership import check_packages
 from daemon.summit.planning.recipe import BrokenRecipe
 from daemon.summit.planning.schedule import Schedule
@@ -119,11 +120,13 @@ class Planner:
         *,
         ids: TaskIds | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        limits: LimitRules = NO_LIMITS,
     ) -> None:
         self.repo = repo
         self.graph = RecipeGraph()
         self.published = published if published is not None else PublishedIndex()
         self.max_attempts = max_attempts
+        self.limits = limits
         self.commit = ""
         self._tasks: dict[int, Task] = {}
         self._latest: dict[str, int] = {}
@@ -349,7 +352,8 @@ class Planner:
         if task is None:
             return Decision()
         cp = self.critical_path(task.source)
-        return self._react(assign(task, builder, now, self.repo, cp))
+        limits = self.limits.for_task(task.repository, task.source)
+        return self._react(assign(task, builder, now, self.repo, cp, limits))
 
     def lose(self, task_id: int, why: str) -> Decision:
         """The builder holding the task is lost or never claimed it: another attempt."""

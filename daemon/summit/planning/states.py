@@ -24,6 +24,7 @@ from events.payloads import (
     BuildAccepted,
     BuildAdmitted,
     BuildDone,
+    BuildLimits,
     BuildStarted,
     Outcome,
     PackagePublished,
@@ -188,8 +189,10 @@ def move(task: Task, target: TaskState, **changes: object) -> Task:
     return replace(task, state=target, **changes)  # type: ignore[arg-type]
 
 
-def task_ready(task: Task, repo: RepoRef, critical_path: int) -> TaskReady:
-    """The ``task-ready`` payload that assigns ``task`` to its builder."""
+def task_ready(task: Task, repo: RepoRef, critical_path: int,
+               limits: BuildLimits | None = None) -> TaskReady:
+    """The ``task-ready`` payload that assigns ``task`` to its builder, with the limits its
+    build runs under (``None``: the builder's own)."""
     assert task.builder is not None, "only an assigned task is sent to a builder"
     return TaskReady(
         task_id=task.task_id, attempt=task.attempt, builder=task.builder, source=task.source,
@@ -197,6 +200,7 @@ def task_ready(task: Task, repo: RepoRef, critical_path: int) -> TaskReady:
         repository_url=repo.url, commit=task.commit, recipe_path=task.recipe_path or ".",
         channel=repo.channel, build_release=task.build_release, reason=str(task.reason),
         critical_path=max(critical_path, 0), priority=task.priority, index_url=repo.index_url,
+        limits=limits,
     )
 
 
@@ -212,12 +216,13 @@ def _unchanged(task: Task, note: str | None = None, emits: tuple[Emit, ...] = ()
     return Reaction(task=task, changed=False, note=note, emits=emits)
 
 
-def assign(task: Task, builder: str, now: float, repo: RepoRef, critical_path: int) -> Reaction:
+def assign(task: Task, builder: str, now: float, repo: RepoRef, critical_path: int,
+           limits: BuildLimits | None = None) -> Reaction:
     """Give a ready, unassigned task to ``builder``."""
     if task.state is not TaskState.READY or task.builder is not None:
         return _unchanged(task)
     given = replace(task, builder=builder, assigned_at=now)
-    return Reaction(task=given, emits=(task_ready(given, repo, critical_path),))
+    return Reaction(task=given, emits=(task_ready(given, repo, critical_path, limits),))
 
 
 def _refusal(task: Task, claim: BuildStarted) -> str:

@@ -46,6 +46,8 @@ LIVE_KEY = web.AppKey("live", Live)
 CHANNELS_KEY = web.AppKey("channels", Channels)
 MAX_PAGE = 500
 MAX_TEXT = 100
+#: Builds of its source a task's detail lists (newest first).
+HISTORY_ON_TASK = 20
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
@@ -208,11 +210,23 @@ async def task_detail(summit: Summit, task: Task) -> dict[str, Any]:
 
     timeline = await store.task_timeline(summit.db, task.task_id)
     builds = await store.task_builds(summit.db, task.task_id)
+    history = await store.source_history(summit.db, task.source, task.repository, task.arch,
+                                         HISTORY_ON_TASK)
     return store.task_json(
         task, critical_path=planner.critical_path(task.source), depends_on=depends,
         dependencies=refs(depends), dependents=refs(dependents),
         blockers=[e.to_json() for e in explain_task(task, planner)],
-        timeline=timeline, builds=builds)
+        timeline=timeline, builds=builds, history=history)
+
+
+async def source_history(request: web.Request) -> web.Response:
+    """Every build of a source, newest first, with what each consumed."""
+    summit = request.app[SUMMIT_KEY]
+    source = request.match_info["source"]
+    repository, arch = text_param(request.query, "repository"), text_param(request.query, "arch")
+    limit = int_param(request, "limit", 50, 1, 1000)
+    builds = await store.source_history(summit.db, source, repository, arch, limit)
+    return web.json_response({"source": source, "builds": builds})
 
 
 async def show_task(request: web.Request) -> web.Response:
@@ -367,6 +381,7 @@ def add_routes(app: web.Application, summit: Summit, admin_token: str,
     get("/api/v1/tasks", list_tasks)
     get("/api/v1/tasks/{task_id}", show_task)
     get("/api/v1/tasks/{task_id}/log", show_log)
+    get("/api/v1/sources/{source}/history", source_history)
     get("/api/v1/tasks/{task_id}/log/stream", log_stream)
     post("/api/v1/tasks/{task_id}/retry", retry_task)
     post("/api/v1/tasks/{task_id}/cancel", cancel_task)

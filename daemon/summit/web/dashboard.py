@@ -50,11 +50,37 @@ def clock(epoch: float | None) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(epoch))
 
 
+def seconds(value: float | None) -> str:
+    """A duration for a person: ``42 s``, ``3 min 5 s``, ``2 h 10 min``."""
+    if value is None:
+        return "-"
+    whole = round(value)
+    if whole < 60:
+        return f"{value:.1f} s" if value < 10 else f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def size(value: int | None, unit: int = 1) -> str:
+    """A size in bytes (``unit`` bytes per count: 1024 for KiB) for a person."""
+    if value is None:
+        return "-"
+    amount = float(value * unit)
+    for suffix in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or suffix == "GiB":
+            return f"{amount:.0f} {suffix}" if suffix == "B" else f"{amount:.1f} {suffix}"
+        amount /= 1024
+    return f"{amount:.1f} GiB"  # pragma: no cover - the loop returns
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=jinja2.select_autoescape(["html"]),
                              undefined=jinja2.StrictUndefined)
     env.filters["clock"] = clock
+    env.filters["seconds"] = seconds
+    env.filters["size"] = size
     env.filters["short"] = lambda commit: (commit or "-")[:12]
     env.globals["STATES"] = STATE_ORDER
     return env

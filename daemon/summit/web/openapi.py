@@ -38,6 +38,14 @@ _INT0 = {"type": "integer", "minimum": 0}
 _STR = {"type": "string"}
 _TIME = {"type": "number", "description": "seconds since the epoch"}
 
+#: What a build consumed (``null`` for builds reported without usage).
+_USAGE: dict[str, Any] = {
+    "cpu_s": {"type": ["number", "null"], "description": "CPU seconds (user + system)"},
+    "max_rss_kb": {"type": ["integer", "null"], "description": "peak resident memory, KiB"},
+    "output_bytes": {"type": ["integer", "null"], "description": "size of what it made"},
+    "log_bytes": {"type": ["integer", "null"], "description": "size of its log"},
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": _obj(["error"], error={"type": "string", "description": "what went wrong, "
                                     "for a person"}),
@@ -69,7 +77,7 @@ SCHEMAS: dict[str, Any] = {
                           time=_TIME, event_id=_nullable("string"), type=_STR, summary=_STR),
     "Build": _obj(["builder", "outcome", "log_url", "duration_s", "time"], builder=_STR,
                   outcome=_STR, reason=_nullable("string"), log_url=_nullable("string"),
-                  duration_s={"type": "number"}, time=_TIME),
+                  duration_s={"type": "number"}, time=_TIME, **_USAGE),
     "Counts": {"type": "object", "required": list(TaskState),
                "properties": {s: _INT0 for s in TaskState}, "additionalProperties": False},
     "Repository": _obj(
@@ -117,9 +125,16 @@ SCHEMAS: dict[str, Any] = {
         source=_STR, release=_INT0, build_release={"type": "integer"},
         packages={"type": "array", "items": _STR}, time=_TIME),
 }
+SCHEMAS["HistoryEntry"] = {"allOf": [_ref("Build"), _obj(
+    ["task_id", "attempt", "repository", "arch", "release", "version"],
+    task_id={"type": "integer"}, attempt={"type": "integer", "minimum": 1},
+    repository=_STR, arch=_STR, release=_INT0, version=_STR)]}
 SCHEMAS["TaskDetail"] = {"allOf": [_ref("Task"), _obj(
     ["critical_path", "depends_on", "dependencies", "dependents", "blockers", "timeline",
-     "builds"],
+     "builds", "history"],
+    history={"type": "array", "items": _ref("HistoryEntry"),
+             "description": "the latest builds of the task's source (this repository and "
+                            "arch), newest first"},
     critical_path=_INT0, depends_on={"type": "array", "items": _STR},
     dependencies={"type": "array", "items": _ref("TaskRef")},
     dependents={"type": "array", "items": _ref("TaskRef")},
@@ -244,6 +259,13 @@ PATHS: dict[str, Any] = {
         "the kept lines of the task's live log, and the URLs of its full logs", _ref("Log"),
         [TASK_ID, _param("after", {"type": "integer", "minimum": 0, "maximum": 10**12},
                          "first line number wanted")], {**BAD, **MISSING}),
+    "/api/v1/sources/{source}/history": _get(
+        "every build of a source, newest first, with its outcome and what it consumed",
+        _obj(["source", "builds"], source=_STR,
+             builds={"type": "array", "items": _ref("HistoryEntry")}),
+        [{"name": "source", "in": "path", "required": True, "schema": _TEXT},
+         REPOSITORY, ARCH, _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
+                                  "how many builds (50)")], BAD),
     "/api/v1/tasks/{task_id}/log/stream": {"get": {
         "summary": "the task's log lines, live, and task changes (SSE events `log`, "
                    "`task`, `truncated`; resumes from Last-Event-ID)",
