@@ -10,6 +10,7 @@ The whole surface is described by :mod:`daemon.summit.web.openapi` at ``/api/v1/
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from daemon.summit.web.live import Live
 from daemon.summit.web.openapi import document
 from daemon.summit.web.streams import stream_log, stream_updates
 from events.errors import CairnError
+from events.payloads import NAME_MAX_LENGTH, NAME_PATTERN
 
 log = structlog.get_logger("cairn.summit.api")
 
@@ -223,6 +225,8 @@ async def source_history(request: web.Request) -> web.Response:
     """Every build of a source, newest first, with what each consumed."""
     summit = request.app[SUMMIT_KEY]
     source = request.match_info["source"]
+    if len(source) > NAME_MAX_LENGTH or not re.fullmatch(NAME_PATTERN, source):
+        raise ApiError(400, f"{source[:100]!r} is not a source name")
     repository, arch = text_param(request.query, "repository"), text_param(request.query, "arch")
     limit = int_param(request, "limit", 50, 1, 1000)
     builds = await store.source_history(summit.db, source, repository, arch, limit)

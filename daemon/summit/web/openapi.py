@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from daemon.summit.planning.states import BlockKind, TaskReason, TaskState
+from events.payloads import NAME_MAX_LENGTH, NAME_PATTERN
 
 JSON = "application/json"
 
@@ -263,7 +264,8 @@ PATHS: dict[str, Any] = {
         "every build of a source, newest first, with its outcome and what it consumed",
         _obj(["source", "builds"], source=_STR,
              builds={"type": "array", "items": _ref("HistoryEntry")}),
-        [{"name": "source", "in": "path", "required": True, "schema": _TEXT},
+        [{"name": "source", "in": "path", "required": True,
+          "schema": {"type": "string", "pattern": NAME_PATTERN, "maxLength": NAME_MAX_LENGTH}},
          REPOSITORY, ARCH, _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
                                   "how many builds (50)")], BAD),
     "/api/v1/tasks/{task_id}/log/stream": {"get": {
