@@ -28,6 +28,10 @@ TaskId = Annotated[int, msgspec.Meta(ge=1)]
 Release = Annotated[int, msgspec.Meta(ge=0)]
 Size = Annotated[int, msgspec.Meta(ge=0)]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+#: A URL a person or a service is sent to over HTTP (a log, an artefact, an index): only
+#: ``http(s)://``, so a builder cannot plant a ``javascript:`` link on summit's dashboard.
+HTTP_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s]+$"
+HttpUrl = Annotated[str, msgspec.Meta(pattern=HTTP_URL_PATTERN, max_length=8192)]
 #: A builder's name is a routing-key subject: events addressed to it are routed by it.
 BuilderName = Annotated[str, msgspec.Meta(pattern=SUBJECT_RE.pattern)]
 Attempt = Annotated[int, msgspec.Meta(ge=1)]
@@ -103,7 +107,7 @@ class TaskReady(_Payload, frozen=True):
     critical_path: Annotated[int, msgspec.Meta(ge=0)] = 0
     priority: int = 0
     #: Where the builder fetches build dependencies: the channel's index URL.
-    index_url: Url | None = None
+    index_url: HttpUrl | None = None
     #: The sha256 digest of the build environment to build in; ``None``: the builder host.
     environment: Sha256 | None = None
     limits: BuildLimits | None = None
@@ -142,7 +146,7 @@ class Artefact(_Payload, frozen=True):
 
     name: Name
     filename: NonEmpty
-    url: Url
+    url: HttpUrl
     sha256: Sha256
     size: Size
 
@@ -169,7 +173,7 @@ class BuildDone(_Payload, frozen=True):
     arch: Arch
     outcome: Outcome
     reason: NonEmpty | None = None
-    log_url: Url | None = None
+    log_url: HttpUrl | None = None
     artefacts: list[Artefact] = msgspec.field(default_factory=list)
     duration_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     channel: Name = "volatile"
@@ -276,7 +280,7 @@ class BuilderSeen(_Payload, frozen=True):
         msgspec.field(default_factory=list)
     memory_mb: Size | None = None
     disk_mb: Size | None = None
-    artefacts_url: Url | None = None
+    artefacts_url: HttpUrl | None = None
     #: Build environments it holds unpacked (sha256 digests).
     environments: list[Sha256] = msgspec.field(default_factory=list)
 

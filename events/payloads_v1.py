@@ -15,11 +15,12 @@ import msgspec
 
 from events.payloads import (
     Arch,
-    Artefact,
     Commit,
     Name,
     NonEmpty,
     Release,
+    Sha256,
+    Size,
     TaskId,
     Url,
     _Payload,
@@ -33,6 +34,16 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     #: The build could not run for a reason that is not the recipe's (disk, network, ...).
     INFRASTRUCTURE = "infrastructure"
+
+
+class Artefact(_Payload, frozen=True):
+    """One file a builder serves for vessel to pull."""
+
+    name: Name
+    filename: NonEmpty
+    url: Url
+    sha256: Sha256
+    size: Size
 
 
 class TaskReady(_Payload, frozen=True):

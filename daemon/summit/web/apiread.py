@@ -11,6 +11,7 @@ is what summit learned from ``package-published`` events, and is labelled as suc
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -25,6 +26,17 @@ from daemon.summit.planning.views import Graph, counts, queue_graph
 from daemon.summit.service import Summit
 from daemon.summit.web.live import Live
 from events.errors import CairnError
+from events.payloads import HTTP_URL_PATTERN
+
+_HTTP_URL = re.compile(HTTP_URL_PATTERN)
+
+
+def is_http_url(url: object) -> bool:
+    """Whether ``url`` may become a link on a page: ``http(s)://`` only. Events are checked
+    when they arrive; links are checked again here, where they are shown, because the
+    database may hold what an older summit accepted (a ``javascript:`` log URL)."""
+    return isinstance(url, str) and _HTTP_URL.match(url) is not None
+
 
 #: Channels looked for at vessel besides the one summit builds into.
 KNOWN_CHANNELS = ("volatile", "unstable", "stable")
@@ -131,7 +143,7 @@ async def task_log(summit: Summit, live: Live, task: Task, after: int) -> dict[s
     kept = live.logs.get(task.task_id)
     lines = kept.after(after) if kept else []
     first = kept.first_seq if kept else 0
-    urls = await store.log_urls(summit.db, task.task_id)
+    urls = [u for u in await store.log_urls(summit.db, task.task_id) if is_http_url(u)]
     return {"task_id": task.task_id, "state": str(task.state),
             "lines": [{"seq": line.seq, "text": line.text} for line in lines],
             "first_seq": first, "next_seq": kept.next_seq if kept else 0,

@@ -35,6 +35,7 @@ from daemon.summit.web.apiread import (
     builders,
     farm_limit,
     generations,
+    is_http_url,
     task_log,
 )
 
@@ -83,6 +84,7 @@ def environment() -> jinja2.Environment:
     env.filters["size"] = size
     env.filters["short"] = lambda commit: (commit or "-")[:12]
     env.globals["STATES"] = STATE_ORDER
+    env.tests["http_url"] = is_http_url
     return env
 
 

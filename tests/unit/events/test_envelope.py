@@ -188,6 +188,13 @@ DATA_INVALID = [
     (EventType.BUILD_DONE, "task_id", 0, "data.task_id"),
     (EventType.BUILD_DONE, "task_id", "7", "data.task_id"),
     (EventType.BUILD_DONE, "artefacts", [{"name": "x"}], "data.artefacts[0].filename"),
+    # A builder's URLs become links and downloads: http(s) only.
+    (EventType.BUILD_DONE, "log_url", "javascript:alert(document.cookie)", "data.log_url"),
+    (EventType.BUILD_DONE, "log_url", "JAVASCRIPT://%0aalert(1)", "data.log_url"),
+    (EventType.BUILD_DONE, "artefacts", [{"name": "x", "filename": "x", "url": "file:///etc/passwd",
+                                          "sha256": "0" * 64, "size": 1}],
+     "data.artefacts[0].url"),
+    (EventType.BUILDER_SEEN, "artefacts_url", "data:text/html,<script>", "data.artefacts_url"),
     (EventType.COMMIT_SEEN, "new_commit", "HEAD", "data.new_commit"),
     (EventType.TASK_READY, "release", -1, "data.release"),
     (EventType.TASK_READY, "arch", "x86.64", "data.arch"),

@@ -188,7 +188,10 @@
       holder.textContent = "Full log, as the builder keeps it: ";
       data.log_urls.forEach(function (url, i) {
         if (i) holder.appendChild(document.createTextNode(", "));
-        holder.appendChild(el("a", { href: url }, "attempt " + (i + 1)));
+        // Only http(s) links: a log URL is a builder's word (summit checks it too).
+        holder.appendChild(/^https?:\/\/\S+$/i.test(url)
+          ? el("a", { href: url }, "attempt " + (i + 1))
+          : document.createTextNode("attempt " + (i + 1)));
       });
       holder.hidden = false;
     }).catch(function () { /* the link is a nicety */ });
