@@ -44,6 +44,13 @@ def register(subparsers: Any) -> None:
         action = sub.add_parser(name, parents=[common], help=helptext)
         action.add_argument("id", type=int)
         action.set_defaults(func=_task_action, action=name)
+    priority = sub.add_parser("priority", parents=[common],
+                              help="set a task's priority (higher goes first) until it builds")
+    priority.add_argument("id", type=int)
+    priority.add_argument("priority", type=int)
+    priority.set_defaults(func=_task_priority)
+    _register_bulk(sub, common)
+    _register_levers(subparsers, common)
 
     repos = subparsers.add_parser("recipes", aliases=["repos"],
                                   help="the recipe repositories summit watches (git)")
@@ -66,12 +73,13 @@ def _token(args: argparse.Namespace) -> str:
     return path.read_text().strip() if path.exists() else ""
 
 
-async def _call(args: argparse.Namespace, method: str, path: str) -> Any:
+async def _call(args: argparse.Namespace, method: str, path: str,
+                body: dict[str, Any] | None = None) -> Any:
     base = (args.summit or os.environ.get("CAIRN_SUMMIT_URL") or DEFAULT_URL).rstrip("/")
     headers = {"Authorization": f"Bearer {_token(args)}"} if method != "GET" else {}
     try:
         async with aiohttp.ClientSession() as session, session.request(
-                method, base + path, headers=headers,
+                method, base + path, headers=headers, json=body,
                 timeout=aiohttp.ClientTimeout(total=30)) as response:
             text = await response.text()
             if response.status >= 400:
@@ -156,3 +164,104 @@ async def _repos_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
+# -- levers: priority, bulk actions, pause/resume, drain/enable -------------------------------
+def _register_bulk(sub: Any, common: argparse.ArgumentParser) -> None:
+    for name, helptext in (("cancel-all", "cancel every task matching the filter"),
+                           ("retry-all", "retry every failed task matching the filter"),
+                           ("priority-all", "set the priority of every matching task not yet "
+                                            "building")):
+        bulk = sub.add_parser(name, parents=[common],
+                              help=f"{helptext} (lists them; --yes to do it)")
+        if name == "priority-all":
+            bulk.add_argument("priority", type=int)
+        bulk.add_argument("--repository")
+        bulk.add_argument("--state", choices=list(TaskState))
+        bulk.add_argument("--source", help="shell-style pattern over source names")
+        bulk.add_argument("--yes", action="store_true",
+                          help="do it (without: a dry run that lists the tasks)")
+        bulk.set_defaults(func=_bulk, action=name.removesuffix("-all"))
+
+
+def _register_levers(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    dispatch = subparsers.add_parser("dispatch", help="pause or resume summit's dispatch")
+    dsub = dispatch.add_subparsers(dest="dispatch_command", metavar="ACTION", required=True)
+    dsub.add_parser("show", parents=[common], help="what is paused and drained").set_defaults(
+        func=_dispatch, action="show")
+    for verb in ("pause", "resume"):
+        lever = dsub.add_parser(verb, parents=[common],
+                                help=f"{verb} dispatch (running builds go on)")
+        lever.add_argument("--repository", help="only this repository's tasks")
+        lever.set_defaults(func=_dispatch, action=verb)
+    builders = subparsers.add_parser("builders", help="drain or enable a builder")
+    bsub = builders.add_subparsers(dest="builders_command", metavar="ACTION", required=True)
+    for verb, helptext in (("drain", "finish what it runs, take nothing new"),
+                           ("enable", "take work again")):
+        lever = bsub.add_parser(verb, parents=[common], help=helptext)
+        lever.add_argument("name")
+        lever.set_defaults(func=_builder_lever, action=verb)
+
+
+def _line(t: dict[str, Any]) -> str:
+    return (f"{t['id']:>6}  {t['state']:<11} {t['source']:<28} {t['version']}-{t['release']}"
+            f"  priority {t['priority']}")
+
+
+async def _task_priority(args: argparse.Namespace) -> int:
+    data = await _call(args, "POST", f"/api/v1/tasks/{args.id}/priority",
+                       {"priority": args.priority})
+    print(json.dumps(data, indent=2) if args.json else _line(data))
+    return 0
+
+
+async def _bulk(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"repository": args.repository, "state": args.state,
+                            "source": args.source, "dry_run": not args.yes}
+    if args.action == "priority":
+        body["priority"] = args.priority
+    data = await _call(args, "POST", f"/api/v1/bulk/{args.action}", body)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    if data["dry_run"]:
+        print(f"would {args.action} {len(data['matched'])} task(s) (--yes to do it):")
+        for t in data["matched"]:
+            print(_line(t))
+        return 0
+    print(f"{args.action}: {len(data['done'])} done, {len(data['skipped'])} skipped")
+    for t in data["done"]:
+        print(_line(t))
+    for skipped in data["skipped"]:
+        print(f"{skipped['task']['id']:>6}  skipped: {skipped['error']}")
+    return 0
+
+
+def _print_levers(data: dict[str, Any]) -> None:
+    print(f"dispatch: {'paused' if data['paused'] else 'running'}")
+    if data["paused_repositories"]:
+        print(f"paused repositories: {', '.join(data['paused_repositories'])}")
+    if data["drained"]:
+        print(f"drained builders: {', '.join(data['drained'])}")
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    if args.action == "show":
+        data = await _call(args, "GET", "/api/v1/dispatch")
+    else:
+        data = await _call(args, "POST", f"/api/v1/dispatch/{args.action}",
+                           {"repository": args.repository})
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        _print_levers(data)
+    return 0
+
+
+async def _builder_lever(args: argparse.Namespace) -> int:
+    data = await _call(args, "POST", f"/api/v1/builders/{args.name}/{args.action}")
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        _print_levers(data)
+    return 0

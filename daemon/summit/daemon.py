@@ -23,6 +23,7 @@ from daemon.summit.planning.states import TaskState
 from daemon.summit.service import Summit, SummitSettings
 from daemon.summit.web.api import add_routes
 from daemon.summit.web.apiread import farm_progress
+from daemon.summit.web.apisteer import add_steering
 from daemon.summit.web.dashboard import add_dashboard
 from daemon.summit.web.live import Live
 from daemon.summit.webhooks.http import webhook_routes
@@ -184,6 +185,7 @@ class SummitDaemon:
         telemetry = await self._host.telemetry(self.config.mqtt.url, client_id="cairn-summit")
         self.live = Live(self.service, telemetry)
         add_routes(self.app, self.service, token, self.live)
+        add_steering(self.app)
         add_dashboard(self.app)
         watcher = self.service.watcher
         self.app.add_routes(webhook_routes(

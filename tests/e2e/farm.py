@@ -107,16 +107,34 @@ class ProcessFarm:
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
-    def start_summit(self) -> None:
+    def start_summit(self, **extra: str) -> None:
         repos = json.dumps([{"name": "recipes", "url": str(self.repo), "branch": "main"}])
         self.start("summit", "summit", CAIRN_SUMMIT_LISTEN_PORT=str(self.summit_port),
                    CAIRN_SUMMIT_REPOSITORY_URL=self.vessel_url,
                    CAIRN_SUMMIT_POLL_INTERVAL="1.0", CAIRN_SUMMIT_REPOSITORIES=repos,
-                   CAIRN_SUMMIT_ADMIN_TOKEN="test-token")
+                   CAIRN_SUMMIT_ADMIN_TOKEN="test-token", **extra)
 
-    def start_builder(self, name: str) -> None:
-        self.start(name, "avalanche", CAIRN_AVALANCHE_BUILDER=name, CAIRN_AVALANCHE_JOBS="2",
-                   CAIRN_AVALANCHE_TIMEOUT_S="300")
+    def start_builder(self, name: str, **extra: str) -> None:
+        """A builder process; ``extra`` sets more of its configuration (``CAIRN_AVALANCHE_
+        SLOTS``, ``..._FEATURES`` as JSON...)."""
+        self.start(name, "avalanche", **{"CAIRN_AVALANCHE_BUILDER": name,
+                                         "CAIRN_AVALANCHE_JOBS": "2",
+                                         "CAIRN_AVALANCHE_TIMEOUT_S": "300", **extra})
+
+    def start_services(self, **summit: str) -> None:
+        """Journal, vessel and summit, without builders."""
+        self.start("journal", "journal")
+        self.start("vessel", "vessel", CAIRN_VESSEL_LISTEN_PORT=str(self.vessel_port))
+        time.sleep(1.5)  # their queues exist before summit publishes
+        self.start_summit(**summit)
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+                   token: str | None = "test-token") -> tuple[int, Any]:
+        """One API call (with the admin token unless ``token`` is None): status, JSON."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with aiohttp.ClientSession() as session, session.request(
+                method, self.summit_url + path, json=body, headers=headers) as response:
+            return response.status, await response.json()
 
     def start_all(self, builders: int = 2) -> None:
         self.start("journal", "journal")

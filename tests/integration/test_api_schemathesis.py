@@ -39,7 +39,7 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
              "--exclude-path-regex", "stream$", "--request-timeout", "10",
              # With the token the changing calls are fuzzed for real (404, 409, 201...).
              "--header", f"Authorization: Bearer {farm.token()}"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=100, check=False)
+            cwd=tmp_path, capture_output=True, text=True, timeout=200, check=False)
     report = done.stdout + done.stderr
     print(report[-3000:])
     assert done.returncode == 0, report[-6000:]

@@ -9,7 +9,6 @@ The whole surface is described by :mod:`daemon.summit.web.openapi` at ``/api/v1/
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -34,6 +33,7 @@ from daemon.summit.web.apiread import (
     recipes,
     task_log,
 )
+from daemon.summit.web.guard import admitted
 from daemon.summit.web.live import Live
 from daemon.summit.web.openapi import document
 from daemon.summit.web.streams import stream_log, stream_updates
@@ -84,12 +84,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 def admin(handler: Handler) -> Handler:
-    """Refuse a changing call without the admin token."""
+    """Refuse a changing call without the admin token (bearer, or a dashboard session with
+    its CSRF token: :mod:`daemon.summit.web.guard`)."""
     async def guarded(request: web.Request) -> web.StreamResponse:
-        expected = request.app[TOKEN_KEY]
-        given = request.headers.get("Authorization", "")
-        if not expected or not hmac.compare_digest(given.encode(),
-                                                   f"Bearer {expected}".encode()):
+        if not admitted(request, request.app[TOKEN_KEY]):
             return _error(401, "this call needs the admin token (Authorization: Bearer ...)")
         return await handler(request)
     return guarded
@@ -182,7 +180,9 @@ def filter_tasks(summit: Summit, query: MultiMapping[str]) -> list[Task]:
 
 async def list_tasks(request: web.Request) -> web.Response:
     tasks = filter_tasks(request.app[SUMMIT_KEY], request.query)
-    return paginated(request, "tasks", tasks, store.task_json,
+    scheduler = request.app[SUMMIT_KEY].scheduler
+    return paginated(request, "tasks", tasks,
+                     lambda t: store.task_json(t, waiting=scheduler.waiting_reason(t)),
                      counts=counts(request.app[SUMMIT_KEY].scheduler.all_tasks()))
 
 
@@ -218,7 +218,8 @@ async def task_detail(summit: Summit, task: Task) -> dict[str, Any]:
         task, critical_path=planner.critical_path(task.source), depends_on=depends,
         dependencies=refs(depends), dependents=refs(dependents),
         blockers=[e.to_json() for e in explain_task(task, planner)],
-        timeline=timeline, builds=builds, history=history)
+        timeline=timeline, builds=builds, history=history,
+        waiting=summit.scheduler.waiting_reason(task))
 
 
 async def source_history(request: web.Request) -> web.Response:

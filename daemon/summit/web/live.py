@@ -229,8 +229,11 @@ class Live:
             task = self.summit.scheduler.task(task_id) if isinstance(task_id, int) else None
             running.append({"id": task_id, "source": task.source if task else None,
                             "state": str(task.state) if task else None})
+        state = status.get("state", "unknown")
+        if state == "online" and status["builder"] in self.summit.scheduler.levers.drained:
+            state = "draining"  # an operator drained it: summit gives it nothing new
         return {"builder": status["builder"], "arch": status.get("arch"),
-                "state": status.get("state", "unknown"), "tasks": running,
+                "state": state, "tasks": running,
                 "slots": status.get("slots"), "time": status.get("time")}
 
     # -- task changes ---------------------------------------------------------------------

@@ -71,7 +71,9 @@ SCHEMAS: dict[str, Any] = {
         state={"enum": list(TaskState)},
         blocked_by={"type": "array", "items": _ref("BlockReason")},
         attempt={"type": "integer", "minimum": 1}, builder=_nullable("string"),
-        failure=_nullable("string")),
+        failure=_nullable("string"), priority={"type": "integer"},
+        waiting={"type": ["string", "null"], "description": "why a ready task waits "
+                 "(paused, no builder with what it needs); null: only for a free slot"}),
     "TaskRef": _obj(["source", "id", "state"], source=_STR, id=_nullable("integer"),
                     state=_nullable("string")),
     "TimelineEntry": _obj(["seq", "time", "type", "summary"], seq={"type": "integer"},
@@ -105,7 +107,7 @@ SCHEMAS: dict[str, Any] = {
             release=_INT0)]}),
     "Builder": _obj(
         ["builder", "state", "tasks"], builder=_STR, arch=_nullable("string"),
-        state={"type": "string", "description": "online, building or offline"},
+        state={"type": "string", "description": "online, building, draining or offline"},
         tasks={"type": "array", "items": _obj(["id"], id={}, source=_nullable("string"),
                                               state=_nullable("string"))},
         slots={}, time={}),
@@ -232,6 +234,55 @@ def _admin(summary: str, status: str, schema: dict[str, Any],
 _SSE = {"description": "a stream of server-sent events",
         "content": {"text/event-stream": {"schema": {"type": "string"}}}}
 
+def _lever(summary: str, body: dict[str, Any], schema: dict[str, Any],
+           params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A changing call with a JSON body (the levers); the body is optional unless it has
+    required fields."""
+    op = _admin(summary, "200", schema, params or [])
+    op["post"]["requestBody"] = {"required": bool(body.get("required")),
+                                 "content": {JSON: {"schema": body}}}
+    op["post"]["responses"]["400"] = _answer("the body is not what the call takes")
+    return op
+
+
+_PRIORITY = {"type": "integer", "minimum": -1_000_000, "maximum": 1_000_000}
+_LEVERS = _obj(["paused", "paused_repositories", "drained"], paused={"type": "boolean"},
+               paused_repositories={"type": "array", "items": _STR},
+               drained={"type": "array", "items": _STR})
+_FILTER = {"repository": {"type": ["string", "null"], "maxLength": 100},
+           "state": {"enum": [*TaskState, None]},
+           "source": {"type": ["string", "null"], "maxLength": 100,
+                      "description": "shell-style pattern over source names"},
+           "dry_run": {"type": "boolean", "default": True,
+                       "description": "only list what would change (the default)"}}
+_BULK = _obj(["dry_run", "matched", "done", "skipped"], dry_run={"type": "boolean"},
+             matched={"type": "array", "items": _ref("Task")},
+             done={"type": "array", "items": _ref("Task")},
+             skipped={"type": "array", "items": _obj(["task", "error"], task=_ref("Task"),
+                                                     error=_STR)})
+BUILDER_NAME = _param("name", {"type": "string", "maxLength": 100}, "a builder's name", "path")
+STEER_PATHS: dict[str, Any] = {
+    "/api/v1/tasks/{task_id}/priority": _lever(
+        "set the priority of a task not yet building (higher goes first)",
+        _obj(["priority"], priority=_PRIORITY), _ref("Task"), [TASK_ID]),
+    **{f"/api/v1/bulk/{action}": _lever(
+        f"{action} every task matching the filter (a dry run unless dry_run is false)",
+        {"type": "object", "properties": {
+            **_FILTER, **({"priority": _PRIORITY} if action == "priority" else {})},
+         **({"required": ["priority"]} if action == "priority" else {})}, _BULK)
+       for action in ("cancel", "retry", "priority")},
+    "/api/v1/dispatch": _get("whether dispatch is paused, and which builders are drained",
+                             _LEVERS),
+    **{f"/api/v1/dispatch/{verb}": _lever(
+        f"{verb} dispatch for the farm, or for one repository",
+        _obj([], repository={"type": ["string", "null"], "maxLength": 100}), _LEVERS)
+       for verb in ("pause", "resume")},
+    **{f"/api/v1/builders/{{name}}/{verb}": _lever(
+        f"{verb} a builder (a drained builder finishes its builds and gets nothing new)",
+        {"type": "object"}, _LEVERS, [BUILDER_NAME])
+       for verb in ("drain", "enable")},
+}
+
 PATHS: dict[str, Any] = {
     "/api/v1": _get("where things are", _obj(["openapi"], name=_STR, openapi=_STR,
                                              dashboard=_STR)),
@@ -311,6 +362,7 @@ PATHS: dict[str, Any] = {
                            ("gitea", "X-Gitea-Signature or X-Forgejo-Signature: hex "
                                      "HMAC-SHA256 of the body"),
                            ("gitlab", "X-Gitlab-Token: the shared secret"))},
+    **STEER_PATHS,
     "/api/v1/stream": {"get": {
         "summary": "live updates for the dashboard (SSE events `task`, `counts`, `builder`)",
         "responses": {"200": _SSE}}},

@@ -1,0 +1,143 @@
+"""The API's levers (``/api/v1``): a task's priority, bulk cancel/retry/priority by filter
+(a dry run by default: it lists what would change), pause and resume dispatch, drain and
+enable a builder. Every call needs the admin token (:func:`daemon.summit.web.api.admin`);
+bodies are JSON objects, an empty body meaning no fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from daemon.summit import store
+from daemon.summit.operations import BulkResult, TaskFilter
+from daemon.summit.planning.states import TaskState
+from daemon.summit.web.api import SUMMIT_KEY, admin, task_or_404
+from daemon.summit.web.apiread import ApiError
+from events.errors import CairnError
+
+#: Priorities an operator may set (a bound keeps them in SQLite's and JSON's integers).
+MAX_PRIORITY = 1_000_000
+BULK_ACTIONS = ("cancel", "retry", "priority")
+
+
+async def body(request: web.Request) -> dict[str, Any]:
+    """The JSON object the request carries ({} for an empty body); anything else is a 400."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return data
+
+
+def priority_of(data: dict[str, Any]) -> int:
+    """The body's priority: an integer (JSON's ``5.0`` is one too) within the bounds."""
+    value = data.get("priority")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not -MAX_PRIORITY <= value <= MAX_PRIORITY:
+        raise ApiError(400, f"priority must be an integer between {-MAX_PRIORITY} and "
+                            f"{MAX_PRIORITY}")
+    return value
+
+
+def _text(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 100:
+        raise ApiError(400, f"{name} must be a string of at most 100 characters")
+    return value
+
+
+def filter_of(data: dict[str, Any]) -> TaskFilter:
+    state = _text(data, "state")
+    if state is not None and state not in set(TaskState):
+        raise ApiError(400, f"unknown state {state!r}; one of {', '.join(TaskState)}")
+    return TaskFilter(repository=_text(data, "repository"),
+                      state=TaskState(state) if state else None,
+                      source=_text(data, "source"))
+
+
+def _refused(exc: CairnError) -> web.Response:
+    return web.json_response({"error": str(exc)}, status=409)
+
+
+@admin
+async def set_priority(request: web.Request) -> web.Response:
+    summit, task = task_or_404(request)
+    priority = priority_of(await body(request))
+    try:
+        changed = await summit.operations.prioritise(task.task_id, priority)
+    except CairnError as exc:
+        return _refused(exc)
+    return web.json_response(store.task_json(changed))
+
+
+@admin
+async def bulk(request: web.Request) -> web.Response:
+    action = request.match_info["action"]
+    if action not in BULK_ACTIONS:
+        raise ApiError(404, f"there is no bulk action {action!r}; one of "
+                            f"{', '.join(BULK_ACTIONS)}")
+    data = await body(request)
+    which = filter_of(data)
+    dry_run = data.get("dry_run", True)
+    if not isinstance(dry_run, bool):
+        raise ApiError(400, "dry_run must be true or false")
+    operations = request.app[SUMMIT_KEY].operations
+    result: BulkResult
+    if action == "cancel":
+        result = await operations.bulk_cancel(which, dry_run)
+    elif action == "retry":
+        result = await operations.bulk_retry(which, dry_run)
+    else:
+        result = await operations.bulk_prioritise(which, priority_of(data), dry_run)
+    return web.json_response(result.to_json(store.task_json))
+
+
+async def show_dispatch(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SUMMIT_KEY].scheduler.levers.to_json())
+
+
+@admin
+async def pause_or_resume(request: web.Request) -> web.Response:
+    repository = _text(await body(request), "repository")
+    operations = request.app[SUMMIT_KEY].operations
+    try:
+        levers = await (operations.pause(repository) if request.path.endswith("/pause")
+                        else operations.resume(repository))
+    except CairnError as exc:
+        raise ApiError(404, str(exc)) from None
+    return web.json_response(levers.to_json())
+
+
+@admin
+async def drain_or_enable(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    operations = request.app[SUMMIT_KEY].operations
+    try:
+        levers = await (operations.drain(name) if request.path.endswith("/drain")
+                        else operations.enable(name))
+    except CairnError as exc:
+        raise ApiError(404, str(exc)) from None
+    return web.json_response(levers.to_json())
+
+
+def add_steering(app: web.Application) -> None:
+    """Mount the levers (after :func:`daemon.summit.web.api.add_routes`)."""
+    post = app.router.add_post
+    post("/api/v1/tasks/{task_id}/priority", set_priority)
+    post("/api/v1/bulk/{action}", bulk)
+    app.router.add_get("/api/v1/dispatch", show_dispatch)
+    post("/api/v1/dispatch/pause", pause_or_resume)
+    post("/api/v1/dispatch/resume", pause_or_resume)
+    post("/api/v1/builders/{name}/drain", drain_or_enable)
+    post("/api/v1/builders/{name}/enable", drain_or_enable)
