@@ -4,10 +4,10 @@ An upstream is an ``https://``/``http://`` URL or a plain file committed in the 
 directory, named by a relative path without ``..`` that, links followed, stays inside that
 directory. Nothing else: the builder fetches as its own user (root, on a farm) before any
 sandbox, so a ``file://`` URL or a path out of the recipe would publish whatever host file it
-names. (Git upstreams are refused when the recipe is read.) Each is checked against its sha256
-and cached by it under ``cache/sources/``. A wrong hash names the expected one; the actual
-hash is shown only for a file of the recipe itself, never for a download, whose content the
-recipe does not provide. Layout in the build:
+names. A git upstream is a repository at a pinned commit (:mod:`.gitsource`). Each download
+is checked against its sha256 and cached by it under ``cache/sources/``. A wrong hash names
+the expected one; the actual hash is shown only for a file of the recipe itself, never for a
+download, whose content the recipe does not provide. Layout in the build:
 
 - every verified file is copied to ``$sourcedir/<name>`` (``name`` = ``rename`` or basename);
 - an archive (``.tar[.gz|.xz|.bz2|.zst]``, ``.tgz``, ``.zip``) with ``unpack`` (the default) is
@@ -29,6 +29,7 @@ from daemon.formats.upstreams import GitUpstream, PlainUpstream, Upstream
 
 from .errors import SourceError
 from .fetch import fetch_verified, is_remote
+from .gitsource import lay_out, write_upstream
 from .unpack import is_archive, strip_single_top, unpack
 
 
@@ -81,7 +82,10 @@ def prepare_sources(
     sourcedir.mkdir(parents=True, exist_ok=True)
     for index, upstream in enumerate(upstreams):
         if isinstance(upstream, GitUpstream):
-            raise SourceError(f"git upstream {upstream.url} is not supported by this builder")
+            tree = sourcedir / upstream.name
+            write_upstream(upstream, cache_dir, tree, log)
+            lay_out(tree, workdir, upstream, first=index == 0)
+            continue
         url = resolve_url(upstream, recipe_dir)
         name = upstream_name(upstream)
         cached, hit = fetch_verified(
