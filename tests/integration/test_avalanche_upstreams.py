@@ -19,7 +19,7 @@ WRONG = "ab" * 32
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "/etc/passwd"])
 def test_a_host_file_upstream_fails_without_its_hash(tmp_path: Path, url: str) -> None:
-    stone = STONE.format(name="hostfile", sha=WRONG, build="    true").replace(
+    stone = STONE.format(name="hostfile", sha=WRONG, build="    true", install_extra="").replace(
         "- data.txt:", f"- {url}:")
     repo, _ = make_repo(tmp_path / "recipes")
     commit = add_recipe(repo, "hostfile", stone)
