@@ -27,6 +27,10 @@ name                                 kind       labels             set by
 ``event_publish_failures_total``     counter    type               the bus
 ``import_duration_seconds``          histogram  outcome            :meth:`observe_import`
 ``builders_online``                  gauge                         :meth:`set_builders_online`
+``dispatch_wait_seconds``            histogram  constraint         :meth:`observe_dispatch_wait`
+``dispatch_decisions_total``         counter                       :meth:`dispatched` (summit)
+``builders_busy_ratio``              gauge                         :meth:`set_scheduler`
+``tasks_waiting``                    gauge      reason             :meth:`set_scheduler`
 ``service_info``                     info       service, version   at creation
 ===================================  =========  =================  ============================
 
@@ -69,6 +73,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 BUILD_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
 #: A confirmed publish takes well under a millisecond (embedded) to seconds (a slow broker).
 PUBLISH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+#: A ready task waits for a builder: no time (a free slot) to hours (a busy farm).
+WAIT_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200)
+#: Why a ready task waits (``cairn_tasks_waiting``): only for a free slot, for a builder with
+#: what it needs (or any builder of its arch), or because dispatch is paused.
+WAIT_REASONS = ("slot", "builder", "paused")
 #: An import downloads, verifies and publishes: tenths of seconds to minutes.
 IMPORT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -152,6 +161,27 @@ class ServiceMetrics(BusObserver):
         self.builders_online = Gauge(
             "cairn_builders_online", "Builders reporting online.", registry=r
         )
+        self.dispatch_wait = Histogram(
+            "cairn_dispatch_wait_seconds",
+            "Time from ready to building, by what the task needs of a builder.",
+            ["constraint"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.dispatch_decisions = Counter(
+            "cairn_dispatch_decisions", "Tasks assigned to builders.", registry=r
+        )
+        self.builders_busy = Gauge(
+            "cairn_builders_busy_ratio",
+            "Slots held (assigned or building) over the slots of builders taking work.",
+            registry=r,
+        )
+        self.tasks_waiting = Gauge(
+            "cairn_tasks_waiting",
+            "Ready tasks no builder has been given, by why they wait.",
+            ["reason"],
+            registry=r,
+        )
         if process:
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
@@ -204,6 +234,18 @@ class ServiceMetrics(BusObserver):
 
     def set_builders_online(self, count: int) -> None:
         self.builders_online.set(count)
+
+    def observe_dispatch_wait(self, seconds: float, constraint: str) -> None:
+        self.dispatch_wait.labels(constraint).observe(seconds)
+
+    def dispatched(self, count: int) -> None:
+        self.dispatch_decisions.inc(count)
+
+    def set_scheduler(self, busy: int, slots: int, waiting: Mapping[str, int]) -> None:
+        """The busy ratio (0 without slots) and ready tasks waiting per reason."""
+        self.builders_busy.set(busy / slots if slots else 0.0)
+        for reason in WAIT_REASONS:
+            self.tasks_waiting.labels(reason).set(waiting.get(reason, 0))
 
     def watch_queues(self, bus: Bus, queues: Iterable[str]) -> None:
         """Refresh ``cairn_queue_depth`` from the broker at every scrape. A queue the broker

@@ -20,6 +20,7 @@ from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.planning.constraints import Constraints, Needs, Rule
 from daemon.summit.planning.limits import LimitRule, LimitRules
 from daemon.summit.planning.states import TaskState
+from daemon.summit.scheduler import SchedulerObserver
 from daemon.summit.service import Summit, SummitSettings
 from daemon.summit.web.api import add_routes
 from daemon.summit.web.apiread import farm_progress
@@ -152,6 +153,19 @@ def settings_of(config: SummitDaemonConfig) -> SummitSettings:
         limits=LimitRules(tuple(rule.rule() for rule in section.limits)))
 
 
+class _SchedulerMetrics(SchedulerObserver):
+    """The scheduler's decisions as they happen, into summit's metrics."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+
+    def dispatched(self, count: int) -> None:
+        self.metrics.dispatched(count)
+
+    def waited(self, seconds: float, constraint_class: str) -> None:
+        self.metrics.observe_dispatch_wait(seconds, constraint_class)
+
+
 class SummitDaemon:
     """Bus, database, outbox relay, the scheduler and its HTTP API, closed in reverse."""
 
@@ -216,7 +230,10 @@ class SummitDaemon:
             figures = farm_progress(service)
             self.metrics.set_tasks(figures.counts, states=TaskState)
             self.metrics.set_builders_online(figures.builders_online)
+            self.metrics.set_scheduler(figures.busy, figures.slots,
+                                       service.scheduler.waiting_reasons())
 
+        service.scheduler.observer = _SchedulerMetrics(self.metrics)
         self.metrics.add_refresher(refresh)
 
     async def _stop_service(self) -> None:

@@ -192,6 +192,16 @@ class Scheduler:
     def needs(self, task: Task) -> Needs:
         return self.constraints.needs(task)
 
+    def waiting_reasons(self) -> Counter[str]:
+        """Ready tasks no builder has, by why: ``paused``, ``builder`` (none online can take
+        it) or ``slot`` (one can, once it has a free slot)."""
+        out: Counter[str] = Counter()
+        for task in self.waiting():
+            why = self.waiting_reason(task)
+            out["slot" if why is None else
+                "paused" if self.levers.pause_reason(task) else "builder"] += 1
+        return out
+
     def waiting_reason(self, task: Task) -> str | None:
         """Why a ready, unassigned task waits (paused, no builder with what it needs), or
         ``None`` when it only waits for a free slot."""

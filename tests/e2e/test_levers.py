@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 
 from tests.e2e.farm import ProcessFarm, all_final
@@ -155,16 +156,31 @@ async def test_a_task_needing_big_waits_with_its_reason_until_a_big_builder_join
     assert huge["waiting"] == "no builder with feature big for x86_64"
     _, detail = await farm.call("GET", f"/api/v1/tasks/{huge['id']}", token=None)
     assert detail["waiting"] == huge["waiting"]
+    waiting = await metrics(farm)
+    assert 'cairn_tasks_waiting{reason="builder"} 1.0' in waiting
+    assert 'cairn_tasks_waiting{reason="slot"} 0.0' in waiting
+    assert "cairn_builders_busy_ratio 0.0" in waiting
     farm.start_builder("large", CAIRN_AVALANCHE_FEATURES='["big"]')
     tasks = await farm.wait_tasks(all_final(3), timeout=120)
     done = {t["source"]: t for t in tasks}["huge"]
     assert (done["state"], done["builder"]) == ("completed", "large")
+    after = await metrics(farm)
+    assert 'cairn_dispatch_wait_seconds_count{constraint="big"} 1.0' in after
+    assert 'cairn_dispatch_wait_seconds_count{constraint="any"} 2.0' in after
+    assert "cairn_dispatch_decisions_total 3.0" in after
+    assert 'cairn_tasks_waiting{reason="builder"} 0.0' in after
     journal = farm.journal()
     joined = min(_seconds(e) for e in journal
                  if e["type"] == "builder-seen" and e["data"]["builder"] == "large")
     given = min(_seconds(e) for e in journal
                 if e["type"] == "task-ready" and e["data"]["task_id"] == huge["id"])
     print(f"figure: huge assigned {given - joined:.3f} s after the big builder's first report")
+
+
+async def metrics(farm: ProcessFarm) -> str:
+    async with aiohttp.ClientSession() as session, session.get(
+            farm.summit_url + "/metrics") as response:
+        return await response.text()
 
 
 def _seconds(event: dict[str, Any]) -> float:
