@@ -66,8 +66,8 @@ def test_dashboard_follows_a_build_live(tmp_path: Path) -> None:
             queue = browser.new_page(viewport={"width": 1280, "height": 600})
             queue.goto(farm.url + "/queue")
             # after-slow waits for slow: the graph has both, and an edge between them.
-            assert queue.locator("svg .node").count() == 2
-            assert queue.locator("svg .edge").count() == 1
+            assert queue.locator(".graph .node").count() == 2
+            assert queue.locator(".graph .edge").count() == 1
             queue_shot = shots / "queue.png"
             queue.screenshot(path=str(queue_shot), full_page=True)
             print(f"screenshot: {queue_shot}")

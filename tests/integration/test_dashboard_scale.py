@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from tests.integration.cairn_up import CairnUp, running_farm
-from tests.integration.scaletree import LONG, Expected, make_distribution
+from tests.integration.scaletree import LONG, Expected, make_distribution, recipes
 from tests.integration.test_dashboard_browser import CHROMIUM_ARGS, chromium, screenshots_dir
 
 pytestmark = [pytest.mark.slow]
 
-#: Every card, and every box of the queue, must hold its content.
-OVERFLOWING = """() => [...document.querySelectorAll('.card, .graph .node, .limit')]
+#: Every card must hold its content.
+OVERFLOWING = """() => [...document.querySelectorAll('.card, .limit')]
   .filter(e => e.scrollWidth > e.clientWidth + 1)
   .map(e => (e.id || e.className) + ': ' + e.scrollWidth + ' > ' + e.clientWidth)"""
 
@@ -34,8 +34,50 @@ def settled(farm: CairnUp, expected: Expected) -> dict[str, Any]:
     return result
 
 
+#: Boxes of the drawn queue that overlap another, or whose task id spills out of the box.
+OVERLAPPING = """() => {
+  const boxes = [...document.querySelectorAll('.graph .node')]
+    .map(e => [e, e.getBoundingClientRect()]);
+  const out = [];
+  boxes.forEach(([e, r], i) => {
+    const id = e.querySelector('.id').getBoundingClientRect();
+    if (id.right > r.right || id.left < r.left) out.push(e.textContent + ': id outside its box');
+    boxes.slice(i + 1).forEach(([f, q]) => {
+      if (r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom)
+        out.push(e.textContent + ' overlaps ' + f.textContent);
+    });
+  });
+  return out;
+}"""
+
+
 def no_overflow(page: Any, where: str) -> None:
     assert page.evaluate(OVERFLOWING) == [], f"something overflows its box on {where}"
+    assert page.evaluate(OVERLAPPING) == [], f"boxes overlap on {where}"
+
+
+def focus_edges(source: str) -> set[tuple[str, str]]:
+    """The edges of ``source``'s focus view, from the tree's definition: among what it waits
+    for (transitively) and among what waits for it, of the tasks still open."""
+    deps, _ = recipes()
+    open_ = {s for s in deps if not s.startswith("ok-") and s != "broken"}
+    waits = {s: {d for d in deps[s] if d in open_} for s in open_}
+
+    def reach(start: str, succ: dict[str, set[str]]) -> set[str]:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in succ.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+    waited: dict[str, set[str]] = {}
+    for s, ds in waits.items():
+        for d in ds:
+            waited.setdefault(d, set()).add(s)
+    up, down = reach(source, waits), reach(source, waited)
+    return {(a, b) for a in open_ for b in waits[a]
+            if (a in up and b in up) or (a in down and b in down)}
 
 
 def test_overview_and_queue_at_the_scale_of_a_distribution(tmp_path: Path) -> None:
@@ -80,5 +122,36 @@ def test_overview_and_queue_at_the_scale_of_a_distribution(tmp_path: Path) -> No
             listed = page.eval_on_selector_all("table.tasks td:first-child a",
                                                "els => els.map(e => e.textContent)")
             assert any(name.startswith("both ") for name in listed)
+
+            queue = browser.new_page(viewport={"width": 1280, "height": 900})
+            queue.goto(farm.url + "/queue")
+            held = expected.behind_cycle + expected.behind_failure + 1
+            assert f"{held} tasks open" in queue.locator("#matches h2").inner_text()
+            assert queue.locator(".graph .edge").count() == 0, "hundreds are listed, not drawn"
+            no_overflow(queue, "the queue")
+            queue_shot = shots / "queue.png"
+            queue.screenshot(path=str(queue_shot), full_page=True)
+            print(f"screenshot: {queue_shot}")
+            # Search finds a task by name...
+            queue.fill('input[name="q"]', "bc-12")
+            queue.click('form.filters button[type="submit"]')
+            queue.wait_for_url("**/queue?*q=bc-12*")
+            rows = queue.eval_on_selector_all("#matches td.name a",
+                                              "els => els.map(e => e.textContent)")
+            assert [r.split(" #")[0] for r in rows] == ["bc-12"]
+            # ... and its focus view draws only its edges.
+            queue.locator('#matches a', has_text="focus").click()
+            queue.wait_for_url("**focus=*")
+            names = dict(queue.eval_on_selector_all(
+                ".graph .node", "els => els.map(e => [e.dataset.taskNode, "
+                                "e.querySelector('.name').textContent])"))
+            drawn = {(names[a], names[b]) for a, b in queue.eval_on_selector_all(
+                ".graph .edge", "els => els.map(e => [e.dataset.from, e.dataset.to])")}
+            assert drawn == focus_edges("bc-12")
+            assert LONG in names.values()
+            no_overflow(queue, "the focus view")
+            focus_shot = shots / "queue-focus.png"
+            queue.screenshot(path=str(focus_shot), full_page=True)
+            print(f"screenshot: {focus_shot}")
         finally:
             browser.close()

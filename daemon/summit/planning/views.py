@@ -127,6 +127,9 @@ class Node:
     #: It cannot start as things stand (a blocked cycle, a failed or unresolvable
     #: dependency, or downstream of one).
     stuck: bool = False
+    #: Its build wave counted from 1 (what waits for nothing not yet started); 0 when it is
+    #: running or stuck.
+    step: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.task_id, "source": self.source, "state": self.state,
@@ -157,14 +160,16 @@ def queue_graph(planners: Iterable[Planner]) -> Graph:
         started = any(t.state not in (TaskState.NEW, TaskState.BLOCKED, TaskState.READY)
                       for t in open_tasks)
         shift = 1 if started else 0
-        wave_of = {s: k + shift for k, wave in enumerate(planner.waves()) for s in wave}
+        step_of = {s: k + 1 for k, wave in enumerate(planner.waves()) for s in wave}
+        wave_of = {s: k + shift - 1 for s, k in step_of.items()}
         last = max(wave_of.values(), default=shift - 1) + 1
         for task in sorted(open_tasks, key=lambda t: t.task_id):
             running = task.state in (TaskState.BUILDING, TaskState.PUBLISHING)
             stuck = not running and task.source not in wave_of
             wave = 0 if running else wave_of.get(task.source, last)
             nodes.append(Node(task.task_id, task.source, str(task.state), task.repository,
-                              task.arch, wave, planner.critical_path(task.source), stuck))
+                              task.arch, wave, planner.critical_path(task.source), stuck,
+                              0 if running else step_of.get(task.source, 0)))
             schedule = planner.schedule
             # A cycle edge broken by building against the published member is no wait.
             waits = set(schedule.edges.get(task.source, ())) - \
@@ -173,61 +178,3 @@ def queue_graph(planners: Iterable[Planner]) -> Graph:
                 if dep in ids and dep != task.source:
                     edges.append((task.task_id, ids[dep]))
     return Graph(tuple(nodes), tuple(edges))
-
-
-@dataclass(frozen=True)
-class Placed:
-    node: Node
-    x: float
-    y: float
-
-
-@dataclass(frozen=True)
-class Layout:
-    width: float
-    height: float
-    nodes: tuple[Placed, ...]
-    #: (x1, y1, x2, y2, from id, to id): from the left side of the waiting task's box to
-    #: the right side of the box of the task it waits for.
-    edges: tuple[tuple[float, float, float, float, int, int], ...]
-    node_width: float
-    node_height: float
-    #: (x of the column, its heading).
-    columns: tuple[tuple[float, str], ...] = ()
-
-
-def column_title(nodes: Sequence[Node], position: int) -> str:
-    """What a column of the drawn queue holds."""
-    if all(n.stuck for n in nodes):
-        return "cannot start"
-    if any(n.state in (TaskState.BUILDING, TaskState.PUBLISHING) for n in nodes):
-        return "building now"
-    return f"then, wave {position}" if position else "first"
-
-
-def layout(graph: Graph, *, node_width: float = 150, node_height: float = 30,
-           column_gap: float = 60, row_gap: float = 12, margin: float = 10) -> Layout:
-    """Columns by wave (left: what builds first), rows by source name: an SVG needs no more.
-    Edges go from a task to what it waits for, so they point left."""
-    columns: dict[int, list[Node]] = {}
-    for node in graph.nodes:
-        columns.setdefault(node.wave, []).append(node)
-    placed: dict[int, Placed] = {}
-    headings: list[tuple[float, str]] = []
-    top = margin + 20
-    for index, wave in enumerate(sorted(columns)):
-        x = margin + index * (node_width + column_gap)
-        headings.append((x, column_title(columns[wave], index)))
-        for row, node in enumerate(sorted(columns[wave], key=lambda n: n.source)):
-            placed[node.task_id] = Placed(node, x, top + row * (node_height + row_gap))
-    lines = []
-    for a, b in graph.edges:
-        if a in placed and b in placed:
-            pa, pb = placed[a], placed[b]
-            lines.append((pa.x, pa.y + node_height / 2, pb.x + node_width,
-                          pb.y + node_height / 2, a, b))
-    width = margin * 2 + max(len(columns), 1) * (node_width + column_gap) - column_gap
-    rows = max((len(c) for c in columns.values()), default=1)
-    height = top + margin + rows * (node_height + row_gap) - row_gap
-    return Layout(width, height, tuple(placed.values()), tuple(lines), node_width,
-                  node_height, tuple(headings))

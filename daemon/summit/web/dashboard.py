@@ -11,6 +11,7 @@ Every asset is served from ``static/``: the dashboard works on a farm with no in
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -20,7 +21,16 @@ from aiohttp import web
 from multidict import MultiDict
 
 from daemon.summit import store
-from daemon.summit.planning.views import STATE_ORDER, counts, explain_task, layout, queue_graph
+from daemon.summit.planning.queueview import (
+    DRAW_LIMIT,
+    columns,
+    focus,
+    layout,
+    page_of,
+    select,
+    subgraph,
+)
+from daemon.summit.planning.views import OPEN, STATE_ORDER, counts, explain_task, queue_graph
 from daemon.summit.web.api import (
     CHANNELS_KEY,
     LIVE_KEY,
@@ -147,13 +157,42 @@ async def task_page(request: web.Request) -> web.Response:
                   blockers=explain_task(task, planner))
 
 
+def _page_number(raw: str) -> int:
+    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+
+
 async def queue_page(request: web.Request) -> web.Response:
+    """Columns summarised, a search listed a page at a time, and a drawing only of a small
+    selection or of one task's ancestors and descendants (see planning/queueview.py)."""
     summit = request.app[SUMMIT_KEY]
     graph = queue_graph(p for _, p in sorted(summit.scheduler.planners.items()))
-    waves = sorted({n.wave for n in graph.nodes})
-    running = any(n.state in ("building", "publishing") for n in graph.nodes)
-    return render(request, "queue.html", page="queue", graph=graph, layout=layout(graph),
-                  waves=waves, running=running)
+    q = request.query
+    query = {k: q[k][:100] for k in ("state", "q", "repository", "column", "focus")
+             if q.get(k)}
+    raw_focus = query.get("focus", "")
+    focused = focus(graph, int(raw_focus)) if raw_focus.isdigit() and len(raw_focus) < 19 \
+        else None
+    selected = select(graph, state=query.get("state"), pattern=query.get("q"),
+                      repository=query.get("repository"), column=query.get("column"))
+    if focused is not None:
+        drawn = layout(focused.graph)
+    elif len(selected) <= DRAW_LIMIT:
+        drawn = layout(subgraph(graph, (n.task_id for n in selected)))
+    else:
+        drawn = None
+    rows, number, pages = page_of(selected, _page_number(q.get("page", "1")), PAGE_SIZE)
+    waits = Counter(a for a, _ in graph.edges)
+    waited = Counter(b for _, b in graph.edges)
+    kept = {k: v for k, v in query.items() if k != "focus"}
+
+    def link(**change: object) -> str:
+        return "/queue?" + urlencode({k: v for k, v in {**kept, **change}.items() if v})
+
+    return render(request, "queue.html", page="queue", graph=graph, layout=drawn,
+                  focused=focused, summary=columns(graph.nodes), rows=rows, total=len(selected),
+                  number=number, pages=pages, link=link, query=query, waits=waits,
+                  waited=waited, open_states=[s for s in STATE_ORDER if s in OPEN],
+                  repositories=sorted(summit.repos), draw_limit=DRAW_LIMIT)
 
 
 async def repository_page(request: web.Request) -> web.Response:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from daemon.summit.planning.graph import PublishedIndex
 from daemon.summit.planning.planner import Planner
+from daemon.summit.planning.queueview import layout
 from daemon.summit.planning.states import RepoRef, Task, TaskState
-from daemon.summit.planning.views import counts, cycle_walk, explain_task, layout, queue_graph
+from daemon.summit.planning.views import counts, cycle_walk, explain_task, queue_graph
 from events.payloads import Outcome
 from tests.unit.summit.helpers import build, commit_id, entry, tree
 
@@ -71,7 +72,7 @@ def test_queue_graph_columns_and_edges() -> None:
     assert sorted(graph.edges) == sorted([(ids["b"], ids["a"]), (ids["c"], ids["a"]),
                                           (ids["d"], ids["b"])])
     drawn = layout(graph)
-    assert [title for _, title in drawn.columns] == ["first", "then, wave 1", "then, wave 2",
+    assert [title for _, title in drawn.columns] == ["wave 1: next", "wave 2", "wave 3",
                                                     "cannot start"]
     x = {p.node.source: p.x for p in drawn.nodes}
     assert x["a"] < x["b"] == x["c"] < x["d"] < x["stuck"]
