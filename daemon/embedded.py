@@ -22,6 +22,7 @@ import structlog
 import examples
 from daemon.avalanche.config import SandboxMode
 from daemon.avalanche.daemon import AvalancheDaemon, AvalancheDaemonConfig, AvalancheSection
+from daemon.buildenv.builder import HOST
 from daemon.journal.daemon import JournalDaemon
 from daemon.runtime import BaseConfig, BusSection, Health, MqttSection, StateSection
 from daemon.summit.daemon import (
@@ -173,7 +174,8 @@ async def start_farm(options: UpOptions) -> EmbeddedFarm:
         for number in range(1, options.builders + 1):
             farm.builders.append(AvalancheDaemon(AvalancheDaemonConfig(**base, avalanche=
                 AvalancheSection(builder=f"local-{number}", arch=options.arch,
-                                 backend=options.backend, sandbox=SandboxMode.BWRAP)),
+                                 backend=options.backend, sandbox=SandboxMode.BWRAP,
+                                 environment=HOST)),
                 Health(f"avalanche-{number}")))
         # Summit before the builders: it hears each builder's first report and can give it
         # work at once (a builder's queue exists before the builder reports itself).

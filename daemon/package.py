@@ -62,6 +62,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     depends: list[str] = msgspec.field(default_factory=list)
     provides: list[str] = msgspec.field(default_factory=list)
     files: list[FileEntry] = msgspec.field(default_factory=list)
+    #: The build environment the package was built in (its sha256 digest); ``None``: the
+    #: builder host's own system, so it is not hermetic (what the host had may be in it).
+    environment: str | None = None
 
 
 class IndexEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -79,6 +82,8 @@ class IndexEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     uri: str
     sha256: str
     size: int
+    #: The build environment that built it (sha256 digest); ``None``: not hermetic.
+    environment: str | None = None
 
 
 class Index(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

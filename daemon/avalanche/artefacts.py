@@ -73,6 +73,7 @@ class ArtefactStore:
             duration_s=max(result.duration_s, 0.0),
             channel=task.channel,
             usage=result.usage,
+            environment=result.environment,
         )
 
     def path_for(self, build_id: str, filename: str) -> Path | None:

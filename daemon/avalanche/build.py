@@ -82,6 +82,8 @@ class BuildResult:
     log_path: Path
     duration_s: float
     manifests: tuple[Manifest, ...] = ()
+    #: The build environment it ran in (sha256 digest); ``None``: the host (not hermetic).
+    environment: str | None = None
     usage: Usage = field(default_factory=Usage)
 
 
@@ -97,6 +99,13 @@ def effective_limits(task: TaskReady, config: AvalancheConfig) -> BuildLimits:
         log_bytes=given.log_bytes or config.log_bytes,
         log_overflow=overflow,
         output_bytes=given.output_bytes or config.output_bytes)
+
+
+@dataclass
+class _BuiltIn:
+    """Where a build runs, recorded as soon as it is known: a failed build reports it too."""
+
+    environment: str | None = None
 
 
 def new_build_id(task_id: int) -> str:
@@ -134,6 +143,7 @@ def run_build(
     outcome, reason = Outcome.SUCCESS, None
     artefacts: tuple[BuiltArtefact, ...] = ()
     manifests: tuple[Manifest, ...] = ()
+    built_in = _BuiltIn()
     tree: BuildTree | None = None
     # Holds the build's uid: released on leaving the block, after the tree is removed.
     with contextlib.ExitStack() as held:
@@ -142,7 +152,7 @@ def run_build(
             path.mkdir(mode=0o700)  # a name taken by another build fails here, not later
             tree = BuildTree(path)
             manifests, artefacts = _build(task, config, tree, out_dir, log, limits, held,
-                                          output)
+                                          output, built_in)
         except BuildTimeout as exc:
             outcome = Outcome.TIMEOUT
             reason = f"{exc} (limit {timeout_s:g} s): fix the hang or raise the timeout"
@@ -178,6 +188,7 @@ def run_build(
         duration_s=time.monotonic() - started,
         manifests=manifests,
         usage=usage,
+        environment=built_in.environment,
     )
 
 
@@ -337,7 +348,9 @@ def _build(
     limits: Limits,
     held: contextlib.ExitStack,
     output: _Output,
+    built_in: _BuiltIn,
 ) -> tuple[tuple[Manifest, ...], tuple[BuiltArtefact, ...]]:
+    """``built_in`` learns the environment the build runs in as soon as it is known."""
     log.phase(f"recipe {task.recipe_path} at {task.commit} from {task.repository_url}")
     stone = export_recipe(
         config.cache_dir, task.repository_url, task.commit, task.recipe_path, tree.recipe_dir
@@ -350,8 +363,9 @@ def _build(
     prepared = None
     if backend.needs_inputs:
         _check_networking(config, recipe)
-    if backend.needs_inputs and config.environment is not None:
-        prepared = environment.prepare(task, config, recipe, tree, log, held)
+    if backend.needs_inputs and (digest := environment.wanted(task, config)) is not None:
+        prepared = environment.prepare(task, config, digest, recipe, tree, log, held)
+        built_in.environment = prepared.environment.digest
     sandbox = (_sandbox(config, tree, log, held, prepared, network=recipe.networking)
                if backend.needs_inputs else Sandbox(bwrap=None))
     env = _base_env(tree, sandbox, prepared is not None)
@@ -375,7 +389,7 @@ def _build(
     _checkpoint(limits)
     if products.installdir is not None:
         output.check(_tree_bytes(products.installdir), "the install tree's files")
-    built = _package(task, config, recipe, products, out_dir, log)
+    built = _package(task, config, recipe, products, out_dir, log, built_in.environment)
     output.check(sum(a.size for a in built[1]), "the packages")
     return built
 
@@ -412,6 +426,7 @@ def _package(
     products: BuildProducts,
     out_dir: Path,
     log: BuildLog,
+    built_in: str | None,
 ) -> tuple[tuple[Manifest, ...], tuple[BuiltArtefact, ...]]:
     plans: list[PackagePlan] = []
     if products.installdir is not None:
@@ -422,7 +437,8 @@ def _package(
     if not plans:
         raise PackagingError("the build installed nothing into $installdir; check the install step")
     meta = PackageMeta(source=recipe.name, version=recipe.version, release=recipe.release,
-                       build_release=task.build_release, arch=config.arch)  # fmt: skip
+                       build_release=task.build_release, arch=config.arch,
+                       environment=built_in)  # fmt: skip
     manifests: list[Manifest] = []
     artefacts: list[BuiltArtefact] = []
     for plan in plans:

@@ -72,6 +72,10 @@ class AvalancheConfig:
     environment_key: Path | None = None
     #: Unpacked environments kept in the cache (least recently used go first).
     environments_kept: int = 3
+    #: Whether a build that names no environment (neither its task nor ``environment``) may
+    #: run on the host's own system, not hermetic. A builder daemon allows it only when its
+    #: configuration asks for it by name (``environment = "host"``); otherwise it refuses.
+    host_builds: bool = True
 
     @property
     def cache_dir(self) -> Path:

@@ -11,6 +11,7 @@ import msgspec
 
 from daemon.avalanche.config import AvalancheConfig, SandboxMode
 from daemon.avalanche.service import Avalanche
+from daemon.buildenv.builder import HOST
 from daemon.host import Host
 from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
@@ -60,8 +61,10 @@ class AvalancheSection(Section, frozen=True):
     listen_port: int = 0
     public_url: str = ""
     retention_s: float = 7 * 86400.0
-    #: The build environment every build runs in (a sha256 digest vessel lists), vessel's
-    #: base URL to pull it from and its minisign public key; "" = the host's own system.
+    #: The build environment of builds whose task names none (a sha256 digest vessel lists),
+    #: vessel's base URL to pull environments from and its minisign public key. "" builds
+    #: only tasks that name an environment; "host" (by name, never by default) lets such
+    #: builds run on the host's own system, not hermetic.
     environment: str = ""
     environment_url: str = ""
     environment_key: str = ""
@@ -97,7 +100,9 @@ def core_config(config: AvalancheDaemonConfig) -> AvalancheConfig:
                            allow_networking=section.allow_networking,
                            work_dir=Path(section.work_dir) if section.work_dir else None,
                            hidden=(config.state.path(),),
-                           environment=section.environment or None,
+                           environment=(None if section.environment in ("", HOST)
+                                        else section.environment),
+                           host_builds=section.environment == HOST,
                            environment_url=section.environment_url or None,
                            environment_key=(Path(section.environment_key)
                                             if section.environment_key else None),

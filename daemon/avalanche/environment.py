@@ -48,13 +48,27 @@ def root_path(tree: BuildTree) -> Path:
     return tree.root.with_name(tree.root.name + ".root")
 
 
-def prepare(task: TaskReady, config: AvalancheConfig, recipe: Recipe, tree: BuildTree,
-            log: BuildLog, held: contextlib.ExitStack) -> PreparedRoot:
-    """The environment in use (for as long as ``held``) and the build's root (removed when
-    ``held`` closes); raises :class:`BuildError` with the outcome a failure deserves."""
-    assert config.environment is not None
+def wanted(task: TaskReady, config: AvalancheConfig) -> str | None:
+    """The environment a build runs in: the one its task names (the repository's, chosen by
+    summit's operator), else the builder's configured one; ``None``: the host's system,
+    which only a builder that allows host builds accepts (:class:`BuildError` otherwise)."""
+    digest = task.environment or config.environment
+    if digest is None and not config.host_builds:
+        raise BuildError(
+            "the task names no build environment and this builder does not build on its "
+            "host's system (not hermetic): name an environment for the repository in summit's "
+            "configuration, set [avalanche] environment, or set environment = \"host\" to "
+            "allow builds that are not hermetic", outcome=Outcome.INFRASTRUCTURE)
+    return digest
+
+
+def prepare(task: TaskReady, config: AvalancheConfig, digest: str, recipe: Recipe,
+            tree: BuildTree, log: BuildLog, held: contextlib.ExitStack) -> PreparedRoot:
+    """The environment ``digest`` in use (for as long as ``held``) and the build's root
+    (removed when ``held`` closes); raises :class:`BuildError` with the outcome a failure
+    deserves."""
     try:
-        chosen = builder.setting(config.environment, config.environment_url,
+        chosen = builder.setting(digest, config.environment_url,
                                  config.environment_key, keep=config.environments_kept,
                                  timeout=config.fetch_timeout_s)
         log.phase(f"build environment sha256:{chosen.digest}")

@@ -49,6 +49,8 @@ class PackageMeta:
     release: int
     build_release: int
     arch: str
+    #: The build environment's digest; ``None``: built on the host's system (not hermetic).
+    environment: str | None = None
 
 
 def check_manifest(manifest: Manifest) -> Manifest:
@@ -126,6 +128,7 @@ def build_manifest(plan: PackagePlan, root: Path | None, meta: PackageMeta) -> M
             depends=list(plan.depends),
             provides=list(plan.provides),
             files=files,
+            environment=meta.environment,
         )
     )
 

@@ -35,6 +35,9 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--allow-rollback", action="store_true",
                         help="accept a generation older than one seen before, and remember "
                              "it as the newest (after the operator reset the channel)")
+    verify.add_argument("--allow-not-hermetic", action="store_true",
+                        help="accept packages built on a builder host's own system (in no "
+                             "build environment), with a warning")
     verify.set_defaults(func=_verify)
 
 
@@ -53,13 +56,17 @@ async def _verify(args: argparse.Namespace) -> int:
     seen = SeenGenerations(args.seen_file or default_seen_path())
     report = await verify_repository(args.location, channel=args.channel, arch=args.arch,
                                      key_text=key_text, seen=seen,
-                                     allow_rollback=args.allow_rollback)
+                                     allow_rollback=args.allow_rollback,
+                                     allow_not_hermetic=args.allow_not_hermetic)
     where = f"{args.location} {report.channel}/{report.arch}"
     if key_text is None:
         print(f"warning: no --key given: trusted the key the repository serves "
               f"({report.key_id}), which proves the index was not altered after signing but "
               "not who signed it; pass --key with the key you trust (--require-key makes "
               "this an error)", file=sys.stderr)
+    if report.not_hermetic and args.allow_not_hermetic:
+        print(f"warning: {len(report.not_hermetic)} package(s) are not hermetic (built on a "
+              f"builder host's own system): {', '.join(report.not_hermetic)}", file=sys.stderr)
     if report.ok:
         before = "" if report.previous is None else f" (highest seen before: {report.previous})"
         print(f"ok: {where} generation {report.generation}{before}: signature by key "

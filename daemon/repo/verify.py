@@ -8,6 +8,12 @@ integrity; pass the key you trust with ``--key`` to prove origin), checks that t
 index is the one asked for (its channel and arch) and, given the generations this client
 has seen (:mod:`daemon.repo.seen`), that it is not older than one already verified; then
 streams every listed package and compares its size and sha256 with the index.
+
+Provenance is checked too: every package must name the build environment that built it, and
+that environment must be in the repository's signed listing of environments
+(``environments/index.json``, signed with the same key). A package built on a builder host's
+own system names none: it is not hermetic, a problem unless the caller accepts such packages
+(``allow_not_hermetic``: the fallback of ``cairn up`` on a machine without ``mmdebstrap``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import msgspec
 
+from daemon.buildenv.errors import BuildEnvError
+from daemon.buildenv.manifest import ENV_DIR, LISTING, SIGNATURE_SUFFIX, decode_listing
 from daemon.formats import layout
 from daemon.package import Index, IndexEntry
 from daemon.repo.seen import SeenGenerations, repository_id
@@ -46,6 +54,8 @@ class Report:
     problems: tuple[str, ...]
     #: The highest generation this client had verified before (None: none, or not asked).
     previous: int | None = None
+    #: Packages built on a builder host's own system (accepted: ``allow_not_hermetic``).
+    not_hermetic: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -94,7 +104,8 @@ class _Source:
 async def verify_repository(location: str, *, channel: str = "volatile", arch: str = "x86_64",
                             key_text: str | None = None, parallel: int = 8,
                             seen: SeenGenerations | None = None,
-                            allow_rollback: bool = False) -> Report:
+                            allow_rollback: bool = False,
+                            allow_not_hermetic: bool = False) -> Report:
     """Verify one channel/arch of the repository at ``location`` (path or URL).
 
     With ``seen``, a signed index older than the highest generation seen before (for this
@@ -138,8 +149,35 @@ async def verify_repository(location: str, *, channel: str = "volatile", arch: s
                                     replace=allow_rollback)
         problems = await _check_packages(source, layout.current_path(channel, arch), index,
                                          parallel)
+        provenance, host_built = await _check_environments(source, public, index)
+        if not allow_not_hermetic:
+            provenance += [f"{name}: not hermetic: built on a builder host's own system, in "
+                           "no build environment" for name in host_built]
         return Report(channel, arch, index.generation, public.key_id_hex,
-                      len(index.packages), tuple(problems), previous)
+                      len(index.packages), tuple(problems + provenance), previous,
+                      tuple(host_built))
+
+
+async def _check_environments(source: _Source, public: minisign.PublicKey, index: Index
+                              ) -> tuple[list[str], list[str]]:
+    """Problems with the environments packages name, and the packages that name none."""
+    named = {e.environment for e in index.packages if e.environment is not None}
+    host_built = sorted(e.name for e in index.packages if e.environment is None)
+    if not named:
+        return [], host_built
+    where = f"{ENV_DIR}/{LISTING}"
+    try:
+        raw = await source.read(where)
+        minisign.verify(public, raw, (await source.read(where + SIGNATURE_SUFFIX)).decode(
+            errors="replace"))
+        known = {e.digest for e in decode_listing(raw, what=where).environments}
+    except (VerifyError, minisign.SignatureError, BuildEnvError) as exc:
+        return [f"{where}: cannot check the build environments packages name: {exc}"], \
+            host_built
+    unknown = [f"{e.name}: built in environment sha256:{e.environment}, which the "
+               f"repository's {where} does not list"
+               for e in index.packages if e.environment is not None and e.environment not in known]
+    return sorted(unknown), host_built
 
 
 async def _check_packages(source: _Source, index_dir: str, index: Index,

@@ -159,6 +159,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE builds ADD COLUMN output_bytes INTEGER;
     ALTER TABLE builds ADD COLUMN log_bytes INTEGER;
     """,
+    # Which build environment each build ran in (its digest; NULL: the builder host's own
+    # system, not hermetic).
+    """
+    ALTER TABLE builds ADD COLUMN environment TEXT;
+    """,
 )
 
 
@@ -319,14 +324,15 @@ async def recipe_errors(db: Database, repository: str | None = None) -> list[dic
 
 async def record_build(conn: Connection, done: BuildDone) -> None:
     """A build's report and what it consumed: its full log for the API after the live one,
-    and its source's history (durations for the estimates, peak memory)."""
+    its source's history (durations for the estimates, peak memory), and which build
+    environment built it."""
     usage = done.usage
     await conn.execute(
         "INSERT INTO builds (task_id, attempt, builder, outcome, reason, log_url, duration_s,"
-        " time, cpu_s, max_rss_kb, output_bytes, log_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-        " ?, ?, ?, ?)",
+        " time, environment, cpu_s, max_rss_kb, output_bytes, log_bytes) VALUES (?, ?, ?, ?,"
+        " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (done.task_id, done.attempt, done.builder, str(done.outcome), done.reason,
-         done.log_url, done.duration_s, time.time(),
+         done.log_url, done.duration_s, time.time(), done.environment,
          *((usage.cpu_s, usage.max_rss_kb, usage.output_bytes, usage.log_bytes)
            if usage is not None else (None, None, None, None))))
 
@@ -338,6 +344,7 @@ async def source_history(db: Database, source: str, repository: str | None = Non
     rows = await db.fetchall(
         "SELECT builds.task_id, builds.attempt, tasks.repository, tasks.arch, tasks.release,"
         " tasks.version, builds.builder, builds.outcome, builds.reason, builds.duration_s,"
+        " builds.environment,"
         " builds.cpu_s, builds.max_rss_kb, builds.output_bytes, builds.log_bytes,"
         " builds.log_url, builds.time FROM builds JOIN tasks USING (task_id)"
         " WHERE tasks.source = ? AND (? IS NULL OR tasks.repository = ?)"
@@ -376,8 +383,8 @@ async def task_timeline(db: Database, task_id: int) -> list[dict[str, Any]]:
 async def task_builds(db: Database, task_id: int) -> list[dict[str, Any]]:
     """Every build report of one task, oldest first."""
     rows = await db.fetchall("SELECT attempt, builder, outcome, reason, log_url, duration_s,"
-                             " time, cpu_s, max_rss_kb, output_bytes, log_bytes FROM builds"
-                             " WHERE task_id = ? ORDER BY seq", (task_id,))
+                             " time, environment, cpu_s, max_rss_kb, output_bytes, log_bytes"
+                             " FROM builds WHERE task_id = ? ORDER BY seq", (task_id,))
     return [dict(r) for r in rows]
 
 

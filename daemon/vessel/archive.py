@@ -245,6 +245,9 @@ def check_against_build(inspected: Inspected, artefact: Artefact, build: BuildDo
     expected = {
         "name": artefact.name, "version": build.version, "release": build.release,
         "build_release": build.build_release, "arch": build.arch, "source": build.source,
+        # What built it is part of what the build says it is: a package claiming another
+        # environment (or none) than its build-done would make the index lie about provenance.
+        "environment": build.environment,
     }
     for field, want in expected.items():
         got = getattr(m, field)

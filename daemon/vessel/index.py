@@ -26,6 +26,7 @@ def index_entry(manifest: Manifest, sha256: str, size: int) -> IndexEntry:
         build_release=manifest.build_release, arch=manifest.arch, source=manifest.source,
         summary=manifest.summary, depends=list(manifest.depends),
         provides=list(manifest.provides), uri=pool_uri(sha256), sha256=sha256, size=size,
+        environment=manifest.environment,
     )
 
 

@@ -119,7 +119,8 @@ class ProcessFarm:
         SLOTS``, ``..._FEATURES`` as JSON...)."""
         self.start(name, "avalanche", **{"CAIRN_AVALANCHE_BUILDER": name,
                                          "CAIRN_AVALANCHE_JOBS": "2",
-                                         "CAIRN_AVALANCHE_TIMEOUT_S": "300", **extra})
+                                         "CAIRN_AVALANCHE_TIMEOUT_S": "300",
+                                         "CAIRN_AVALANCHE_ENVIRONMENT": "host", **extra})
 
     def start_services(self, **summit: str) -> None:
         """Journal, vessel and summit, without builders."""

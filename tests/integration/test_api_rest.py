@@ -94,6 +94,9 @@ def test_after_publication(farm: CairnUp) -> None:
     texts = [line["text"] for line in log["lines"]]
     assert "slow step 12 of 12" in texts and log["live"] is False
     assert len(log["log_urls"]) == 1 and log["log_urls"][0].endswith("build.log")
+    # Provenance: which environment built it (none here: cairn up on the host's system).
+    builds = farm.get(f"/api/v1/tasks/{tasks['slow']['id']}")["builds"]
+    assert [(b["outcome"], b["environment"]) for b in builds] == [("success", None)]
     gens = farm.get("/api/v1/generations")
     assert gens["total"] == 2
     assert [g["source"] for g in gens["generations"]] == ["after-slow", "slow"]

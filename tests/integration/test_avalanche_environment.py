@@ -13,9 +13,10 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from daemon.avalanche.build import BuildResult, run_build
@@ -90,6 +91,32 @@ def _build(farm: Served, root: Path, repo: Path, commit: str, name: str,
     return result, result.log_path.read_text()
 
 
+def test_the_task_names_the_environment_and_a_builder_refuses_host_builds(
+        vessel: Served, builder_root: Path, tmp_path: Path) -> None:
+    repo, commit = make_repo(tmp_path / "recipes")
+    hermetic_only = replace(_config(vessel, builder_root), environment=None, host_builds=False)
+    refused = run_build(task_for(repo, commit, "libgreet"), hermetic_only)
+    assert refused.outcome is Outcome.INFRASTRUCTURE
+    assert "does not build on its host's system (not hermetic)" in (refused.reason or "")
+    assert refused.environment is None
+    named = msgspec.structs.replace(task_for(repo, commit, "libgreet"),
+                                    environment=vessel.digest)
+    built = run_build(named, hermetic_only)
+    assert built.outcome is Outcome.SUCCESS, built.log_path.read_text()
+    assert built.environment == vessel.digest
+    assert {m.environment for m in built.manifests} == {vessel.digest}
+
+
+def test_packages_built_on_the_host_say_they_are_not_hermetic(tmp_path: Path) -> None:
+    repo, commit = make_repo(tmp_path / "recipes")
+    host = run_build(task_for(repo, commit, "libgreet"),
+                     AvalancheConfig(root=tmp_path / "builder", jobs=2, timeout_s=300.0))
+    assert host.outcome is Outcome.SUCCESS, host.log_path.read_text()
+    assert host.environment is None
+    assert host.manifests and {m.environment for m in host.manifests} == {None}
+    assert "root: the host's system (not hermetic)" in host.log_path.read_text()
+
+
 def test_examples_build_in_the_environment(vessel: Served, builder_root: Path,
                                            tmp_path: Path) -> None:
     repo, commit = make_repo(tmp_path / "recipes")
@@ -104,6 +131,9 @@ def test_examples_build_in_the_environment(vessel: Served, builder_root: Path,
     assert "build root: debian-bookworm-c + 2 package(s)" in log
     main = next(m for m in greet.manifests if m.name == "greet")
     assert "soname(libgreet.so.1(x86_64))" in main.depends
+    # Provenance: the build and every package it made name the environment.
+    assert lib.environment == greet.environment == vessel.digest
+    assert {m.environment for m in (*lib.manifests, *greet.manifests)} == {vessel.digest}
     # Nothing is left behind: the root and the tree are removed, the environment stays cached.
     builds = [p for p in (builder_root / "builds").iterdir()]
     assert builds == []

@@ -53,6 +53,7 @@ class Builder:
         env = {**os.environ, "CAIRN_BUS_URL": url, "CAIRN_MQTT_URL": f"mqtt://{MQTT_HOST}:{MQTT_PORT}",
                "CAIRN_STATE_DIR": str(state), "CAIRN_AVALANCHE_BUILDER": name,
                "CAIRN_AVALANCHE_JOBS": "2", "CAIRN_AVALANCHE_HEARTBEAT_S": "0.5",
+               "CAIRN_AVALANCHE_ENVIRONMENT": "host",
                "CAIRN_LOG_LEVEL": "info"}
         self.log = state / f"{name}.log"
         state.mkdir(parents=True, exist_ok=True)

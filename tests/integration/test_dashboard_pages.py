@@ -41,6 +41,9 @@ def test_pages_render_with_local_assets_only(tmp_path: Path) -> None:
                 assert ref.startswith(("/", "#")) or ref.startswith("http://127.0.0.1:"), ref
         for asset in ("/static/style.css", "/static/live.js", "/static/cairn.svg"):
             assert fetch(farm.url + asset)[0] == 200
+        # cairn up here builds on the host: the task page says the build is not hermetic.
+        html = fetch(farm.url + f"/tasks/{slow}")[2]
+        assert re.search(r'id="task-environment"><strong>not hermetic</strong>', html)
         status, _, html = fetch(farm.url + "/tasks/424242")
         assert status == 404 and "There is no task 424242." in html
         status, _, html = fetch(farm.url + "/tasks?state=bogus")

@@ -1,4 +1,5 @@
-"""``cairn repo verify`` as a user runs it: key trust, rollback and replay detection.
+"""``cairn repo verify`` as a user runs it: key trust, rollback and replay detection, and
+the provenance of every package (the build environment it names must be listed).
 
 Regressions: without ``--key`` it trusted the repository's own key silently; a ``current``
 pointing back at an older (validly signed) generation, or at another channel's index, passed.
@@ -14,18 +15,23 @@ from pathlib import Path
 import pytest
 
 from daemon.repo.seen import SeenGenerations, repository_id
-from daemon.vessel import channels
+from daemon.vessel import channels, minisign
+from daemon.vessel.environments import EnvironmentStore
 from tests.integration.vessel_env import Env, environment, import_pkgs
+from tests.unit.buildenv.support import make_tree, pack_tree
 from tests.unit.vessel.builders import Pkg
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def verify(env: Env, seen: Path, *args: str,
-           channel: str = "volatile") -> subprocess.CompletedProcess[str]:
+def verify(env: Env, seen: Path, *args: str, channel: str = "volatile",
+           hermetic: bool = False) -> subprocess.CompletedProcess[str]:
+    """``channel verify`` of ``env``'s repository; packages built on the host (most of these
+    tests') are accepted unless ``hermetic``."""
+    also = () if hermetic else ("--allow-not-hermetic",)
     return subprocess.run(
         [sys.executable, "-m", "daemon.cli", "channel", "verify", str(env.config.layout.root),
-         "--channel", channel, "--arch", "x86_64", "--seen-file", str(seen), *args],
+         "--channel", channel, "--arch", "x86_64", "--seen-file", str(seen), *also, *args],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
 
 
@@ -58,7 +64,7 @@ async def test_without_a_key_it_warns_and_with_require_key_it_fails(tmp_path: Pa
             strict.stderr
         keyed = verify(env, seen, "--require-key", "--key", str(env.config.layout.public_key))
         assert keyed.returncode == 0, keyed.stderr
-        assert "warning" not in keyed.stderr
+        assert "warning: no --key" not in keyed.stderr
 
 
 async def test_an_older_generation_than_one_seen_is_refused(tmp_path: Path) -> None:
@@ -141,3 +147,35 @@ def test_records_are_kept_per_signing_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize("location", ["http://mirror.example/repo/", "http://mirror.example/repo"])
 def test_a_url_has_one_spelling(location: str) -> None:
     assert repository_id(location) == "http://mirror.example/repo"
+
+
+async def test_every_package_names_an_environment_the_repository_lists(tmp_path: Path) -> None:
+    record, archive = pack_tree(make_tree(tmp_path / "tree"), tmp_path / "env")
+    async with environment(tmp_path) as env:
+        key = minisign.load_or_create_key(env.config.layout.secret_key)
+        EnvironmentStore(env.config.layout, key).push(archive)
+        seen = tmp_path / "seen.json"
+
+        async def publish(name: str, built_in: str | None, task_id: int) -> None:
+            pkg = Pkg(name=name, files={f"usr/share/{name}": b"x"}, environment=built_in)
+            assert (await import_pkgs(env, [pkg], task_id=task_id)).published is not None
+
+        await publish("built", record.digest, 1)
+        ok = verify(env, seen, hermetic=True)
+        assert ok.returncode == 0, ok.stderr
+        await publish("hosted", None, 2)
+        host = verify(env, seen, hermetic=True)
+        assert host.returncode == 1
+        assert ("hosted: not hermetic: built on a builder host's own system, in no build "
+                "environment") in host.stderr
+        assert "built:" not in host.stderr
+        allowed = verify(env, seen)
+        assert allowed.returncode == 0, allowed.stderr
+        assert "1 package(s) are not hermetic (built on a builder host's own system): hosted" \
+            in allowed.stderr
+        stray = "ab" * 32
+        await publish("stray", stray, 3)
+        unknown = verify(env, seen)
+        assert unknown.returncode == 1
+        assert (f"stray: built in environment sha256:{stray}, which the repository's "
+                "environments/index.json does not list") in unknown.stderr

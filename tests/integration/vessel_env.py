@@ -63,5 +63,5 @@ async def import_pkgs(env: Env, pkgs: list[Pkg], *, release: int = 1, task_id: i
                       channel: str = "volatile") -> ImportOutcome:
     artefacts = [env.server.add(p) for p in pkgs]
     build = build_done(artefacts, source=pkgs[0].source or pkgs[0].name, release=release,
-                       task_id=task_id, channel=channel)
+                       task_id=task_id, channel=channel, environment=pkgs[0].environment)
     return await env.importer.import_build(env.db, build, env.emit)

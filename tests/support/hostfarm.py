@@ -207,7 +207,7 @@ class HostFarm:
                            CAIRN_AVALANCHE_BACKEND=self.backend,
                            CAIRN_AVALANCHE_LISTEN_PORT=str(ARTEFACT_PORT),
                            CAIRN_AVALANCHE_JOBS="2", CAIRN_AVALANCHE_TIMEOUT_S="300",
-                           **self.builder_env)
+                           **{"CAIRN_AVALANCHE_ENVIRONMENT": "host", **self.builder_env})
 
     def wait_consumed(self, queues: Sequence[str], timeout: float = 90.0) -> None:
         """Until each queue has a consumer: those services are up and subscribed."""

@@ -80,7 +80,10 @@ SCHEMAS: dict[str, Any] = {
                           time=_TIME, event_id=_nullable("string"), type=_STR, summary=_STR),
     "Build": _obj(["builder", "outcome", "log_url", "duration_s", "time"], builder=_STR,
                   outcome=_STR, reason=_nullable("string"), log_url=_nullable("string"),
-                  duration_s={"type": "number"}, time=_TIME, **_USAGE),
+                  duration_s={"type": "number"}, time=_TIME, **_USAGE,
+                  environment={"type": ["string", "null"], "description":
+                               "the build environment's sha256 digest; null: the builder "
+                               "host's own system (not hermetic)"}),
     "Counts": {"type": "object", "required": list(TaskState),
                "properties": {s: _INT0 for s in TaskState}, "additionalProperties": False},
     "Repository": _obj(

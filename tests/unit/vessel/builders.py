@@ -39,6 +39,8 @@ class Pkg:
     tweak: Tweak | None = None
     #: Change the manifest before it is written (a lying builder).
     manifest_fields: dict[str, object] = field(default_factory=dict)
+    #: The build environment it was built in (digest); ``None``: the host, not hermetic.
+    environment: str | None = None
 
     @property
     def filename(self) -> str:
@@ -55,7 +57,7 @@ def manifest_of(pkg: Pkg) -> Manifest:
         build_release=pkg.build_release, arch=pkg.arch, source=pkg.source or pkg.name,
         summary=f"the {pkg.name} package", depends=[],
         provides=[f"name({pkg.name})", *pkg.provides],
-        files=entries)
+        files=entries, environment=pkg.environment)
     fields.update(pkg.manifest_fields)
     return Manifest(**fields)  # type: ignore[arg-type]
 
@@ -156,7 +158,9 @@ class ArtefactServer:
 
 def build_done(artefacts: list[Artefact], *, source: str, version: str = "1.0",
                release: int = 1, build_release: int = 1, arch: str = "x86_64",
-               task_id: int = 1, channel: str = "volatile") -> BuildDone:
+               task_id: int = 1, channel: str = "volatile",
+               environment: str | None = None) -> BuildDone:
     return BuildDone(task_id=task_id, attempt=1, builder="b1", source=source, version=version,
                      release=release, build_release=build_release, arch=arch,
-                     outcome=Outcome.SUCCESS, artefacts=artefacts, channel=channel)
+                     outcome=Outcome.SUCCESS, artefacts=artefacts, channel=channel,
+                     environment=environment)

@@ -104,6 +104,9 @@ def test_unpacked_size_limit(tmp_path: Path) -> None:
         ({"release": 3}, "manifest release is 3"),
         ({"arch": "aarch64"}, "manifest arch"),
         ({"source": "other"}, "manifest source"),
+        # The package claims a build environment its build-done does not (built on the host).
+        ({"environment": "ab" * 32}, f"manifest environment is '{'ab' * 32}' but the build "
+                                     "says None"),
     ],
 )
 def test_manifest_must_match_build(tmp_path: Path, fields: dict[str, object],
