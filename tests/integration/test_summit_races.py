@@ -136,7 +136,8 @@ async def race(tmp_path: Path, broker_url: str) -> AsyncIterator[RaceFarm]:
     try:
         config = AvalancheDaemonConfig(bus=BusSection(url=broker_url),
                                        state=StateSection(dir=str(state)),
-                                       avalanche=AvalancheSection(builder=BUILDER))
+                                       avalanche=AvalancheSection(builder=BUILDER,
+                                                                  environment="host"))
         bus = await host.bus(broker_url, name=BUILDER)
         telemetry = await host.telemetry("memory://", client_id=BUILDER)
         builder = HeldBuilder(bus, telemetry, core_config(config), heartbeat_s=1.0)
