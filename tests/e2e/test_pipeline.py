@@ -61,7 +61,8 @@ async def farm(tmp_path: Path, private_rabbitmq_url: str,
 def _verify(farm: ProcessFarm) -> None:
     done = subprocess.run([sys.executable, "-m", "daemon.cli", "channel", "verify",
                            farm.vessel_url, "--channel", "volatile", "--arch", "x86_64",
-                           "--allow-not-hermetic", "--seen-file", str(farm.state / "repo-seen.json")],
+                           "--allow-not-hermetic",
+                           "--seen-file", str(farm.state / "repo-seen.json")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
