@@ -21,7 +21,8 @@ NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
 NAME_MAX_LENGTH = 256
 Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)]
-Arch = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_]+$", max_length=64)]
+ARCH_PATTERN = r"^[A-Za-z0-9_]+$"
+Arch = Annotated[str, msgspec.Meta(pattern=ARCH_PATTERN, max_length=64)]
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 Commit = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
 TaskId = Annotated[int, msgspec.Meta(ge=1)]

@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from daemon.runtime.address import http_url
+from daemon.runtime.listen import start_site
 from events.payloads import Artefact, BuildDone, TaskReady
 
 from .build import LOG_NAME, BuildResult
@@ -157,8 +158,7 @@ class ArtefactServer:
             mount(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        await start_site(self._runner, host, port, "[avalanche] listen_port")
         addresses = self._runner.addresses
         bound = int(addresses[0][1]) if addresses else port
         self.store.base_url = (self.public_url or http_url(advertise or host, bound)).rstrip("/")

@@ -16,9 +16,10 @@ from daemon.host import Host
 from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
 from daemon.runtime.address import AUTO, advertised_host, listen_host
+from daemon.runtime.config import Port
 from events.errors import ConfigError
 from events.names import SUBJECT_RE, builder_status_topic
-from events.payloads import LogOverflow
+from events.payloads import Arch, LogOverflow
 from events.telemetry import Message
 from events.topology import builder as builder_subscription
 
@@ -31,7 +32,7 @@ class AvalancheSection(Section, frozen=True):
     """``[avalanche]``: who this builder is and how it builds."""
 
     builder: BuilderName = ""
-    arch: str = "x86_64"
+    arch: Arch = "x86_64"
     slots: int = 1
     backend: str = "script"
     jobs: int = 0
@@ -58,7 +59,7 @@ class AvalancheSection(Section, frozen=True):
     #: so vessel on another host can pull), and the URL other hosts reach it at if that
     #: differs (a proxy, NAT).
     listen_host: str = AUTO
-    listen_port: int = 0
+    listen_port: Port = 0
     public_url: str = ""
     retention_s: float = 7 * 86400.0
     #: The build environment of builds whose task names none (a sha256 digest vessel lists),

@@ -28,6 +28,27 @@ STATE_STYLE = {"failed": "red", "blocked": "yellow", "building": "cyan", "comple
                "ready": "blue", "publishing": "magenta"}
 
 
+def _port(text: str) -> int:
+    """summit's port; vessel takes the next one, so 65535 is out (0: any free ports)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65534:
+        raise argparse.ArgumentTypeError(f"{port} is not a port from 0 to 65534")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds above 0")
+    return seconds
+
+
 def register(subparsers: Any) -> None:
     up = subparsers.add_parser("up", help="run summit, builders, vessel and the journal here")
     up.add_argument("--recipes", help="recipe repository path or URL "
@@ -42,9 +63,9 @@ def register(subparsers: Any) -> None:
                     help="mqtt:// URL of Mosquitto (default: in-process telemetry)")
     up.add_argument("--state", type=Path, default=None,
                     help="state directory (default: $CAIRN_STATE_DIR or ~/.local/state/cairn)")
-    up.add_argument("--port", type=int, default=8080,
+    up.add_argument("--port", type=_port, default=8080,
                     help="summit's port on 127.0.0.1; the repository is served on PORT+1")
-    up.add_argument("--poll-interval", type=float, default=5.0,
+    up.add_argument("--poll-interval", type=_seconds, default=5.0,
                     help="seconds between fetches of the recipe repository")
     up.add_argument("--until-idle", action="store_true",
                     help="exit once nothing is left to do (status 0 only if all completed)")

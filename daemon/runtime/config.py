@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +37,7 @@ from typing import Annotated, Any, TypeVar, overload
 import msgspec
 
 from events.errors import ConfigError
+from events.payloads import ARCH_PATTERN, NAME_PATTERN
 
 ENV_PREFIX = "CAIRN_"
 #: Names the config file when no path is given.
@@ -43,6 +45,10 @@ CONFIG_ENV = "CAIRN_CONFIG"
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
+#: A git branch name as ``git check-ref-format --branch`` allows it, in the characters
+#: cairn uses: no ``..``, ``//``, leading ``-`` or ``/``, trailing ``/``, ``.`` or ``.lock``.
+BRANCH_PATTERN = r"^(?!.*\.\.)(?!.*//)(?!.*\.lock$)[A-Za-z0-9_][A-Za-z0-9_.+/-]*(?<![./])$"
+Branch = Annotated[str, msgspec.Meta(pattern=BRANCH_PATTERN, max_length=255)]
 
 
 class ConfigKeyError(ConfigError):
@@ -167,11 +173,24 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); TOML "
+                          "files are UTF-8") from None
 
 
 _AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
 _TYPES = re.compile(r"^Expected `(?P<expected>[^`]+)`, got `(?P<got>[^`]+)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
+#: One step of msgspec's path: a key, or a list index (``repositories[0]``).
+_KEY = re.compile(r"[^.\[\]]+|\[\d+\]")
+_REGEX = re.compile(r"^Expected `str` matching regex '(?P<regex>.*)'$")
+#: The patterns of names, in words (the regex alone is what a person cannot read).
+_PATTERN_WORDS = {
+    NAME_PATTERN: "a name: letters, digits and _.+- (not first: . or -)",
+    ARCH_PATTERN: "an arch: letters, digits and _",
+    BRANCH_PATTERN: "a git branch name (no '..', '//', leading '-' or '/', trailing '/', "
+                    "'.' or '.lock')",
+}
 
 
 def _explain(
@@ -181,14 +200,14 @@ def _explain(
     text = str(exc)
     match = _AT.match(text)
     message, path = (match["message"], match["path"]) if match else (text, "")
-    keys = [k for k in path.split(".") if k]
+    keys = _KEY.findall(path)
     unknown = _UNKNOWN.match(message)
     if unknown:
         known = ", ".join(f.name for f in msgspec.structs.fields(_type_at(config_type, keys)))
         key = ".".join([*keys, unknown["field"]])
         where = f"[{'.'.join(keys)}]" if keys else "the top level"
         return ConfigKeyError(source, key, f"unknown key (known keys in {where}: {known})")
-    key = ".".join(keys) or "<top level>"
+    key = ".".join(keys).replace(".[", "[") or "<top level>"
     value = _value_at(raw, keys)
     expected = _expected(message, _type_at(config_type, keys) if keys else config_type)
     return ConfigKeyError(source, key, message, expected, f"{type(value).__name__} {value!r}")
@@ -201,6 +220,10 @@ def _expected(message: str, field_type: Any) -> str:
     types = _TYPES.match(message)
     if types:
         return types["expected"]
+    regex = _REGEX.match(message)
+    if regex:  # msgspec shows the pattern as a repr: backslashes doubled
+        pattern = regex["regex"].replace("\\\\", "\\")
+        return _PATTERN_WORDS.get(pattern, f"text matching {pattern}")
     return message.removeprefix("Expected ").replace("`", "")
 
 
@@ -208,6 +231,10 @@ def _type_at(config_type: Any, keys: list[str]) -> Any:
     """The declared type of a dotted key (``Any`` when it is not inside structs)."""
     current = config_type
     for key in keys:
+        if key.startswith("["):
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            current = args[0] if len(args) == 1 else Any
+            continue
         if not (isinstance(current, type) and issubclass(current, msgspec.Struct)):
             return Any
         fields = {f.name: f.type for f in msgspec.structs.fields(current)}
@@ -218,7 +245,11 @@ def _type_at(config_type: Any, keys: list[str]) -> Any:
 def _value_at(raw: Mapping[str, Any], keys: list[str]) -> Any:
     value: Any = raw
     for key in keys:
-        value = value.get(key) if isinstance(value, Mapping) else None
+        if key.startswith("["):
+            index = int(key[1:-1])
+            value = value[index] if isinstance(value, list) and index < len(value) else None
+        else:
+            value = value.get(key) if isinstance(value, Mapping) else None
     return value
 
 

@@ -15,6 +15,8 @@ from daemon.host import Host
 from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
 from daemon.runtime.address import loopback_across_hosts
+from daemon.runtime.config import Branch, Port, Seconds
+from daemon.runtime.listen import start_site
 from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.planning.constraints import Constraints, Needs, Rule
@@ -30,7 +32,7 @@ from daemon.summit.web.live import Live
 from daemon.summit.webhooks.http import webhook_routes
 from daemon.summit.webhooks.verify import WebhookRepo
 from events.bus import Bus
-from events.payloads import LogOverflow
+from events.payloads import Arch, LogOverflow, Name
 from events.topology import SUMMIT
 
 log = structlog.get_logger("cairn.summit")
@@ -39,10 +41,12 @@ log = structlog.get_logger("cairn.summit")
 class RepositorySection(Section, frozen=True):
     """One ``[[summit.repositories]]`` entry."""
 
-    name: str
+    #: Names and arches become queue words, file names and URL paths: the event contract's
+    #: own patterns apply, so ``x86_64/../../x`` stops the start naming the key.
+    name: Name
     url: str
-    branch: str = "main"
-    arches: list[str] = msgspec.field(default_factory=lambda: ["x86_64"])
+    branch: Branch = "main"
+    arches: list[Arch] = msgspec.field(default_factory=lambda: ["x86_64"])
     #: Other spellings forges use for it (ssh and web URLs, ``owner/name``) for webhooks.
     webhook_urls: list[str] = msgspec.field(default_factory=list)
     #: Webhook secrets, per forge; an empty one means that forge cannot notify summit.
@@ -98,16 +102,16 @@ class SummitSection(Section, frozen=True):
     """``[summit]``: the API, the target repository and the watched recipe repositories."""
 
     listen_host: str = "127.0.0.1"
-    listen_port: int = 8080
+    listen_port: Port = 8080
     #: Needed for retry/cancel/refresh; generated into ``<state>/summit/admin.token`` if empty.
     admin_token: str = ""
-    channel: str = "volatile"
+    channel: Name = "volatile"
     #: vessel's base URL (indexes for builders, and what is published at first start).
     repository_url: str = "http://127.0.0.1:8090"
-    poll_interval: float = 60.0
-    max_attempts: int = 3
+    poll_interval: Seconds = 60.0
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
     #: Seconds an assigned task waits for its builder to claim it before another attempt.
-    claim_timeout: float = 60.0
+    claim_timeout: Seconds = 60.0
     repositories: list[RepositorySection] = msgspec.field(default_factory=list)
     constraints: list[ConstraintSection] = msgspec.field(default_factory=list)
     limits: list[LimitSection] = msgspec.field(default_factory=list)
@@ -214,8 +218,8 @@ class SummitDaemon:
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         self._host.on_close(runner.cleanup)
-        site = web.TCPSite(runner, self.config.summit.listen_host, self.config.summit.listen_port)
-        await site.start()
+        await start_site(runner, self.config.summit.listen_host,
+                         self.config.summit.listen_port, "[summit] listen_port")
         port = runner.addresses[0][1]
         self.url = f"http://{self.config.summit.listen_host}:{port}"
 

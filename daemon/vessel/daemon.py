@@ -6,6 +6,7 @@ from daemon.host import Host
 from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
 from daemon.runtime.address import AUTO, advertised_host, listen_host
+from daemon.runtime.config import Port
 from daemon.vessel import store
 from daemon.vessel.config import VesselConfig
 from daemon.vessel.repository import Repository
@@ -20,7 +21,7 @@ class VesselSection(Section, frozen=True):
     #: "": the address this host reaches the broker at (builders on other hosts fetch
     #: their dependencies here); put a proxy in front for anything public.
     listen_host: str = AUTO
-    listen_port: int = 8090
+    listen_port: Port = 8090
     max_artefact_bytes: int = VesselConfig.max_artefact_bytes
     max_unpacked_bytes: int = VesselConfig.max_unpacked_bytes
     max_members: int = VesselConfig.max_members

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from daemon.metrics import ServiceMetrics
 from daemon.runtime.address import http_url
+from daemon.runtime.listen import start_site
 from daemon.vessel.http import make_app
 from daemon.vessel.importer import Importer, ImportOutcome
 from daemon.vessel.repository import Repository
@@ -65,8 +66,7 @@ class Vessel:
         log.info("vessel.reconciled", report=str(report))
         self._runner = web.AppRunner(make_app(self.repo.layout.root, self._mounts), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        await start_site(self._runner, self._host, self._port, "[vessel] listen_port")
         port = self._runner.addresses[0][1]
         self.url = http_url(self._advertise, port)
         self._consumer = await self.bus.subscribe(VESSEL, self.handle)
