@@ -5,10 +5,10 @@ daemon runs) on the embedded broker or on RabbitMQ, with one real builder that t
 hold: while held, the builder takes its assignment (``task-ready``) off its queue and then
 waits before doing anything with it — a process stalled between receiving a task and
 claiming it (swapping, a long pause, SIGSTOP). The test moves the recipe repository on
-meanwhile, so that summit cancels or supersedes the task the builder holds, and then lets
-the builder go. The builder claims, summit refuses the claim, the builder says it did not
-start the task, and nothing of it is built or published: the index says what the recipes
-at head say and summit agrees.
+meanwhile, or an operator cancels the task, so that summit cancels or supersedes the task
+the builder holds, and then lets the builder go. The builder claims, summit refuses the
+claim, the builder says it did not start the task, and nothing of it is built or published:
+the index says what the recipes at head say and summit agrees.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import structlog
 
@@ -221,5 +222,26 @@ async def test_a_task_superseded_while_its_builder_held_it_is_never_built(
     assert race.builder.builds_done == 2  # release 1 and release 3, not release 2
     recorded = race.journal(older.task_id)
     assert "task-ready" in recorded and "build-started" in recorded, recorded
+    assert not {"build-admitted", "build-done", "build-accepted",
+                "package-published"} & set(recorded), recorded
+
+
+async def test_a_task_an_operator_cancelled_while_its_builder_held_it_is_never_built(
+        race: RaceFarm) -> None:
+    with structlog.testing.capture_logs() as logs:
+        bumped = await _hold_an_assignment(race, 2)
+        token = (race.state / "summit" / "admin.token").read_text().strip()
+        async with aiohttp.ClientSession() as session, session.post(
+                f"{race.farm.summit_url}/api/v1/tasks/{bumped.task_id}/cancel",
+                headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 200, await response.text()
+            assert (await response.json())["state"] == "cancelled"
+        race.builder.let_go()
+        await race.until("the builder refused", lambda: race.builder.refused == 1)
+    (reason,) = _not_started(logs, bumped.task_id)
+    assert "summit cancelled the task before it started" in reason
+    assert race.index_releases() == {1}
+    assert race.builder.builds_done == 1
+    recorded = race.journal(bumped.task_id)
     assert not {"build-admitted", "build-done", "build-accepted",
                 "package-published"} & set(recorded), recorded
