@@ -134,6 +134,7 @@ class Chaos:
                 actions.append("broker")
                 weights.append(self.plan.broker_restarts)
             action = self.rng.choices(actions, weights)[0]
+            self.revive()
             await getattr(self, f"_{action}")()
             await asyncio.sleep(self.rng.uniform(*self.plan.pause_s))
         self.revive()
@@ -187,12 +188,13 @@ class Chaos:
             self.farm.start_builder(name)
 
     def revive(self) -> None:
-        """Whatever is not running runs again (a kill may have met a dead process)."""
+        """Start again whatever exited, as its supervisor would (systemd's
+        ``Restart=on-failure``): a daemon that starts while the broker is away exits."""
         if not self.node.running:
             self.node.start()
         for name, process in list(self.farm.processes.items()):
             if process.poll() is not None:
-                self._note(f"{name} found dead after the chaos; started again")
+                self._note(f"{name} had exited ({process.returncode}); started again")
                 self.restart(name)
 
     # -- invariants ------------------------------------------------------------------------

@@ -140,10 +140,23 @@ class ProcessFarm:
     def start_all(self, builders: int = 2) -> None:
         self.start("journal", "journal")
         self.start("vessel", "vessel", CAIRN_VESSEL_LISTEN_PORT=str(self.vessel_port))
-        time.sleep(1.5)  # their queues exist before summit publishes
+        # Their queues exist before summit publishes: an event routed to the journal's queue
+        # alone is not returned, and vessel would never see it. (Deployments declare every
+        # queue in the broker's definitions beforehand.)
+        self.wait_ready("journal")
+        self.wait_ready("vessel")
         self.start_summit()
         for number in range(1, builders + 1):
             self.start_builder(f"builder{number}")
+
+    def wait_ready(self, name: str, timeout: float = 120) -> None:
+        """Until the service says it is ready (started: connected, its queues declared)."""
+        log = self.state / f"{name}.log"
+        deadline = time.monotonic() + timeout
+        while '"event": "service.ready"' not in log.read_text(errors="replace"):
+            if self.processes[name].poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not get ready:\n{self.logs()}")
+            time.sleep(0.1)
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
         process = self.processes[name]
