@@ -2,11 +2,12 @@
 (``kill -9``) and the broker restarted at random while commits arrive, then the invariants
 summit's decisions promise.
 
-Usage: ``python -m bench.chaos [--seed N] [--duration S] [--builders N] [--recipes N]``.
+Usage: ``python bench/chaos.py [--seed N] [--duration S] [--builders N] [--recipes N]``.
 It starts its own RabbitMQ node and Mosquitto (``tests/support``), makes a recipe
 repository, runs the farm (``tests/e2e/farm.py``), and prints what it did and what it found;
-the exit status is 1 if an invariant broke. The same seed makes the same choices (the timing
-of the processes still varies). ``tests/e2e/test_chaos.py`` runs a short seeded round.
+the exit status is 1 if an invariant broke; the last line of stdout is one JSON object. The
+same seed makes the same choices (the timing of the processes still varies).
+``tests/e2e/test_chaos.py`` runs a short seeded round.
 
 The invariants, checked once the chaos has stopped and the farm has settled:
 
@@ -33,6 +34,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.summit import store as summit_store
 from daemon.vessel import store as vessel_store
@@ -321,7 +324,6 @@ def main() -> int:
     parser.add_argument("--recipes", type=int, default=6)
     parser.add_argument("--keep", type=Path, default=None,
                         help="run in this (new) directory and keep it: logs, databases")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     plan = Plan(seed=args.seed, duration_s=args.duration, builders=args.builders,
                 recipes=args.recipes)
@@ -331,14 +333,12 @@ def main() -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="cairn-chaos-") as tmp:
             report = asyncio.run(_main(plan, Path(tmp)))
-    if args.json:
-        print(json.dumps({"seed": report.seed, "commits": report.commits,
-                          "kills": dict(report.kills), "broker_restarts":
-                          report.broker_restarts, "tasks": dict(report.tasks),
-                          "published": report.published, "settle_s": report.settle_s,
-                          "broken": report.broken}, indent=2))
-    else:
-        print("\n".join(report.lines()))
+    print("\n".join(report.lines()))
+    print(json.dumps({"seed": report.seed, "duration_s": plan.duration_s,
+                      "commits": report.commits, "kills": dict(report.kills),
+                      "broker_restarts": report.broker_restarts, "tasks": dict(report.tasks),
+                      "published": report.published, "settle_s": round(report.settle_s, 1),
+                      "broken": report.broken}))
     return 1 if report.broken else 0
 
 

@@ -1,6 +1,6 @@
 """A short seeded chaos round (``bench/chaos.py``): services killed with ``kill -9`` and the
 broker restarted at random while commits arrive; afterwards every invariant holds. Set
-``CAIRN_CHAOS_SEED`` to replay another seed; ``python -m bench.chaos`` runs longer rounds."""
+``CAIRN_CHAOS_SEED`` to replay another seed; ``python bench/chaos.py`` runs longer rounds."""
 
 from __future__ import annotations
 

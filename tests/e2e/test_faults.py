@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import http.server
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -243,3 +244,64 @@ install     : |
     assert done == [(1, "infrastructure"), (2, "success")]
     assert [d["attempt"] for d in _about(events, task["id"], "task-ready")] == [1, 2]
     assert len(_about(events, task["id"], "package-published")) == 1
+
+
+QUICK = """name        : tally-docs
+version     : 1.0.0
+release     : 1
+summary     : The tally's documentation
+license     : MPL-2.0
+build       : |
+    echo "documenting the tally"
+install     : |
+    mkdir -p $installdir/usr/share/tally-docs
+    echo tally > $installdir/usr/share/tally-docs/README
+"""
+
+
+async def test_builders_stopped_while_summit_cancels_their_assignment_never_build_it(
+        tmp_path: Path, private_rabbitmq_url: str,
+        private_mosquitto: MosquittoBroker) -> None:
+    """The first race with real processes: every builder is stopped (SIGSTOP) while summit
+    assigns release 2 and then cancels it (the bump is reverted); continued (SIGCONT), the
+    builder that had it claims, is refused, and says it did not start it."""
+    farm = _farm(tmp_path, private_rabbitmq_url, private_mosquitto, {"tally-docs": QUICK})
+    builders = ("builder1", "builder2")
+    try:
+        await _wait_task(farm, "tally-docs", 1, {"completed"})
+        for name in builders:
+            farm.processes[name].send_signal(signal.SIGSTOP)
+        try:
+            bump_release(farm.repo, "tally-docs", 2)
+            commit(farm.repo, "tally-docs: release 2")
+            bumped = await farm.wait_tasks(lambda ts: any(
+                t["release"] == 2 and t["state"] == "ready" and t["builder"] for t in ts))
+            (bumped_task,) = [t for t in bumped if t["release"] == 2]
+            bump_release(farm.repo, "tally-docs", 1)
+            commit(farm.repo, "tally-docs: back to release 1")
+            await _wait_task(farm, "tally-docs", 2, {"cancelled"})
+        finally:
+            for name in builders:
+                farm.processes[name].send_signal(signal.SIGCONT)
+        holder = farm.state / f"{bumped_task['builder']}.log"
+        refused = f'"task_id": {bumped_task["id"]}'
+        deadline = time.monotonic() + 60
+        while not any("avalanche.not_started" in line and refused in line
+                      for line in holder.read_text().splitlines()):
+            assert time.monotonic() < deadline, farm.logs()
+            await asyncio.sleep(0.2)
+        assert [(p["source"], p["release"]) for p in farm.index()["packages"]] == [
+            ("tally-docs", 1)]
+        # Both builders work on: the next release is built and published.
+        bump_release(farm.repo, "tally-docs", 3)
+        commit(farm.repo, "tally-docs: release 3")
+        await _wait_task(farm, "tally-docs", 3, {"completed"})
+        events = farm.journal()
+    finally:
+        farm.stop_all()
+    assert [(p["source"], p["release"]) for p in farm.index()["packages"]] == [
+        ("tally-docs", 3)]
+    recorded = {e["type"] for e in events if e["data"].get("task_id") == bumped_task["id"]}
+    assert "build-started" in recorded, recorded
+    assert not {"build-admitted", "build-done", "build-accepted",
+                "package-published"} & recorded, recorded
