@@ -21,7 +21,7 @@ from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.planning.constraints import Constraints, Needs, Rule
 from daemon.summit.planning.limits import LimitRule, LimitRules
-from daemon.summit.planning.states import TaskState
+from daemon.summit.planning.states import Backoff, TaskState
 from daemon.summit.scheduler import SchedulerObserver
 from daemon.summit.service import Summit, SummitSettings
 from daemon.summit.web.api import add_routes
@@ -110,6 +110,10 @@ class SummitSection(Section, frozen=True):
     repository_url: str = "http://127.0.0.1:8090"
     poll_interval: Seconds = 60.0
     max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
+    #: An infrastructure failure's next attempt waits this long, doubled for each further
+    #: attempt, at most retry_backoff_max_s.
+    retry_backoff_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    retry_backoff_max_s: Annotated[float, msgspec.Meta(ge=0)] = 600.0
     #: Seconds an assigned task waits for its builder to claim it before another attempt.
     claim_timeout: Seconds = 60.0
     repositories: list[RepositorySection] = msgspec.field(default_factory=list)
@@ -154,7 +158,8 @@ def settings_of(config: SummitDaemonConfig) -> SummitSettings:
         claim_timeout=section.claim_timeout,
         constraints=Constraints(tuple(c.rule() for c in section.constraints)),
         priorities={r.name: r.priority for r in section.repositories},
-        limits=LimitRules(tuple(rule.rule() for rule in section.limits)))
+        limits=LimitRules(tuple(rule.rule() for rule in section.limits)),
+        backoff=Backoff(section.retry_backoff_s, section.retry_backoff_max_s))
 
 
 class _SchedulerMetrics(SchedulerObserver):

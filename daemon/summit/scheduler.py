@@ -28,15 +28,24 @@ from typing import Any
 import structlog
 
 from daemon.summit import store
+from daemon.summit.estimates import Learned, expected
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
 from daemon.summit.planning.constraints import NO_CONSTRAINTS, Constraints, Needs
 from daemon.summit.planning.dispatch import dispatch, queue_order, waiting_reason
+from daemon.summit.planning.eta import Eta
 from daemon.summit.planning.fleet import Fleet
 from daemon.summit.planning.levers import Levers
 from daemon.summit.planning.limits import NO_LIMITS, LimitRules
 from daemon.summit.planning.planner import Decision, PlanError, Planner, TaskIds
-from daemon.summit.planning.states import MAX_ATTEMPTS, RepoRef, Task, TaskState
+from daemon.summit.planning.states import (
+    MAX_ATTEMPTS,
+    NO_BACKOFF,
+    Backoff,
+    RepoRef,
+    Task,
+    TaskState,
+)
 from events import inbox, outbox
 from events import payloads as p
 from events.envelope import Event, new_event
@@ -73,7 +82,7 @@ class Scheduler:
                  dispatching: bool = True, constraints: Constraints = NO_CONSTRAINTS,
                  priorities: Mapping[str, int] | None = None,
                  observer: SchedulerObserver | None = None,
-                 limits: LimitRules = NO_LIMITS) -> None:
+                 limits: LimitRules = NO_LIMITS, backoff: Backoff = NO_BACKOFF) -> None:
         self.db = db
         self.relay = relay
         self.repos = repos
@@ -91,10 +100,14 @@ class Scheduler:
         self.constraints = constraints
         #: The limits each build runs under (per repository, per source pattern).
         self.limits = limits
+        #: How long an infrastructure failure waits before its next attempt.
+        self.backoff = backoff
         #: Each repository's base priority (its new tasks start with it).
         self.priorities = dict(priorities or {})
         self.observer = observer or SchedulerObserver()
         self.levers = Levers()
+        #: What the estimates learn: durations, running builds' starts, publishing time.
+        self.learned = Learned()
         #: When each ready task became ready (the start of its wait for a builder).
         self._ready_at: dict[int, float] = {}
         self.planners: dict[tuple[str, str], Planner] = {}
@@ -117,6 +130,7 @@ class Scheduler:
         self._holder.clear()
         self._ready_at.clear()
         self.levers = await store.load_levers(self.db)
+        self.learned = Learned(durations=await store.learned_durations(self.db))
         for task in tasks:
             self._track(task)
         self.fleet = Fleet()
@@ -130,7 +144,8 @@ class Scheduler:
                 published = await store.load_published(self.db, self.channel, arch)
                 mine = [t for t in tasks if t.repository == repo.name and t.arch == arch]
                 planner = Planner(ref, published, mine, ids=self.ids,
-                                  max_attempts=self.max_attempts, limits=self.limits)
+                                  max_attempts=self.max_attempts, limits=self.limits,
+                                  backoff=self.backoff)
                 self.planners[(repo.name, arch)] = planner
                 commit = await store.planned_commit(self.db, repo.name, arch)
                 if commit is not None:
@@ -169,6 +184,7 @@ class Scheduler:
             await store.set_recipe_errors(conn, planner.repo.name, planner.problems)
 
     def _track(self, task: Task) -> None:
+        self.learned.observe(task, self.clock())
         self._time_wait(task)
         if task.state is TaskState.READY and task.builder is None:
             self._waiting.add(task.task_id)
@@ -226,7 +242,9 @@ class Scheduler:
         order = queue_order(lambda t: self.planners[(t.repository, t.arch)]
                             .critical_path(t.source))
         now = self.clock()
-        assignments = dispatch(self.waiting(), self.fleet.builders.values(), self.load_of(),
+        # A retried attempt waits out its back-off; tick() dispatches it once it is due.
+        due = [t for t in self.waiting() if t.retry_at is None or t.retry_at <= now]
+        assignments = dispatch(due, self.fleet.builders.values(), self.load_of(),
                                order, self.needs, self.levers)
         for assignment in assignments:
             planner = self.planner_of(assignment.task.task_id)
@@ -319,10 +337,30 @@ class Scheduler:
                     data.release, data.build_release, [pkg.name for pkg in data.packages])
             if isinstance(data, p.BuildDone):
                 await store.record_build(conn, data)
+                self._learn(data)
             for planner in planners:
-                decision = planner.handle(data, self.declared_by(planner.repo.arch))
+                decision = planner.handle(data, self.declared_by(planner.repo.arch),
+                                          self.clock())
                 await self.write(conn, planner, decision, event)
             await self._dispatch(conn, event)
+
+    def _learn(self, done: p.BuildDone) -> None:
+        """A successful report of the current attempt teaches its source's duration."""
+        task = self.task(done.task_id)
+        if (task is not None and done.outcome is p.Outcome.SUCCESS
+                and done.attempt == task.attempt and task.state is TaskState.BUILDING):
+            self.learned.built(task, done.duration_s)
+
+    def expected(self) -> Eta:
+        """Expected start and finish of every open task, and of the whole queue (the last
+        arch to finish)."""
+        now = self.clock()
+        arches = sorted({a for _, a in self.planners})
+        etas = [expected(self.planners, self.fleet.builders.values(), self.levers,
+                         self.learned, now, arch) for arch in arches]
+        finishes = [e.finish for e in etas if e.finish is not None]
+        return Eta({i: x for e in etas for i, x in e.tasks.items()},
+                   max(finishes) if finishes else None)
 
     def _planners_for(self, data: Any) -> list[Planner]:
         if isinstance(data, p.PackagePublished):
@@ -410,7 +448,8 @@ class Scheduler:
             if holder != builder or task is None or planner is None:
                 continue
             if state is None or task.state is state:
-                await self.write(conn, planner, planner.lose(task_id, why), cause)
+                await self.write(conn, planner, planner.lose(task_id, why, self.clock()),
+                                 cause)
 
     async def tick(self) -> None:
         """Time-driven decisions: builders not heard from for their grace period are lost
@@ -441,7 +480,8 @@ class Scheduler:
                         assert planner is not None
                         why = (f"builder {task.builder} did not take the task within "
                                f"{self.claim_timeout:g} s")
-                        await self.write(conn, planner, planner.lose(task.task_id, why), None)
+                        await self.write(conn, planner,
+                                         planner.lose(task.task_id, why, now), None)
                     await self._dispatch(conn, None)
             except BaseException:
                 await self._reload()

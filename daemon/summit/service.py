@@ -25,7 +25,7 @@ from daemon.summit.mirrors import Mirrors
 from daemon.summit.operations import Operations
 from daemon.summit.planning.constraints import NO_CONSTRAINTS, Constraints
 from daemon.summit.planning.limits import NO_LIMITS, LimitRules
-from daemon.summit.planning.states import MAX_ATTEMPTS
+from daemon.summit.planning.states import MAX_ATTEMPTS, Backoff
 from daemon.summit.scheduler import CLAIM_TIMEOUT_S, Scheduler
 from daemon.summit.seed import seed_published
 from daemon.summit.watcher import Watcher
@@ -61,6 +61,8 @@ class SummitSettings:
     priorities: Mapping[str, int] = field(default_factory=dict)
     #: The limits builds run under (per repository, per source pattern).
     limits: LimitRules = NO_LIMITS
+    #: How long an infrastructure failure waits before its next attempt.
+    backoff: Backoff = field(default_factory=Backoff)
 
 
 class Summit:
@@ -81,7 +83,7 @@ class Summit:
                                    dispatching=settings.dispatching,
                                    constraints=settings.constraints,
                                    priorities=settings.priorities,
-                                   limits=settings.limits)
+                                   limits=settings.limits, backoff=settings.backoff)
         self.watcher = Watcher(db, relay, self.repos, self.mirrors, settings.poll_interval)
         self.operations = Operations(self.scheduler)
         self._consumers: list[Consumer] = []

@@ -164,6 +164,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE builds ADD COLUMN environment TEXT;
     """,
+    # An infrastructure failure's next attempt waits out its back-off.
+    """
+    ALTER TABLE tasks ADD COLUMN retry_at REAL;
+    """,
 )
 
 
@@ -182,6 +186,7 @@ def task_from_row(row: Row) -> Task:
         blocked_by=tuple(_block_from_json(b) for b in json.loads(row["blocked_by"])),
         attempt=row["attempt"], builder=row["builder"], build_release=row["build_release"],
         failure=row["failure"], priority=row["priority"], assigned_at=row["assigned_at"],
+        retry_at=row["retry_at"],
     )
 
 
@@ -194,7 +199,7 @@ def task_json(task: Task, **extra: Any) -> dict[str, Any]:
         "reason": str(task.reason), "state": str(task.state),
         "blocked_by": [b.to_json() for b in task.blocked_by], "attempt": task.attempt,
         "builder": task.builder, "failure": task.failure, "priority": task.priority,
-        "assigned_at": task.assigned_at, **extra,
+        "assigned_at": task.assigned_at, "retry_at": task.retry_at, **extra,
     }
 
 
@@ -203,18 +208,19 @@ async def save_tasks(conn: Connection, tasks: Iterable[Task]) -> None:
     await conn.executemany(
         "INSERT INTO tasks (task_id, repository, arch, source, version, release, build_release,"
         " recipe_path, commit_id, reason, state, blocked_by, attempt, builder, failure, priority,"
-        " assigned_at, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-        " ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET state = excluded.state,"
+        " assigned_at, retry_at, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET state = excluded.state,"
         " blocked_by = excluded.blocked_by, attempt = excluded.attempt,"
         " builder = excluded.builder, failure = excluded.failure,"
         " build_release = excluded.build_release, priority = excluded.priority,"
-        " assigned_at = excluded.assigned_at, commit_id = excluded.commit_id,"
+        " assigned_at = excluded.assigned_at, retry_at = excluded.retry_at,"
+        " commit_id = excluded.commit_id,"
         " version = excluded.version, recipe_path = excluded.recipe_path,"
         " updated = excluded.updated",
         [(t.task_id, t.repository, t.arch, t.source, t.version, t.release, t.build_release,
           t.recipe_path, t.commit, str(t.reason), str(t.state),
           json.dumps([b.to_json() for b in t.blocked_by]), t.attempt, t.builder, t.failure,
-          t.priority, t.assigned_at, now, now) for t in tasks],
+          t.priority, t.assigned_at, t.retry_at, now, now) for t in tasks],
     )
 
 

@@ -142,6 +142,10 @@ async def _fail_then_fix(farm: ProcessFarm, recipe: Path, good: str) -> None:
     latest = latest_by_source(tasks)
     failed = latest["diamond-a"]
     assert failed["state"] == "failed", failed
+    assert failed["attempt"] == 1 and failed["retry_at"] is None  # a build failure: final
+    assigned = [e for e in _by_type(farm.journal(), "task-ready")
+                if e["data"]["task_id"] == failed["id"]]
+    assert [e["data"]["attempt"] for e in assigned] == [1]
     assert failed["failure"].startswith("failed: step build exited with status 3"), failed
     assert "broken on purpose" in failed["failure"], failed
     for user in ("diamond-b", "diamond-c"):
@@ -170,6 +174,11 @@ async def test_builder_killed_mid_build_another_completes_it(farm: ProcessFarm) 
     latest = latest_by_source(tasks)
     assert latest["slow"]["state"] == "completed"
     assert latest["slow"]["builder"] != builder
+    # Retried automatically (infrastructure: its builder was lost), after its back-off.
+    assert latest["slow"]["attempt"] == 2
+    assigned = [e for e in _by_type(farm.journal(), "task-ready")
+                if e["data"]["task_id"] == latest["slow"]["id"]]
+    assert [e["data"]["attempt"] for e in assigned] == [1, 2]
     done = [e for e in _by_type(farm.journal(), "build-done")
             if e["data"]["task_id"] == latest["slow"]["id"]]
     assert [e["data"]["builder"] for e in done] == [latest["slow"]["builder"]]

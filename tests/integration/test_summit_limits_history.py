@@ -44,13 +44,13 @@ LIMITS = [
 ]
 
 
-async def _summit(tmp_path: Path, url: str) -> SummitDaemon:
+async def _summit(tmp_path: Path, url: str, backoff_s: float = 10.0) -> SummitDaemon:
     repo, _ = make_repo(tmp_path / "recipes")
     config = SummitDaemonConfig(
         bus=BusSection(url=url), state=StateSection(dir=str(tmp_path / "state")),
         summit=SummitSection(listen_port=0, repository_url="", poll_interval=30,
                              repositories=[RepositorySection(name="recipes", url=str(repo))],
-                             limits=LIMITS))
+                             limits=LIMITS, retry_backoff_s=backoff_s))
     daemon = SummitDaemon(config, Health("summit"))
     await daemon.start()
     return daemon
@@ -125,3 +125,47 @@ async def _until_state(summit: SummitDaemon, task_id: int, state: str) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"task {task_id} never became {state}")
+
+
+async def test_an_infrastructure_failure_is_retried_once_its_back_off_is_over(
+        tmp_path: Path, bus: AmqpBus, private_rabbitmq_url: str) -> None:
+    async with captured_events(bus, "task-ready", "build-admitted") as seen:
+        summit = await _summit(tmp_path, private_rabbitmq_url, backoff_s=5.0)
+        try:
+            await _builder_online(bus)
+            await _settle(seen, 2)
+            lib = _ready(seen)["libgreet"]
+            # Every open task has an expected start and finish; the queue finishes with the
+            # last of them, and dependents start when what they wait for is expected done.
+            queue = await _get(f"{summit.url}/api/v1/queue")
+            nodes = {n["id"]: n for n in queue["nodes"]}
+            assert len(nodes) == 7
+            assert all(n["expected_start"] <= n["expected_finish"] for n in nodes.values())
+            for waiting, waited_for in ((e["from"], e["to"]) for e in queue["edges"]):
+                assert nodes[waiting]["expected_start"] >= nodes[waited_for]["expected_finish"]
+            # Read later, so from a later "now": builds that overran end later still.
+            overview = await _get(f"{summit.url}/api/v1/overview")
+            assert overview["expected_finish"] >= max(n["expected_finish"]
+                                                      for n in nodes.values())
+            async with aiohttp.ClientSession() as session, \
+                    session.get(f"{summit.url}/queue") as page:
+                assert "The queue is expected to finish at" in await page.text()
+            await bus.publish(new_event(_claim(lib), source="test"))
+            await seen.wait_for("build-admitted", timeout=20)
+            await bus.publish(new_event(_done(lib, p.Outcome.INFRASTRUCTURE, "cannot download "
+                                              "https://example.org/x: timed out"), source="test"))
+            await _until_state(summit, lib.task_id, "ready")
+            waiting = await _get(f"{summit.url}/api/v1/tasks/{lib.task_id}")
+            assert waiting["attempt"] == 2 and waiting["builder"] is None
+            assert waiting["retry_at"] is not None
+            assert waiting["failure"].startswith("infrastructure: cannot download")
+            async with aiohttp.ClientSession() as session, \
+                    session.get(f"{summit.url}/tasks/{lib.task_id}") as page:
+                html = await page.text()
+            assert "attempt 2" in html and "not before" in html
+            retries = [e for e in await seen.wait_for("task-ready", count=3, timeout=30)
+                       if e.data.task_id == lib.task_id and e.data.attempt == 2]
+            # The second attempt was assigned no earlier than the task said it would be.
+            assert retries and retries[0].time.timestamp() >= waiting["retry_at"]
+        finally:
+            await summit.stop(5)

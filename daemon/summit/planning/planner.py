@@ -25,9 +25,11 @@ from daemon.summit.planning.recipe import BrokenRecipe
 from daemon.summit.planning.schedule import Schedule
 from daemon.summit.planning.states import (
     MAX_ATTEMPTS,
+    NO_BACKOFF,
     NOT_STARTED,
     PENDING,
     TRANSITIONS,
+    Backoff,
     BlockKind,
     Emit,
     Reaction,
@@ -121,12 +123,14 @@ class Planner:
         ids: TaskIds | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         limits: LimitRules = NO_LIMITS,
+        backoff: Backoff = NO_BACKOFF,
     ) -> None:
         self.repo = repo
         self.graph = RecipeGraph()
         self.published = published if published is not None else PublishedIndex()
         self.max_attempts = max_attempts
         self.limits = limits
+        self.backoff = backoff
         self.commit = ""
         self._tasks: dict[int, Task] = {}
         self._latest: dict[str, int] = {}
@@ -272,36 +276,45 @@ class Planner:
         return task
 
     # -- events ------------------------------------------------------------------------
-    def handle(self, payload: Payload, declared_by: DeclaredBy | None = None) -> Decision:
-        """Dispatch any event summit consumes; other payloads decide nothing."""
+    def handle(self, payload: Payload, declared_by: DeclaredBy | None = None,
+               now: float | None = None) -> Decision:
+        """Dispatch any event summit consumes; other payloads decide nothing. ``now``
+        (epoch seconds) starts the back-off of a retried attempt; ``None``: no back-off."""
         if isinstance(payload, BuildStarted):
             return self.on_build_started(payload)
         if isinstance(payload, BuildDone):
-            return self.on_build_done(payload, declared_by)
+            return self.on_build_done(payload, declared_by, now)
         if isinstance(payload, PackagePublished):
             return self.on_package_published(payload)
         if isinstance(payload, PublishFailed):
-            return self.on_publish_failed(payload)
+            return self.on_publish_failed(payload, now)
         return Decision()
+
+    def _retry_at(self, task: Task, now: float | None) -> float | None:
+        """When another attempt of ``task`` may start, should it get one."""
+        return None if now is None else now + self.backoff.delay(task.attempt)
 
     def on_build_started(self, event: BuildStarted) -> Decision:
         task = self._own(event.task_id, event.arch)
         return Decision() if task is None else self._react(on_build_started(task, event))
 
-    def on_build_done(self, event: BuildDone, declared_by: DeclaredBy | None = None) -> Decision:
+    def on_build_done(self, event: BuildDone, declared_by: DeclaredBy | None = None,
+                      now: float | None = None) -> Decision:
         task = self._own(event.task_id, event.arch)
         if task is None:
             return Decision()
         names = [a.name for a in event.artefacts]
         owned = check_packages(task.source, names, declared_by or self.graph.declared_by)
         published = self.published.releases.get(task.source)
-        return self._react(on_build_done(task, event, owned, published, self.max_attempts))
+        return self._react(on_build_done(task, event, owned, published, self.max_attempts,
+                                         self._retry_at(task, now)))
 
-    def on_publish_failed(self, event: PublishFailed) -> Decision:
+    def on_publish_failed(self, event: PublishFailed, now: float | None = None) -> Decision:
         task = self._own(event.task_id, event.arch)
         if task is None:
             return Decision()
-        return self._react(on_publish_failed(task, event, self.max_attempts))
+        return self._react(on_publish_failed(task, event, self.max_attempts,
+                                             self._retry_at(task, now)))
 
     def on_package_published(self, event: PackagePublished) -> Decision:
         """Complete the task, add the providers, unblock whatever waited for them, and stop
@@ -355,12 +368,13 @@ class Planner:
         limits = self.limits.for_task(task.repository, task.source)
         return self._react(assign(task, builder, now, self.repo, cp, limits))
 
-    def lose(self, task_id: int, why: str) -> Decision:
-        """The builder holding the task is lost or never claimed it: another attempt."""
+    def lose(self, task_id: int, why: str, now: float | None = None) -> Decision:
+        """The builder holding the task is lost or never claimed it: another attempt (after
+        its back-off, counted from ``now``)."""
         task = self._tasks.get(task_id)
         if task is None:
             return Decision()
-        return self._react(lose(task, why, self.max_attempts))
+        return self._react(lose(task, why, self.max_attempts, self._retry_at(task, now)))
 
     def fail(self, task_id: int, reason: str) -> Decision:
         """Fail a task for a reason outside any build report (it kept killing builders, and

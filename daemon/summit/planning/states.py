@@ -39,6 +39,24 @@ Emit = TaskReady | TaskCancelled | BuildAdmitted | BuildAccepted
 MAX_ATTEMPTS = 3
 
 
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How long an infrastructure failure waits before its next attempt: ``base_s`` after
+    the first attempt, doubling with each further one, never more than ``max_s``. A builder
+    that was lost, a fetch or an import that failed on the network is likely to fail again
+    at once; waiting gives the cause time to pass and keeps a broken farm from spinning."""
+
+    base_s: float = 10.0
+    max_s: float = 600.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after attempt ``attempt`` (1-based) failed."""
+        return min(self.base_s * (1 << min(max(attempt - 1, 0), 30)), self.max_s)
+
+
+NO_BACKOFF = Backoff(0.0, 0.0)
+
+
 class TaskState(StrEnum):
     NEW = "new"
     BLOCKED = "blocked"
@@ -154,6 +172,9 @@ class Task:
     priority: int = 0
     #: When (epoch seconds) a ``ready`` task was assigned to ``builder``.
     assigned_at: float | None = None
+    #: A ``ready`` task given another attempt after an infrastructure failure is not
+    #: dispatched before this time (epoch seconds; its back-off).
+    retry_at: float | None = None
 
     @property
     def assigned(self) -> bool:
@@ -221,7 +242,7 @@ def assign(task: Task, builder: str, now: float, repo: RepoRef, critical_path: i
     """Give a ready, unassigned task to ``builder``."""
     if task.state is not TaskState.READY or task.builder is not None:
         return _unchanged(task)
-    given = replace(task, builder=builder, assigned_at=now)
+    given = replace(task, builder=builder, assigned_at=now, retry_at=None)
     return Reaction(task=given, emits=(task_ready(given, repo, critical_path, limits),))
 
 
@@ -258,12 +279,14 @@ def on_build_started(task: Task, claim: BuildStarted) -> Reaction:
 def on_build_done(
     task: Task, event: BuildDone, owned: tuple[str, ...] | str,
     published_release: int | None = None, max_attempts: int = MAX_ATTEMPTS,
+    retry_at: float | None = None,
 ) -> Reaction:
     """The current attempt's report: success goes to vessel (``build-accepted``) unless a
     newer release was published meanwhile or a package is not the source's to publish
     (``owned`` is the names it may publish, or why not); infrastructure (or an unasked
     cancel) → another attempt until ``max_attempts``, then failed; any other outcome →
-    failed. A report of another attempt or builder changes nothing."""
+    failed. A report of another attempt or builder changes nothing. Another attempt waits
+    until ``retry_at`` (``None``: none)."""
     if (task.state is not TaskState.BUILDING or event.attempt != task.attempt
             or event.builder != task.builder):
         return _unchanged(task, note=f"report of attempt {event.attempt} from "
@@ -281,16 +304,16 @@ def on_build_done(
         return Reaction(task=move(task, TaskState.PUBLISHING), emits=(accepted,))
     retryable = event.outcome in (Outcome.INFRASTRUCTURE, Outcome.CANCELLED)
     why = f"{event.outcome}: {event.reason}" if event.reason else str(event.outcome)
-    return _retry_or_fail(task, retryable, why, max_attempts)
+    return _retry_or_fail(task, retryable, why, max_attempts, retry_at)
 
 
-def on_publish_failed(task: Task, event: PublishFailed,
-                      max_attempts: int = MAX_ATTEMPTS) -> Reaction:
+def on_publish_failed(task: Task, event: PublishFailed, max_attempts: int = MAX_ATTEMPTS,
+                      retry_at: float | None = None) -> Reaction:
     """Vessel could not import: a retryable cause rebuilds (bounded), anything else fails."""
     if task.state is not TaskState.PUBLISHING:
         return _unchanged(task)
     why = f"publish failed: {event.reason}"
-    return _retry_or_fail(task, event.retryable, why, max_attempts)
+    return _retry_or_fail(task, event.retryable, why, max_attempts, retry_at)
 
 
 def on_package_published(task: Task, event: PackagePublished) -> Reaction:
@@ -300,13 +323,14 @@ def on_package_published(task: Task, event: PackagePublished) -> Reaction:
     return Reaction(task=move(task, TaskState.COMPLETED))
 
 
-def lose(task: Task, why: str, max_attempts: int = MAX_ATTEMPTS) -> Reaction:
+def lose(task: Task, why: str, max_attempts: int = MAX_ATTEMPTS,
+         retry_at: float | None = None) -> Reaction:
     """The builder holding the task is gone (or never claimed it): another attempt, bounded
     like any infrastructure failure. The old builder is told to stop, should it come back."""
     if task.state is not TaskState.BUILDING and not task.assigned:
         return _unchanged(task)
     stop = task_cancelled(task, f"{why}; the task was given to another attempt")
-    reaction = _retry_or_fail(task, True, why, max_attempts)
+    reaction = _retry_or_fail(task, True, why, max_attempts, retry_at)
     return replace(reaction, emits=(*reaction.emits, *((stop,) if stop else ())))
 
 
@@ -321,10 +345,11 @@ def supersede_running(task: Task, release: int) -> Reaction:
                     emits=(stop,) if stop else ())
 
 
-def _retry_or_fail(current: Task, retryable: bool, why: str, max_attempts: int) -> Reaction:
+def _retry_or_fail(current: Task, retryable: bool, why: str, max_attempts: int,
+                   retry_at: float | None = None) -> Reaction:
     if retryable and current.attempt < max_attempts:
         again = replace(current, state=TaskState.READY, attempt=current.attempt + 1,
-                        builder=None, assigned_at=None, failure=why)
+                        builder=None, assigned_at=None, failure=why, retry_at=retry_at)
         if current.state is not TaskState.READY:
             check_transition(current, TaskState.READY)
         return Reaction(task=again)

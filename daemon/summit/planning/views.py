@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from daemon.summit.planning.eta import Expected
 from daemon.summit.planning.planner import Planner
 from daemon.summit.planning.states import BlockKind, BlockReason, Task, TaskState
 
@@ -130,11 +131,16 @@ class Node:
     #: Its build wave counted from 1 (what waits for nothing not yet started); 0 when it is
     #: running or stuck.
     step: int = 0
+    #: When it is expected to start and finish (:mod:`.eta`); ``None``: no estimate.
+    expected_start: float | None = None
+    expected_finish: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.task_id, "source": self.source, "state": self.state,
                 "repository": self.repository, "arch": self.arch, "wave": self.wave,
-                "critical_path": self.critical_path, "stuck": self.stuck}
+                "critical_path": self.critical_path, "stuck": self.stuck,
+                "expected_start": self.expected_start,
+                "expected_finish": self.expected_finish}
 
 
 @dataclass(frozen=True)
@@ -148,10 +154,12 @@ class Graph:
                 "edges": [{"from": a, "to": b} for a, b in self.edges]}
 
 
-def queue_graph(planners: Iterable[Planner]) -> Graph:
+def queue_graph(planners: Iterable[Planner],
+                expected: Mapping[int, Expected] | None = None) -> Graph:
     """Open tasks as nodes, "waits for" as edges, in columns: running work first, then the
     waves in which the rest would build, then what cannot start (a blocked cycle, a failed
-    or unresolvable dependency)."""
+    or unresolvable dependency); each with its expected start and finish, when known."""
+    expected = expected or {}
     nodes: list[Node] = []
     edges: list[tuple[int, int]] = []
     for planner in planners:
@@ -167,9 +175,11 @@ def queue_graph(planners: Iterable[Planner]) -> Graph:
             running = task.state in (TaskState.BUILDING, TaskState.PUBLISHING)
             stuck = not running and task.source not in wave_of
             wave = 0 if running else wave_of.get(task.source, last)
+            eta = expected.get(task.task_id)
             nodes.append(Node(task.task_id, task.source, str(task.state), task.repository,
                               task.arch, wave, planner.critical_path(task.source), stuck,
-                              0 if running else step_of.get(task.source, 0)))
+                              0 if running else step_of.get(task.source, 0),
+                              eta.start if eta else None, eta.finish if eta else None))
             schedule = planner.schedule
             # A cycle edge broken by building against the published member is no wait.
             waits = set(schedule.edges.get(task.source, ())) - \

@@ -82,8 +82,9 @@ def builders(live: Live) -> list[dict[str, Any]]:
 
 
 def queue(summit: Summit, repository: str | None, arch: str | None) -> Graph:
-    return queue_graph(p for (repo, a), p in sorted(summit.scheduler.planners.items())
-                       if (not repository or repo == repository) and (not arch or a == arch))
+    return queue_graph((p for (repo, a), p in sorted(summit.scheduler.planners.items())
+                        if (not repository or repo == repository) and (not arch or a == arch)),
+                       summit.scheduler.expected().tasks)
 
 
 def hold_of(summit: Summit) -> Hold:
@@ -135,7 +136,8 @@ async def overview(summit: Summit, live: Live) -> dict[str, Any]:
                 TaskState.NEW, TaskState.BLOCKED, TaskState.READY, TaskState.BUILDING,
                 TaskState.PUBLISHING)),
             "limit": {"kind": now.kind, "text": now.text},
-            "root_causes": [g.to_json() for g in found.groups], "queued": found.queued}
+            "root_causes": [g.to_json() for g in found.groups], "queued": found.queued,
+            "expected_finish": summit.scheduler.expected().finish}
 
 
 async def task_log(summit: Summit, live: Live, task: Task, after: int) -> dict[str, Any]:

@@ -113,7 +113,8 @@ async def overview(request: web.Request) -> web.Response:
     return render(request, "overview.html", page="overview", counts=counts(tasks),
                   builders=builders(request.app[LIVE_KEY]), recent=recent, failed=failed,
                   blockage=found, limit=farm_limit(summit, found),
-                  repositories=await repositories_json(summit))
+                  repositories=await repositories_json(summit),
+                  expected_finish=summit.scheduler.expected().finish, now=time.time())
 
 
 async def task_list(request: web.Request) -> web.Response:
@@ -165,7 +166,8 @@ async def queue_page(request: web.Request) -> web.Response:
     """Columns summarised, a search listed a page at a time, and a drawing only of a small
     selection or of one task's ancestors and descendants (see planning/queueview.py)."""
     summit = request.app[SUMMIT_KEY]
-    graph = queue_graph(p for _, p in sorted(summit.scheduler.planners.items()))
+    eta = summit.scheduler.expected()
+    graph = queue_graph((p for _, p in sorted(summit.scheduler.planners.items())), eta.tasks)
     q = request.query
     query = {k: q[k][:100] for k in ("state", "q", "repository", "column", "focus")
              if q.get(k)}
@@ -192,7 +194,8 @@ async def queue_page(request: web.Request) -> web.Response:
                   focused=focused, summary=columns(graph.nodes), rows=rows, total=len(selected),
                   number=number, pages=pages, link=link, query=query, waits=waits,
                   waited=waited, open_states=[s for s in STATE_ORDER if s in OPEN],
-                  repositories=sorted(summit.repos), draw_limit=DRAW_LIMIT)
+                  repositories=sorted(summit.repos), draw_limit=DRAW_LIMIT,
+                  expected_finish=eta.finish, now=time.time())
 
 
 async def repository_page(request: web.Request) -> web.Response:

@@ -73,7 +73,9 @@ SCHEMAS: dict[str, Any] = {
         attempt={"type": "integer", "minimum": 1}, builder=_nullable("string"),
         failure=_nullable("string"), priority={"type": "integer"},
         waiting={"type": ["string", "null"], "description": "why a ready task waits "
-                 "(paused, no builder with what it needs); null: only for a free slot"}),
+                 "(paused, no builder with what it needs); null: only for a free slot"},
+        retry_at={"type": ["number", "null"], "description": "a ready task retried after an "
+                  "infrastructure failure is not assigned before this time (epoch seconds)"}),
     "TaskRef": _obj(["source", "id", "state"], source=_STR, id=_nullable("integer"),
                     state=_nullable("string")),
     "TimelineEntry": _obj(["seq", "time", "type", "summary"], seq={"type": "integer"},
@@ -297,6 +299,9 @@ PATHS: dict[str, Any] = {
             counts=_ref("Counts"), builders={"type": "array", "items": _ref("Builder")},
             recent={"type": "array", "items": _ref("Event")}, open=_INT0,
             limit=_obj(["kind", "text"], kind=_STR, text=_STR),
+            expected_finish={"type": ["number", "null"], "description": "when the whole "
+                             "open queue is expected to be built (epoch seconds; null: no "
+                             "estimate)"},
             root_causes={"type": "array", "items": _ref("RootCause")},
             queued={"type": "integer", "minimum": 0,
                     "description": "blocked tasks that only wait for builds that can run"})),
