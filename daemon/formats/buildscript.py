@@ -35,7 +35,8 @@ MAX_DEPTH = 16
 _TOKEN = re.compile(r"%%|%\(([A-Za-z0-9_]+)\)|%([A-Za-z_][A-Za-z0-9_]*)")
 
 #: Set before every step; boulder's script base, without what the builder's environment
-#: already decides (PATH, PKG_CONFIG_PATH, locale, SOURCE_DATE_EPOCH).
+#: already decides (PATH, PKG_CONFIG_PATH, locale, SOURCE_DATE_EPOCH). NINJA_STATUS has no
+#: ``%P`` (percentage): ninja before 1.12 refuses to run with it.
 PREAMBLE = """set -o errexit -o pipefail
 TERM="dumb"; export TERM
 CFLAGS="%(cflags)"; export CFLAGS
@@ -61,7 +62,7 @@ OBJCOPY="%(objcopy)"; export OBJCOPY
 NM="%(nm)"; export NM
 RANLIB="%(ranlib)"; export RANLIB
 STRIP="%(strip)"; export STRIP
-NINJA_STATUS="[%%f/%%t %%es (%%P)] "; export NINJA_STATUS
+NINJA_STATUS="[%%f/%%t %%es] "; export NINJA_STATUS
 %cargo_set_environment
 name="%(name)"; version="%(version)"; release="%(release)"; jobs="%(jobs)"
 workdir="%(workdir)"; installdir="%(installroot)"; sourcedir="%(sourcedir)"; pkgdir="%(pkgdir)"

@@ -9,8 +9,9 @@ ACTIONS: dict[str, str] = {
     "meson_unity": f'{_CHECK}\nmeson setup --unity on %(options_meson) "%(builddir)"',
     "meson_build": 'meson compile --verbose -j "%(jobs)" -C "%(builddir)"',
     "meson_install": 'DESTDIR="%(installroot)" meson install --no-rebuild -C "%(builddir)"',
-    "meson_test": ('meson test --no-rebuild --print-errorlogs --verbose -j "%(jobs)" '
-                   '-C "%(builddir)"'),
+    # --num-processes, not boulder's -j: meson before 1.1 knows only the long option.
+    "meson_test": ('meson test --no-rebuild --print-errorlogs --verbose '
+                   '--num-processes "%(jobs)" -C "%(builddir)"'),
 }
 
 DEFINITIONS: dict[str, str] = {
