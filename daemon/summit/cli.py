@@ -17,6 +17,7 @@ import aiohttp
 
 from daemon.paths import default_state_dir
 from daemon.summit.planning.states import TaskState
+from daemon.terminal import printable
 from events.errors import CairnError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -112,8 +113,9 @@ async def _tasks_ls(args: argparse.Namespace) -> int:
     print("  ".join(f"{k}={v}" for k, v in sorted(data["counts"].items()) if v))
     for t in data["tasks"]:
         extra = _blockers(t) or (t["failure"] or "") or (t["builder"] or "")
-        print(f"{t['id']:>6}  {t['state']:<11} {t['source']:<28} {t['version']}-{t['release']}"
-              f"  {extra}")
+        # Failure reasons quote build output: a recipe's escape sequences stay visible text.
+        print(printable(f"{t['id']:>6}  {t['state']:<11} {t['source']:<28} "
+                        f"{t['version']}-{t['release']}  {extra}"))
     return 0
 
 
@@ -124,15 +126,16 @@ async def _task_action(args: argparse.Namespace) -> int:
     if args.json or args.action != "show":
         print(json.dumps(data, indent=2))
         return 0
-    print(f"task {data['id']}: {data['source']} {data['version']}-{data['release']} "
-          f"({data['arch']}) {data['state']}, reason: {data['reason']}")
+    lines = [f"task {data['id']}: {data['source']} {data['version']}-{data['release']} "
+             f"({data['arch']}) {data['state']}, reason: {data['reason']}"]
     if data["blocked_by"]:
-        print(f"  blocked by: {_blockers(data)}")
+        lines.append(f"  blocked by: {_blockers(data)}")
     if data["failure"]:
-        print(f"  failure: {data['failure']}")
-    print(f"  depends on: {', '.join(data.get('depends_on', [])) or '-'}")
-    for entry in data.get("timeline", []):
-        print(f"  - {entry['type']}: {entry['summary']}")
+        lines.append(f"  failure: {data['failure']}")
+    lines.append(f"  depends on: {', '.join(data.get('depends_on', [])) or '-'}")
+    lines += [f"  - {entry['type']}: {entry['summary']}" for entry in data.get("timeline", [])]
+    for line in lines:
+        print(printable(line))
     return 0
 
 
@@ -150,10 +153,10 @@ async def _repos_ls(args: argparse.Namespace) -> int:
         return 0
     for repo in data["repositories"]:
         head = (repo["head"] or "-")[:12]
-        print(f"{repo['name']}  {repo['url']}  {repo['branch']}@{head}"
-              + (f"  error: {repo['error']}" if repo["error"] else ""))
-        for error in repo["recipe_errors"]:
-            print(f"    {error['file']}:{error['line']}: {error['message']}")
+        print(printable(f"{repo['name']}  {repo['url']}  {repo['branch']}@{head}"
+                        + (f"  error: {repo['error']}" if repo["error"] else "")))
+        for error in repo["recipe_errors"]:  # they quote the recipe's own text
+            print(printable(f"    {error['file']}:{error['line']}: {error['message']}"))
     return 0
 
 

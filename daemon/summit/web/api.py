@@ -35,6 +35,7 @@ from daemon.summit.web.apiread import (
 )
 from daemon.summit.web.guard import admitted
 from daemon.summit.web.live import Live
+from daemon.summit.web.numbers import whole
 from daemon.summit.web.openapi import document
 from daemon.summit.web.streams import stream_log, stream_updates
 from events.errors import CairnError
@@ -81,6 +82,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             return _error(404, f"there is nothing at {request.path}; the API is described "
                                "at /api/v1/openapi.json")
         return _error(exc.status, exc.text or exc.reason)
+    except Exception as exc:  # a bug, still answered in the API's own shape
+        log.exception("api.failed", path=request.path)
+        return _error(500, f"summit failed on this request ({type(exc).__name__}); its log "
+                           "has the details")
 
 
 def admin(handler: Handler) -> Handler:
@@ -189,7 +194,10 @@ async def list_tasks(request: web.Request) -> web.Response:
 def task_or_404(request: web.Request) -> tuple[Summit, Task]:
     summit = request.app[SUMMIT_KEY]
     raw = request.match_info["task_id"]
-    task = summit.scheduler.task(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    task_id = whole(raw)
+    if task_id is None:
+        raise ApiError(400, f"a task id is a whole number (ASCII digits), not {raw!r}")
+    task = summit.scheduler.task(task_id)
     if task is None:
         raise ApiError(404, f"there is no task {raw}")
     return summit, task

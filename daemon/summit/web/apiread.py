@@ -25,6 +25,7 @@ from daemon.summit.planning.states import Task, TaskState
 from daemon.summit.planning.views import Graph, counts, queue_graph
 from daemon.summit.service import Summit
 from daemon.summit.web.live import Live
+from daemon.summit.web.numbers import whole
 from events.errors import CairnError
 from events.payloads import HTTP_URL_PATTERN
 
@@ -170,10 +171,10 @@ async def _current(session: aiohttp.ClientSession, base: str, channel: str,
     except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
         entry["error"] = f"vessel unreachable: {exc or type(exc).__name__}"
         return entry
-    if fields.get("generation", "").isdigit():
-        entry["generation"] = int(fields["generation"])
-    if fields.get("timestamp", "").isdigit():
-        entry["signed"] = int(fields["timestamp"])
+    if (generation := whole(fields.get("generation", ""))) is not None:
+        entry["generation"] = generation
+    if (signed := whole(fields.get("timestamp", ""))) is not None:
+        entry["signed"] = signed
     return entry
 
 

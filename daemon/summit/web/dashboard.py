@@ -48,6 +48,7 @@ from daemon.summit.web.apiread import (
     is_http_url,
     task_log,
 )
+from daemon.summit.web.numbers import whole
 
 HERE = Path(__file__).resolve().parent
 ENV_KEY = web.AppKey("dashboard_env", jinja2.Environment)
@@ -126,7 +127,7 @@ async def task_list(request: web.Request) -> web.Response:
         return render(request, "error.html", status=exc.status, page="tasks",
                       message=str(exc))
     raw_page = request.query.get("page", "1")
-    number = int(raw_page) if raw_page.isdigit() and 0 < len(raw_page) < 7 else 1
+    number = whole(raw_page, 6) or 1
     pages = max(1, -(-len(tasks) // PAGE_SIZE))
     number = min(max(number, 1), pages)
     shown = tasks[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
@@ -147,7 +148,8 @@ async def task_list(request: web.Request) -> web.Response:
 async def task_page(request: web.Request) -> web.Response:
     summit = request.app[SUMMIT_KEY]
     raw = request.match_info["task_id"]
-    task = summit.scheduler.task(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    task_id = whole(raw)
+    task = summit.scheduler.task(task_id) if task_id is not None else None
     if task is None:
         return render(request, "error.html", status=404, page="tasks",
                       message=f"There is no task {raw}.")
@@ -159,7 +161,7 @@ async def task_page(request: web.Request) -> web.Response:
 
 
 def _page_number(raw: str) -> int:
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+    return whole(raw, 6) or 1
 
 
 async def queue_page(request: web.Request) -> web.Response:
@@ -172,8 +174,8 @@ async def queue_page(request: web.Request) -> web.Response:
     query = {k: q[k][:100] for k in ("state", "q", "repository", "column", "focus")
              if q.get(k)}
     raw_focus = query.get("focus", "")
-    focused = focus(graph, int(raw_focus)) if raw_focus.isdigit() and len(raw_focus) < 19 \
-        else None
+    focus_id = whole(raw_focus)
+    focused = focus(graph, focus_id) if focus_id is not None else None
     selected = select(graph, state=query.get("state"), pattern=query.get("q"),
                       repository=query.get("repository"), column=query.get("column"))
     if focused is not None:

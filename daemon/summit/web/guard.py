@@ -20,6 +20,8 @@ import time
 
 from aiohttp import web
 
+from daemon.summit.web.numbers import whole
+
 SESSION_COOKIE = "cairn_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
@@ -44,7 +46,8 @@ def session_id(request: web.Request, token: str, now: float | None = None) -> st
     if not token or not sid or not hmac.compare_digest(mac, _mac(token, "session", sid)):
         return None
     issued = sid.split("-", 1)[0]
-    age = (now if now is not None else time.time()) - int(issued) if issued.isdigit() else -1
+    when = whole(issued)
+    age = (now if now is not None else time.time()) - when if when is not None else -1
     return sid if 0 <= age <= SESSION_MAX_AGE else None
 
 

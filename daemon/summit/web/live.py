@@ -30,6 +30,7 @@ import structlog
 from daemon.summit import store
 from daemon.summit.planning.views import counts, explain_task
 from daemon.summit.service import Summit
+from daemon.summit.web.numbers import whole
 from events.names import BUILDER_STATUS_WILDCARD, TASK_LOG_WILDCARD
 from events.telemetry import Message, Telemetry
 
@@ -38,6 +39,10 @@ log = structlog.get_logger("cairn.summit.live")
 #: Lines kept per task, and tasks kept (least recently written dropped first).
 LOG_LINES = 5000
 LOG_TASKS = 200
+#: The longest log line summit keeps and relays, in bytes. Builders cut their lines at 4096
+#: characters, but a message on the log topic is whatever reached the broker: a 20 MB line
+#: must not be kept 5000 times per task and sent to every browser.
+LINE_MAX_BYTES = 16 * 1024
 #: Undelivered messages a subscriber may have before it is dropped.
 SUBSCRIBER_QUEUE = 1000
 #: How often the timeline is read for task changes.
@@ -105,8 +110,8 @@ def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
 def task_id_of_log_topic(topic: str) -> int | None:
     """``cairn/tasks/<id>/log`` → id (None for anything else)."""
     parts = topic.split("/")
-    if len(parts) == 4 and parts[1] == "tasks" and parts[3] == "log" and parts[2].isdigit():
-        return int(parts[2])
+    if len(parts) == 4 and parts[1] == "tasks" and parts[3] == "log":
+        return whole(parts[2])
     return None
 
 
@@ -218,7 +223,11 @@ class Live:
         task_id = task_id_of_log_topic(message.topic)
         if task_id is None:
             return
-        text = message.payload.decode("utf-8", errors="replace").rstrip("\n")
+        payload = message.payload
+        cut = len(payload) - LINE_MAX_BYTES
+        text = payload[:LINE_MAX_BYTES].decode("utf-8", errors="replace").rstrip("\n")
+        if cut > 0:
+            text += f" [... line cut by summit: {cut} more bytes]"
         line = self.logs.add(task_id, text)
         self._emit("log", {"task": task_id, "seq": line.seq, "text": line.text}, line.seq)
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from daemon.summit.planning.views import counts
 from daemon.summit.web.live import Live, Subscriber, sse
+from daemon.summit.web.numbers import whole
 
 HEARTBEAT = 15.0
 UPDATE_EVENTS = frozenset({"task", "counts", "builder"})
@@ -50,7 +51,8 @@ async def _pump(response: web.StreamResponse, subscriber: Subscriber, skip_befor
 def _resume_from(request: web.Request, after: int) -> int:
     """``Last-Event-ID`` (a reconnecting EventSource) wins over ``?after=``."""
     last = request.headers.get("Last-Event-ID", "")
-    return int(last) + 1 if last.isdigit() and len(last) < 19 else after
+    seq = whole(last)
+    return seq + 1 if seq is not None else after
 
 
 async def stream_updates(request: web.Request, live: Live) -> web.StreamResponse:

@@ -185,6 +185,8 @@ def parse_body(body: bytes, content_type: str = "application/json") -> dict[str,
         payload = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise WebhookError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # 100,000 nested arrays: no forge sends that
+        raise WebhookError("the body is JSON nested too deeply") from None
     if not isinstance(payload, dict):
         raise WebhookError(f"the body is JSON but not an object ({type(payload).__name__})")
     return payload
