@@ -29,8 +29,9 @@ from .recipe import load_recipe
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("build-recipe", help="build one recipe locally (no broker)")
-    p.add_argument("repository", help="recipe repository (path or URL); with --dry-run and "
-                   "no RECIPE, a recipe directory or stone.yaml on disk")
+    p.add_argument("repository", help="recipe repository (path or URL); without RECIPE, a "
+                   "recipe directory in a local checkout (with --dry-run: any directory or "
+                   "stone.yaml on disk)")
     p.add_argument("recipe", nargs="?",
                    help="recipe directory or stone.yaml inside the repository")
     p.add_argument("--commit", help="commit to build (default: HEAD of a local repository)")
@@ -60,7 +61,7 @@ def _build_recipe(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args)
     if args.recipe is None:
-        raise RecipeError("name the recipe inside the repository (RECIPE), or use --dry-run")
+        args.repository, args.recipe = _split_recipe_path(Path(args.repository))
     local = Path(args.repository)
     url = str(local.resolve()) if local.exists() else args.repository
     commit = args.commit or _head(url)
@@ -106,6 +107,17 @@ def _dry_run(args: argparse.Namespace) -> int:
     for use in done.refused:
         _show(f"refused: {use.key}: {use.why}")
     return 0 if not done.refused else 1
+
+
+def _split_recipe_path(path: Path) -> tuple[str, str]:
+    """A recipe directory inside a local git checkout: (the checkout, the recipe in it)."""
+    found = pygit2.discover_repository(str(path.resolve()))
+    workdir = pygit2.Repository(found).workdir if found else None
+    if workdir is None:
+        raise RecipeError(f"{path} is not inside a git checkout: name the repository and the "
+                          "recipe in it (REPOSITORY RECIPE)")  # fmt: skip
+    root = Path(workdir).resolve()
+    return str(root), str(path.resolve().relative_to(root))
 
 
 def _head(url: str) -> str:

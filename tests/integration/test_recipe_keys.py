@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ release: 1
 summary: Says hello
 license: MPL-2.0
 {extra}build: |
+    echo "cflags: $CFLAGS"
+    echo "ldflags: $LDFLAGS"
     printf 'int main(void) {{ return 0; }}\\n' > hello.c
     $CC $CFLAGS $LDFLAGS -o hello hello.c
 install: |
@@ -108,12 +111,19 @@ async def test_the_toolchain_follows_what_the_build_root_has(tmp_path: Path) -> 
     assert default.outcome is Outcome.SUCCESS, default.log_path.read_text()[-3000:]
     log = default.log_path.read_text()
     assert "the recipe names none and boulder's default, llvm, is not in the build" in log
+    cflags = next(line for line in log.splitlines() if line.startswith("cflags: "))
+    assert " -O2 " in cflags and "-flto=2" in cflags and "-march=x86-64-v2" in cflags
+    assert "-D_FORTIFY_SOURCE=3" in cflags
+    ldflags = next(line for line in log.splitlines() if line.startswith("ldflags: "))
+    assert "-Wl,-z,relro,-z,now" in ldflags and "-Wl,-z,pack-relative-relocs" in ldflags
     gnu = await _build(repo, "gnu", HELLO.format(name="gnu", extra="toolchain: gnu\n"
                                                  "tuning:\n    - optimize: speed\n"),
                        tmp_path / "b3")  # fmt: skip
     assert gnu.outcome is Outcome.SUCCESS, gnu.log_path.read_text()[-3000:]
-    script = gnu.log_path.read_text()
-    assert "toolchain: gnu" in script
+    log = gnu.log_path.read_text()
+    assert "toolchain: gnu" in log
+    cflags = next(line for line in log.splitlines() if line.startswith("cflags: "))
+    assert " -O3 " in cflags and " -O2 " not in cflags
 
 
 def _links_32bit(tmp_path: Path) -> bool:
@@ -141,3 +151,15 @@ async def test_emul32_builds_32_bit_or_fails_saying_why(tmp_path: Path) -> None:
                             str(tmp_path / "out/usr/bin/hello")],
                            capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert "32-bit" in kinds and "64-bit" in kinds
+
+
+def test_build_recipe_takes_a_recipe_directory_in_a_checkout(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    add_recipe(repo, "plain", HELLO.format(name="plain", extra="toolchain: gnu\n"))
+    tree = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "build-recipe", str(repo / "plain"), "--root",
+         str(tmp_path / "root")],
+        cwd=tree, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "plain-1-1-1-x86_64.tar.zst" in done.stdout
