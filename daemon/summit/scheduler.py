@@ -111,6 +111,9 @@ class Scheduler:
         #: When each ready task became ready (the start of its wait for a builder).
         self._ready_at: dict[int, float] = {}
         self.planners: dict[tuple[str, str], Planner] = {}
+        #: Grows with every decision stored (and every reload): what is read from the
+        #: planners (the queue graph, the root causes) is valid as long as it is unchanged.
+        self.version = 0
         self.ids = TaskIds()
         self.fleet = Fleet()
         self._owner: dict[int, tuple[str, str]] = {}
@@ -122,6 +125,7 @@ class Scheduler:
     # -- loading ---------------------------------------------------------------------------
     async def load(self) -> None:
         """(Re)build every planner from the database and the commits they had applied."""
+        self.version += 1
         tasks = await store.load_tasks(self.db)
         self.ids = TaskIds(max((t.task_id for t in tasks), default=0))
         self.planners.clear()
@@ -170,6 +174,7 @@ class Scheduler:
                     cause: Event[Any] | None) -> None:
         """Store a decision's tasks and timeline and queue its events, in ``conn``'s
         transaction."""
+        self.version += 1
         for task in decision.tasks:
             self._owner[task.task_id] = (planner.repo.name, planner.repo.arch)
             self._track(task)

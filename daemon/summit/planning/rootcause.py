@@ -112,16 +112,27 @@ class Blockage:
         return next((g for g in self.groups if g.cause.key == key), None)
 
 
+_NONE: frozenset[RootCause] = frozenset()
+_WAITING = (TaskState.NEW, TaskState.BLOCKED)
+
+
 @dataclass(slots=True)
 class _Walk:
     planner: Planner
     hold: Hold | None
     memo: dict[int, frozenset[RootCause]] = field(default_factory=dict)
+    #: One object per cause (a cause is named by thousands of tasks).
+    causes: dict[tuple[object, ...], RootCause] = field(default_factory=dict)
 
     def cause(self, kind: CauseKind, subject: str, members: tuple[str, ...] = (),
               task_id: int | None = None, detail: str = "") -> RootCause:
-        repo = self.planner.repo
-        return RootCause(kind, repo.name, repo.arch, subject, members, task_id, detail)
+        key = (kind, subject, members, task_id, detail)
+        found = self.causes.get(key)
+        if found is None:
+            repo = self.planner.repo
+            found = RootCause(kind, repo.name, repo.arch, subject, members, task_id, detail)
+            self.causes[key] = found
+        return found
 
     def direct(self, task: Task) -> tuple[set[RootCause], list[Task]]:
         """A task's own causes, and the open tasks it waits for (whose causes it shares)."""
@@ -132,17 +143,19 @@ class _Walk:
             if held is not None:
                 own.add(self.cause(held[0], held[1], detail=held[1]))
             return own, waits
-        if task.state not in (TaskState.NEW, TaskState.BLOCKED):
+        if task.state not in _WAITING:
             return own, waits
+        tasks = self.planner.tasks
         for reason in task.blocked_by:
-            found = self._reason(reason)
-            if isinstance(found, RootCause):
-                own.add(found)
-            elif found is not None:
-                waits.append(found)
+            if reason.kind is BlockKind.DEPENDENCY and reason.task_id is not None:
+                waited = tasks.get(reason.task_id)
+                if waited is not None:
+                    waits.append(waited)
+            else:
+                own.add(self._hard(reason))
         return own, waits
 
-    def _reason(self, reason: BlockReason) -> RootCause | Task | None:
+    def _hard(self, reason: BlockReason) -> RootCause:
         if reason.kind is BlockKind.CYCLE:
             members = tuple(sorted(reason.members))
             return self.cause(CauseKind.CYCLE, members[0] if members else "",
@@ -153,32 +166,34 @@ class _Walk:
                               detail=(failed.failure or "") if failed else "")
         if reason.kind is BlockKind.UNRESOLVABLE:
             return self.cause(CauseKind.UNRESOLVABLE, reason.name or "")
-        if reason.task_id is None:
-            return self.cause(CauseKind.MISSING, reason.source or "")
-        return self.planner.tasks.get(reason.task_id)
+        return self.cause(CauseKind.MISSING, reason.source or "")
 
     def roots(self, start: Task) -> frozenset[RootCause]:
         """Iterative (a chain may be thousands long); a wait loop, which the planner never
         makes (cycles are their own cause), would add nothing rather than loop."""
-        stack: list[tuple[Task, bool]] = [(start, False)]
-        active: set[int] = set()
+        memo = self.memo
+        if start.task_id in memo:
+            return memo[start.task_id]
+        opened: dict[int, tuple[set[RootCause], list[Task]]] = {}
+        stack = [start]
         while stack:
-            task, expanded = stack.pop()
-            if task.task_id in self.memo:
+            task = stack[-1]
+            if task.task_id in memo:
+                stack.pop()
                 continue
-            own, waits = self.direct(task)
-            if not expanded:
-                active.add(task.task_id)
-                stack.append((task, True))
-                stack.extend((w, False) for w in waits
-                             if w.task_id not in self.memo and w.task_id not in active)
-                continue
-            found = set(own)
+            seen = opened.get(task.task_id)
+            if seen is None:
+                seen = opened[task.task_id] = self.direct(task)
+                todo = [w for w in seen[1] if w.task_id not in memo and w.task_id not in opened]
+                if todo:
+                    stack.extend(todo)
+                    continue
+            stack.pop()
+            own, waits = seen
             for waited in waits:
-                found |= self.memo.get(waited.task_id, frozenset())
-            self.memo[task.task_id] = frozenset(found)
-            active.discard(task.task_id)
-        return self.memo[start.task_id]
+                own |= memo.get(waited.task_id, _NONE)
+            memo[task.task_id] = frozenset(own) if own else _NONE
+        return memo[start.task_id]
 
 
 def root_causes(planners: Iterable[Planner], hold: Hold | None = None) -> Blockage:

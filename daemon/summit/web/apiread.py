@@ -13,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Any
+import weakref
+from collections import Counter
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 import aiohttp
 
 from daemon.formats import layout
 from daemon.summit import store
+from daemon.summit.planning.eta import Eta
 from daemon.summit.planning.progress import Limit, Progress, limit, progress
 from daemon.summit.planning.rootcause import Blockage, CauseKind, Hold, root_causes
 from daemon.summit.planning.states import Task, TaskState
@@ -78,14 +82,53 @@ def recipes(summit: Summit, repository: str | None, arch: str | None,
     return out
 
 
+T = TypeVar("T")
+#: Seconds an estimate read from the clock is reused while nothing else changed.
+ESTIMATES_MAX_AGE = 15.0
+#: Per scheduler: what was read from its planners, and the state it was read in.
+_READS: weakref.WeakKeyDictionary[Any, dict[str, tuple[Hashable, Any]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _reused(summit: Summit, name: str, compute: Callable[[], T],
+            max_age: float | None = None) -> T:
+    """``compute()``, or its last result while nothing it reads has changed: the planners
+    (the scheduler's version), the levers and the fleet. Reading 50,000 tasks takes a good
+    part of a second; pages are asked for far more often than decisions are made."""
+    scheduler = summit.scheduler
+    # Estimates are made from the clock: kept at most ``max_age`` seconds.
+    age = int(time.monotonic() // max_age) if max_age else 0
+    state = (scheduler.version, age, scheduler.levers,
+             tuple((b.name, b.arch, b.status, b.slots, b.heard, b.features, b.memory_mb,
+                    b.disk_mb) for b in scheduler.fleet.builders.values()))
+    kept = _READS.setdefault(scheduler, {})
+    found = kept.get(name)
+    if found is not None and found[0] == state:
+        result: T = found[1]
+        return result
+    value = compute()
+    kept[name] = (state, value)
+    return value
+
+
 def builders(live: Live) -> list[dict[str, Any]]:
     return [live.builder_json(live.builders[name]) for name in sorted(live.builders)]
 
 
-def queue(summit: Summit, repository: str | None, arch: str | None) -> Graph:
-    return queue_graph((p for (repo, a), p in sorted(summit.scheduler.planners.items())
-                        if (not repository or repo == repository) and (not arch or a == arch)),
-                       summit.scheduler.expected().tasks)
+def expected_of(summit: Summit) -> Eta:
+    """When each open task and the whole queue are expected to finish (absolute times,
+    valid until the next decision)."""
+    return _reused(summit, "expected", summit.scheduler.expected, ESTIMATES_MAX_AGE)
+
+
+def queue(summit: Summit, repository: str | None = None, arch: str | None = None) -> Graph:
+    def compute() -> Graph:
+        return queue_graph((p for (repo, a), p in sorted(summit.scheduler.planners.items())
+                            if (not repository or repo == repository)
+                            and (not arch or a == arch)), expected_of(summit).tasks)
+    if repository or arch:
+        return compute()
+    return _reused(summit, "queue", compute, ESTIMATES_MAX_AGE)
 
 
 def hold_of(summit: Summit) -> Hold:
@@ -104,8 +147,8 @@ def hold_of(summit: Summit) -> Hold:
 
 def blockage(summit: Summit) -> Blockage:
     """Every open task held back, grouped by root cause."""
-    return root_causes((p for _, p in sorted(summit.scheduler.planners.items())),
-                       hold_of(summit))
+    return _reused(summit, "blockage", lambda: root_causes(
+        (p for _, p in sorted(summit.scheduler.planners.items())), hold_of(summit)))
 
 
 def farm_progress(summit: Summit) -> Progress:
@@ -118,6 +161,14 @@ def farm_progress(summit: Summit) -> Progress:
 def farm_limit(summit: Summit, found: Blockage | None = None) -> Limit:
     """What limits progress now, in one sentence."""
     return limit(farm_progress(summit), found if found is not None else blockage(summit))
+
+
+def queue_degrees(summit: Summit) -> tuple[Counter[int], Counter[int]]:
+    """For each task of the queue: how many it waits for, and how many wait for it."""
+    def compute() -> tuple[Counter[int], Counter[int]]:
+        edges = queue(summit).edges
+        return Counter(a for a, _ in edges), Counter(b for _, b in edges)
+    return _reused(summit, "degrees", compute)
 
 
 async def events(summit: Summit, task_id: int | None, limit: int,
@@ -138,7 +189,7 @@ async def overview(summit: Summit, live: Live) -> dict[str, Any]:
                 TaskState.PUBLISHING)),
             "limit": {"kind": now.kind, "text": now.text},
             "root_causes": [g.to_json() for g in found.groups], "queued": found.queued,
-            "expected_finish": summit.scheduler.expected().finish}
+            "expected_finish": expected_of(summit).finish}
 
 
 async def task_log(summit: Summit, live: Live, task: Task, after: int) -> dict[str, Any]:

@@ -11,7 +11,6 @@ Every asset is served from ``static/``: the dashboard works on a farm with no in
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,7 +29,7 @@ from daemon.summit.planning.queueview import (
     select,
     subgraph,
 )
-from daemon.summit.planning.views import OPEN, STATE_ORDER, counts, explain_task, queue_graph
+from daemon.summit.planning.views import OPEN, STATE_ORDER, counts, explain_task
 from daemon.summit.web.api import (
     CHANNELS_KEY,
     LIVE_KEY,
@@ -43,9 +42,12 @@ from daemon.summit.web.apiread import (
     ApiError,
     blockage,
     builders,
+    expected_of,
     farm_limit,
     generations,
     is_http_url,
+    queue,
+    queue_degrees,
     task_log,
 )
 from daemon.summit.web.numbers import whole
@@ -115,7 +117,7 @@ async def overview(request: web.Request) -> web.Response:
                   builders=builders(request.app[LIVE_KEY]), recent=recent, failed=failed,
                   blockage=found, limit=farm_limit(summit, found),
                   repositories=await repositories_json(summit),
-                  expected_finish=summit.scheduler.expected().finish, now=time.time())
+                  expected_finish=expected_of(summit).finish, now=time.time())
 
 
 async def task_list(request: web.Request) -> web.Response:
@@ -168,8 +170,8 @@ async def queue_page(request: web.Request) -> web.Response:
     """Columns summarised, a search listed a page at a time, and a drawing only of a small
     selection or of one task's ancestors and descendants (see planning/queueview.py)."""
     summit = request.app[SUMMIT_KEY]
-    eta = summit.scheduler.expected()
-    graph = queue_graph((p for _, p in sorted(summit.scheduler.planners.items())), eta.tasks)
+    eta = expected_of(summit)
+    graph = queue(summit)
     q = request.query
     query = {k: q[k][:100] for k in ("state", "q", "repository", "column", "focus")
              if q.get(k)}
@@ -185,8 +187,7 @@ async def queue_page(request: web.Request) -> web.Response:
     else:
         drawn = None
     rows, number, pages = page_of(selected, _page_number(q.get("page", "1")), PAGE_SIZE)
-    waits = Counter(a for a, _ in graph.edges)
-    waited = Counter(b for _, b in graph.edges)
+    waits, waited = queue_degrees(summit)
     kept = {k: v for k, v in query.items() if k != "focus"}
 
     def link(**change: object) -> str:

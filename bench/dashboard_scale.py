@@ -1,0 +1,164 @@
+"""Benchmark: summit's dashboard and API with 50,000 tasks in its store.
+
+The recipe tree is ``plan_scale``'s (50,000 recipes in a bare git repository, a few small
+cycles, realistic fan-in). A real summit (embedded bus, SQLite store) plans it from a
+``commit-seen``; a builder reports itself and takes work, and two of its builds fail, so
+the overview has root causes to count and the queue has every column. Then the pages are
+fetched over real HTTP, each several times.
+
+Figures: per page, the answer time right after a change (summit read everything afresh;
+target: overview and queue < 1 s), while nothing changed, and the size of the answer (no
+page ships every task: a size that grows with the tree is a defect).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from bench.plan_scale import generate
+from daemon.summit import store
+from daemon.summit.gitrepo import RepoConfig
+from daemon.summit.planning.states import TaskState
+from daemon.summit.service import Summit, SummitSettings
+from daemon.summit.web.api import add_routes
+from daemon.summit.web.apiread import blockage
+from daemon.summit.web.dashboard import add_dashboard
+from events import payloads as p
+from events.envelope import new_event
+from events.memory import MemoryBus
+from events.outbox import OutboxRelay
+from events.sqlite import Database
+from events.topology import builder
+
+TARGET_S = 1.0
+BUILDER = "bench-1"
+
+
+async def plan(summit: Summit, path: Path) -> None:
+    """commit-seen for the tree's head, a builder that takes work, two failed builds."""
+    await summit.bus.subscribe(builder(BUILDER), lambda event: asyncio.sleep(0))
+    await summit.mirrors.fetch("bench")
+    head = summit.mirrors["bench"].head("main")
+    await summit.scheduler.handle(new_event(p.CommitSeen(
+        repository="bench", url=str(path), branch="main", new_commit=head,
+        arches=["x86_64"]), source="bench"))
+    await summit.scheduler.handle(new_event(p.BuilderSeen(
+        builder=BUILDER, arch="x86_64", state=p.BuilderState.ONLINE, boot="1", slots=4,
+        interval_s=3600.0), source="bench"))
+    assigned = [t for t in summit.scheduler.all_tasks() if t.builder == BUILDER]
+    for task in assigned[:2]:
+        await summit.scheduler.handle(new_event(p.BuildStarted(
+            task_id=task.task_id, builder=BUILDER, arch=task.arch, attempt=task.attempt),
+            source="bench"))
+        await summit.scheduler.handle(new_event(p.BuildDone(
+            task_id=task.task_id, attempt=task.attempt, builder=BUILDER, source=task.source,
+            version=task.version, release=task.release, build_release=1, arch=task.arch,
+            outcome=p.Outcome.FAILED, reason="bench: failed on purpose"), source="bench"))
+
+
+async def fetch(session: aiohttp.ClientSession, summit: Summit, url: str,
+                times: int) -> dict[str, Any]:
+    """Answer times after a change (a decision stored: everything is read from the
+    planners afresh) and while nothing changed (what was read is reused); one fetch first,
+    so template compilation is not counted."""
+    async def once() -> tuple[float, int]:
+        started = time.perf_counter()
+        async with session.get(url) as response:
+            body = await response.read()
+            assert response.status == 200, (url, response.status, body[:300])
+        return time.perf_counter() - started, len(body)
+
+    await once()
+    changed, unchanged, size = [], [], 0
+    for _ in range(times):
+        summit.scheduler.version += 1  # as every stored decision does
+        spent, size = await once()
+        changed.append(spent)
+        unchanged.append((await once())[0])
+    return {"changed_median_s": round(statistics.median(changed), 3),
+            "changed_max_s": round(max(changed), 3),
+            "unchanged_median_s": round(statistics.median(unchanged), 3), "bytes": size}
+
+
+async def measure(summit: Summit, times: int) -> dict[str, dict[str, Any]]:
+    app = web.Application()
+    add_routes(app, summit, "bench-token")
+    add_dashboard(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    tasks = summit.scheduler.all_tasks()
+    blocked = next(t for t in tasks if t.state is TaskState.BLOCKED)
+    cause = blockage(summit).groups[0].cause.key
+    pages = {"overview": "/", "queue": "/queue", "queue search": "/queue?q=s123",
+             "queue focus": f"/queue?focus={blocked.task_id}",
+             "queue column": "/queue?column=stuck", "tasks": "/tasks",
+             "tasks by cause": f"/tasks?cause={quote(cause)}",
+             "api overview": "/api/v1/overview", "api tasks": "/api/v1/tasks"}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+            return {name: await fetch(session, summit, base + path, times)
+                    for name, path in pages.items()}
+    finally:
+        await runner.cleanup()
+
+
+async def run(recipes: int, times: int, seed: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        started = time.perf_counter()
+        generate(root / "recipes.git", recipes, random.Random(seed))
+        generated = time.perf_counter() - started
+        settings = SummitSettings(
+            repositories=[RepoConfig("bench", str(root / "recipes.git"))],
+            mirrors_dir=root / "mirrors")
+        bus = MemoryBus()
+        async with bus, Database.open(root / "summit.sqlite", store.MIGRATIONS) as db, \
+                OutboxRelay(db, bus) as relay:
+            summit = Summit(bus, db, relay, settings)
+            await summit.prepare()
+            started = time.perf_counter()
+            await plan(summit, root / "recipes.git")
+            planned = time.perf_counter() - started
+            tasks = summit.scheduler.all_tasks()
+            found = blockage(summit)
+            print(f"generated {recipes} recipes in {generated:.1f}s; planned {len(tasks)} tasks "
+                  f"in {planned:.1f}s; {len(found.groups)} root causes hold back "
+                  f"{found.held} tasks")
+            pages = await measure(summit, times)
+    for name, figures in pages.items():
+        print(f"  {name:15} after a change: median {figures['changed_median_s'] * 1000:6.0f} "
+              f"ms, max {figures['changed_max_s'] * 1000:6.0f} ms; unchanged: median "
+              f"{figures['unchanged_median_s'] * 1000:6.0f} ms; {figures['bytes'] / 1024:6.1f} KiB")
+    return {"benchmark": "dashboard_scale", "recipes": recipes, "tasks": len(tasks),
+            "root_causes": len(found.groups), "held": found.held, "pages": pages,
+            "targets": {"overview_s": TARGET_S, "queue_s": TARGET_S},
+            "within_target": all(pages[k]["changed_median_s"] < TARGET_S
+                                 for k in ("overview", "queue"))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--recipes", type=int, default=50_000)
+    parser.add_argument("--times", type=int, default=5, help="fetches of each page")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.recipes, args.times, args.seed))))
+
+
+if __name__ == "__main__":
+    main()
