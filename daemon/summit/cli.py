@@ -63,6 +63,13 @@ def register(subparsers: Any) -> None:
                               help="fetch a recipe repository now")
     refresh.add_argument("name")
     refresh.set_defaults(func=_repos_refresh)
+    env = rsub.add_parser("environment", parents=[common],
+                          help="point a recipe repository at another build environment; "
+                               "what it built is built again in it")
+    env.add_argument("name")
+    env.add_argument("digest", metavar="DIGEST|none",
+                     help="the environment's sha256 (cairn buildenv ls), or none")
+    env.set_defaults(func=_repos_environment)
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -157,6 +164,18 @@ async def _repos_ls(args: argparse.Namespace) -> int:
                         + (f"  error: {repo['error']}" if repo["error"] else "")))
         for error in repo["recipe_errors"]:  # they quote the recipe's own text
             print(printable(f"    {error['file']}:{error['line']}: {error['message']}"))
+    return 0
+
+
+async def _repos_environment(args: argparse.Namespace) -> int:
+    digest = None if args.digest == "none" else args.digest
+    done = await _call(args, "POST", f"/api/v1/repositories/{args.name}/environment",
+                       {"environment": digest})
+    named = f"sha256:{done['environment']}" if done["environment"] else "no environment"
+    print(f"{args.name} now builds in {named}; {len(done['tasks'])} task(s) changed "
+          "(reason: build environment changed)")
+    for task in done["tasks"]:
+        print(f"  #{task['id']} {task['source']} {task['state']} ({task['reason']})")
     return 0
 
 

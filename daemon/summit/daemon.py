@@ -11,6 +11,8 @@ import msgspec
 import structlog
 from aiohttp import web
 
+from daemon.buildenv.errors import BuildEnvError
+from daemon.buildenv.manifest import check_digest
 from daemon.host import Host
 from daemon.metrics import ServiceMetrics
 from daemon.runtime import BaseConfig, Health, Section
@@ -32,6 +34,7 @@ from daemon.summit.web.live import Live
 from daemon.summit.webhooks.http import webhook_routes
 from daemon.summit.webhooks.verify import WebhookRepo
 from events.bus import Bus
+from events.errors import ConfigError
 from events.payloads import Arch, LogOverflow, Name
 from events.topology import SUMMIT
 
@@ -53,6 +56,10 @@ class RepositorySection(Section, frozen=True):
     #: Set them from the environment (CAIRN_SUMMIT_REPOSITORIES as JSON) or a 0600 file.
     github_secret: str = ""
     gitea_secret: str = ""
+    #: The build environment its builds run in (a sha256 digest vessel lists; "" = none:
+    #: each builder decides). Read at the repository's first start only: later, change it
+    #: with `cairn recipes environment NAME DIGEST`, which rebuilds what it built.
+    environment: str = ""
     gitlab_token: str = ""
     #: The base priority of its tasks (higher goes first; operators adjust single tasks).
     priority: int = 0
@@ -147,11 +154,22 @@ def webhook_repos(config: SummitDaemonConfig) -> list[WebhookRepo]:
             for r in config.summit.repositories]
 
 
+def _digest(repo: RepositorySection) -> str | None:
+    """The repository's configured environment, as a canonical digest (or ``None``)."""
+    if not repo.environment:
+        return None
+    try:
+        return check_digest(repo.environment)
+    except BuildEnvError as exc:
+        raise ConfigError(f"[[summit.repositories]] {repo.name}: environment: {exc}") from None
+
+
 def settings_of(config: SummitDaemonConfig) -> SummitSettings:
     section = config.summit
     return SummitSettings(
         repositories=[RepoConfig(name=r.name, url=r.url, branch=r.branch,
-                                 arches=tuple(r.arches)) for r in section.repositories],
+                                 arches=tuple(r.arches), environment=_digest(r))
+                      for r in section.repositories],
         mirrors_dir=config.state.path("summit", "mirrors"),
         channel=section.channel, repository_url=section.repository_url or None,
         poll_interval=section.poll_interval, max_attempts=section.max_attempts,

@@ -39,6 +39,10 @@ class RepoConfig:
     branch: str = "main"
     arches: tuple[str, ...] = ("x86_64",)
     extra: dict[str, str] = field(default_factory=dict, compare=False)
+    #: The build environment (sha256 digest) configured for its builds; ``None``: none.
+    #: Only the first one summit sees is used: after that the repository's environment is
+    #: changed by an operator (``cairn recipes environment``), which re-plans.
+    environment: str | None = None
 
 
 class Mirror:

@@ -51,6 +51,11 @@ class Operations:
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
 
+    async def use_environment(self, repository: str, environment: str | None) -> list[Task]:
+        """Point a repository at another build environment: what it has built is built again
+        in it (reason "build environment changed"); returns the tasks that changed."""
+        return await self.scheduler.use_environment(repository, environment)
+
     async def retry(self, task_id: int) -> Task:
         """A new task for the source of a failed one; returns the new task."""
         planner = await self.scheduler.decide(task_id, lambda planner: planner.retry(task_id))

@@ -141,10 +141,11 @@ class Scheduler:
         now = self.clock()
         for builder in await store.load_builders(self.db):
             self.fleet.restore(builder, now)
+        environments = await self._environments()
         for repo in self.repos.values():
             for arch in repo.arches:
                 ref = RepoRef(repo.name, repo.url, arch, self.channel, self.index_url(arch),
-                              self.priorities.get(repo.name, 0))
+                              self.priorities.get(repo.name, 0), environments[repo.name])
                 published = await store.load_published(self.db, self.channel, arch)
                 mine = [t for t in tasks if t.repository == repo.name and t.arch == arch]
                 planner = Planner(ref, published, mine, ids=self.ids,
@@ -275,6 +276,46 @@ class Scheduler:
             await self.write(conn, planner, decision, cause)
             await self._dispatch(conn, cause)
         self.relay.notify()
+
+    async def _environments(self) -> dict[str, str | None]:
+        """Each repository's build environment: the stored one; a repository seen for the
+        first time takes its configured one. A configuration that names another environment
+        later changes nothing by itself (nothing rebuilds by surprise): summit says so."""
+        stored = await store.load_environments(self.db)
+        for repo in self.repos.values():
+            if repo.name not in stored:
+                async with self.db.transaction() as conn:
+                    await store.save_environment(conn, repo.name, repo.environment)
+                stored[repo.name] = repo.environment
+            elif stored[repo.name] != repo.environment:
+                log.warning("summit.environment_not_applied", repository=repo.name,
+                            configured=repo.environment, used=stored[repo.name],
+                            hint=f"cairn recipes environment {repo.name} "
+                                 f"{repo.environment or 'none'} applies it and rebuilds")
+        return stored
+
+    async def use_environment(self, repository: str, environment: str | None) -> list[Task]:
+        """An operator points ``repository`` at ``environment``: stored, and every planner of
+        the repository re-plans its builds in it; returns the tasks that changed."""
+        async with self.lock:
+            planners = [p for (name, _), p in sorted(self.planners.items())
+                        if name == repository]
+            if not planners:
+                raise PlanError(f"there is no repository {repository!r}")
+            changed: list[Task] = []
+            try:
+                async with self.db.transaction() as conn:
+                    await store.save_environment(conn, repository, environment)
+                    for planner in planners:
+                        decision = planner.use_environment(environment)
+                        await self.write(conn, planner, decision, None)
+                        changed.extend(decision.tasks)
+                    await self._dispatch(conn, None)
+            except BaseException:
+                await self._reload()
+                raise
+            self.relay.notify()
+            return changed
 
     async def decide(self, task_id: int, decide: Callable[[Planner], Decision]) -> Planner:
         """Apply one decision about a task (an operator's request, a dead letter) under the

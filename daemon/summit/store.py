@@ -168,6 +168,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE tasks ADD COLUMN retry_at REAL;
     """,
+    # Each repository's build environment (NULL: none named), as an operator last set it.
+    """
+    CREATE TABLE repo_environments (
+        repository TEXT PRIMARY KEY,
+        environment TEXT,
+        time REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -365,6 +373,19 @@ async def learned_durations(db: Database) -> dict[tuple[str, str, str], float]:
         "SELECT tasks.repository, tasks.arch, tasks.source, builds.duration_s FROM builds"
         " JOIN tasks USING (task_id) WHERE builds.outcome = 'success' ORDER BY builds.seq")
     return {(r["repository"], r["arch"], r["source"]): float(r["duration_s"]) for r in rows}
+
+
+async def load_environments(db: Database) -> dict[str, str | None]:
+    """Each repository's build environment, as last set (by the first start or an operator)."""
+    rows = await db.fetchall("SELECT repository, environment FROM repo_environments")
+    return {r["repository"]: r["environment"] for r in rows}
+
+
+async def save_environment(conn: Connection, repository: str, environment: str | None) -> None:
+    await conn.execute(
+        "INSERT INTO repo_environments (repository, environment, time) VALUES (?, ?, ?)"
+        " ON CONFLICT (repository) DO UPDATE SET environment = excluded.environment,"
+        " time = excluded.time", (repository, environment, time.time()))
 
 
 async def record_generation(conn: Connection, channel: str, arch: str, generation: int,

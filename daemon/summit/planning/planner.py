@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from daemon.summit.planning.graph import PublishedIndex, RecipeGraph
 from daemon.summit.planning.limits import NO_LIMITS, LimitRules
 from daemon.summit.planning.ownership import check_packages
+from daemon.summit.planning.rebuild import rebuilds
 from daemon.summit.planning.recipe import BrokenRecipe
 from daemon.summit.planning.schedule import Schedule
 from daemon.summit.planning.states import (
@@ -149,6 +150,10 @@ class Planner:
     def tasks(self) -> Mapping[int, Task]:
         return self._tasks
 
+    def of_source(self, source: str) -> list[Task]:
+        """Every task of ``source``, oldest first."""
+        return [self._tasks[i] for i in self._of_source.get(source, ())]
+
     def latest(self, source: str) -> Task | None:
         task_id = self._latest.get(source)
         return None if task_id is None else self._tasks[task_id]
@@ -264,13 +269,14 @@ class Planner:
         to the recipe asking for that release again."""
         return task.state is TaskState.CANCELLED and task.failure in RETRACTED
 
-    def _create(self, source: str, reason: TaskReason, commit: str, batch: _Batch) -> Task:
+    def _create(self, source: str, reason: TaskReason, commit: str, batch: _Batch,
+                build_release: int = 1) -> Task:
         recipe = self.graph.recipes[source]
         task = Task(
             task_id=self.ids.next(), source=source, version=recipe.version,
             release=recipe.release, recipe_path=recipe.path, commit=commit,
             repository=self.repo.name, arch=self.repo.arch, reason=reason,
-            priority=self.repo.priority,
+            priority=self.repo.priority, build_release=build_release,
         )
         self._put(task, batch)
         return task
@@ -399,6 +405,20 @@ class Planner:
             raise PlanError(f"{task.source} has no recipe any more: nothing to retry")
         batch = _Batch()
         self._create(task.source, TaskReason.RETRY, self.commit or task.commit, batch)
+        return self._settle(batch)
+
+    def use_environment(self, environment: str | None) -> Decision:
+        """An operator points the repository at ``environment``: what is built is built again
+        in it (:mod:`.rebuild`), reason "build environment changed"."""
+        self.repo = replace(self.repo, environment=environment)
+        batch = _Batch()
+        for rebuild in rebuilds(self.graph.recipes, self.repo.arch, self.published,
+                                self.latest, self.of_source):
+            if rebuild.cancel is not None:
+                self._cancel(rebuild.cancel, "its repository's build environment changed",
+                             batch)
+            self._create(rebuild.source, TaskReason.ENVIRONMENT_CHANGED,
+                         self.commit or "", batch, rebuild.build_release)
         return self._settle(batch)
 
     def cancel(self, task_id: int, reason: str = "cancelled by an operator") -> Decision:

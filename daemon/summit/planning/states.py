@@ -76,6 +76,8 @@ class TaskReason(StrEnum):
     RELEASE_BUMP = "release bump"
     RETRY = "retry"
     SUPERSEDED = "superseded"
+    #: An operator pointed the repository at another build environment.
+    ENVIRONMENT_CHANGED = "build environment changed"
 
 
 S = TaskState
@@ -146,6 +148,9 @@ class RepoRef:
     index_url: str | None = None
     #: The base priority of the repository's new tasks (operators adjust tasks from it).
     priority: int = 0
+    #: The build environment (sha256 digest) its builds run in; ``None``: none named, the
+    #: builder decides (its own, or its host's system when it allows that).
+    environment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +226,7 @@ def task_ready(task: Task, repo: RepoRef, critical_path: int,
         repository_url=repo.url, commit=task.commit, recipe_path=task.recipe_path or ".",
         channel=repo.channel, build_release=task.build_release, reason=str(task.reason),
         critical_path=max(critical_path, 0), priority=task.priority, index_url=repo.index_url,
+        environment=repo.environment,
         limits=limits,
     )
 

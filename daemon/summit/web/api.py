@@ -295,7 +295,10 @@ async def repositories_json(summit: Summit) -> list[dict[str, Any]]:
                     "planned": planned.get(row.name, {}),
                     "recipes": sum(len(p.graph.recipes) for (name, _), p in
                                    summit.scheduler.planners.items() if name == row.name),
-                    "recipe_errors": [e for e in errors if e["repository"] == row.name]})
+                    "recipe_errors": [e for e in errors if e["repository"] == row.name],
+                    "environment": next((p.repo.environment for (name, _), p in
+                                         sorted(summit.scheduler.planners.items())
+                                         if name == row.name), None)})
     return out
 
 

@@ -1,7 +1,8 @@
 """The API's levers (``/api/v1``): a task's priority, bulk cancel/retry/priority by filter
 (a dry run by default: it lists what would change), pause and resume dispatch, drain and
-enable a builder. Every call needs the admin token (:func:`daemon.summit.web.api.admin`);
-bodies are JSON objects, an empty body meaning no fields."""
+enable a builder, point a repository at another build environment. Every call needs the
+admin token (:func:`daemon.summit.web.api.admin`); bodies are JSON objects, an empty body
+meaning no fields."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from daemon.buildenv.errors import BuildEnvError
+from daemon.buildenv.manifest import check_digest
 from daemon.summit import store
 from daemon.summit.operations import BulkResult, TaskFilter
 from daemon.summit.planning.states import TaskState
@@ -131,6 +134,27 @@ async def drain_or_enable(request: web.Request) -> web.Response:
     return web.json_response(levers.to_json())
 
 
+@admin
+async def set_environment(request: web.Request) -> web.Response:
+    """``{"environment": DIGEST}`` (or ``null``: none) for a repository; re-plans."""
+    summit, name = request.app[SUMMIT_KEY], request.match_info["name"]
+    value = (await body(request)).get("environment", ...)
+    if value is ... or not (value is None or isinstance(value, str)):
+        raise ApiError(400, "environment must be a sha256 digest, or null for none")
+    try:
+        digest = None if value is None else check_digest(value)
+    except BuildEnvError as exc:
+        raise ApiError(400, str(exc)) from None
+    if name not in summit.repos:
+        raise ApiError(404, f"there is no repository {name!r}")
+    try:
+        changed = await summit.operations.use_environment(name, digest)
+    except CairnError as exc:
+        return _refused(exc)
+    return web.json_response({"repository": name, "environment": digest,
+                              "tasks": [store.task_json(t) for t in changed]})
+
+
 def add_steering(app: web.Application) -> None:
     """Mount the levers (after :func:`daemon.summit.web.api.add_routes`)."""
     post = app.router.add_post
@@ -141,3 +165,4 @@ def add_steering(app: web.Application) -> None:
     post("/api/v1/dispatch/resume", pause_or_resume)
     post("/api/v1/builders/{name}/drain", drain_or_enable)
     post("/api/v1/builders/{name}/enable", drain_or_enable)
+    post("/api/v1/repositories/{name}/environment", set_environment)

@@ -90,8 +90,10 @@ SCHEMAS: dict[str, Any] = {
                "properties": {s: _INT0 for s in TaskState}, "additionalProperties": False},
     "Repository": _obj(
         ["name", "url", "branch", "head", "fetched", "error", "arches", "planned", "recipes",
-         "recipe_errors"],
+         "recipe_errors", "environment"],
         name=_STR, url=_STR, branch=_STR,
+        environment={"type": ["string", "null"], "description": "the build environment "
+                     "(sha256) its builds run in; null: none named, the builders decide"},
         head={"type": ["string", "null"], "description": "the last commit seen on the branch"},
         fetched={"type": ["number", "null"]}, error=_nullable("string"),
         arches={"type": "array", "items": _STR},
@@ -282,6 +284,13 @@ STEER_PATHS: dict[str, Any] = {
         f"{verb} dispatch for the farm, or for one repository",
         _obj([], repository={"type": ["string", "null"], "maxLength": 100}), _LEVERS)
        for verb in ("pause", "resume")},
+    "/api/v1/repositories/{name}/environment": _lever(
+        "point a repository at another build environment (null: none); what it has built "
+        "is built again in it, reason \"build environment changed\"",
+        _obj(["environment"], environment={"type": ["string", "null"], "maxLength": 71}),
+        _obj(["repository", "environment", "tasks"], repository=_STR,
+             environment=_nullable("string"), tasks={"type": "array", "items": _ref("Task")}),
+        [REPO_NAME]),
     **{f"/api/v1/builders/{{name}}/{verb}": _lever(
         f"{verb} a builder (a drained builder finishes its builds and gets nothing new)",
         {"type": "object"}, _LEVERS, [BUILDER_NAME])

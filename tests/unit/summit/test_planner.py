@@ -284,3 +284,50 @@ def test_priority_starts_at_the_repository_base_and_changes_until_building() -> 
     build(p, by_source(p)["a"])
     with pytest.raises(PlanError, match="only tasks not yet building"):
         p.prioritise(tasks["a"].task_id, 1)
+
+
+def test_pointing_the_repository_at_another_environment_rebuilds_in_order() -> None:
+    new_env = "ab" * 32
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("zlib", 1, provides=["pkgconfig(zlib)"]),
+                     entry("app", 1, deps=["pkgconfig(zlib)"]), entry("late", 1)))
+    first = by_source(p)
+    run_to_published(p, first["zlib"], ("pkgconfig(zlib)",))
+    run_to_published(p, by_source(p)["app"])
+    build(p, first["late"])  # building in the old environment when the operator acts
+    assert p.tasks[first["late"].task_id].state is TaskState.PUBLISHING
+    # Nothing rebuilds without the operator: re-planning the same tree decides nothing.
+    assert p.plan_tree(tree(commit_id(1), entry("zlib", 1, provides=["pkgconfig(zlib)"]),
+                            entry("app", 1, deps=["pkgconfig(zlib)"]),
+                            entry("late", 1))).tasks == ()
+    decision = p.use_environment(new_env)
+    again = by_source(p)
+    assert set(again) == {"zlib", "app", "late"}
+    assert {t.reason for t in again.values()} == {TaskReason.ENVIRONMENT_CHANGED}
+    assert {t.build_release for t in again.values()} == {2}
+    assert again["zlib"].state is TaskState.READY
+    assert again["app"].state is TaskState.BLOCKED  # waits for zlib's rebuild
+    assert {t.source for t in decision.ready} == {"late", "zlib"}
+    # The repository's environment goes to the builder with each assignment.
+    (ready,) = p.assign(again["zlib"].task_id, "b", 0.0).emits
+    assert isinstance(ready, TaskReady) and ready.environment == new_env
+    assert ready.build_release == 2 and ready.reason == "build environment changed"
+
+
+def test_a_build_running_in_the_old_environment_is_cancelled() -> None:
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("a", 1)))
+    old = by_source(p)["a"]
+    run_to_published(p, old)
+    retry = p.use_environment("cd" * 32)
+    rebuild = by_source(p)["a"]
+    p.assign(rebuild.task_id, "b", 0.0)
+    p.on_build_started(BuildStarted(task_id=rebuild.task_id, builder="b", arch="x86_64",
+                                    attempt=1))
+    assert p.tasks[rebuild.task_id].state is TaskState.BUILDING
+    assert retry.ready
+    decision = p.use_environment("ef" * 32)
+    assert p.tasks[rebuild.task_id].state is TaskState.CANCELLED
+    assert any(isinstance(e, TaskCancelled) and e.task_id == rebuild.task_id
+               for e in decision.emits)
+    assert by_source(p)["a"].build_release == 3
