@@ -24,9 +24,10 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CairnUp]:
         yield running
 
 
-def call(farm: CairnUp, method: str, path: str, token: str | None = None
-         ) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(farm.url + path, method=method, data=b"" if
+def call(farm: CairnUp, method: str, path: str, token: str | None = None,
+         body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if body is not None else b""
+    request = urllib.request.Request(farm.url + path, method=method, data=data if
                                      method == "POST" else None)
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
@@ -173,3 +174,32 @@ def test_openapi_describes_every_route(farm: CairnUp) -> None:
                  "/api/v1/tasks/{task_id}/retry", "/api/v1/tasks/{task_id}/cancel",
                  "/api/v1/repositories/{name}/refresh", "/api/v1/stream"):
         assert path in paths
+
+
+# Last: it makes the farm build again.
+def test_pointing_the_repository_at_another_environment(farm: CairnUp) -> None:
+    token = farm.token()
+    farm.wait_for("both completed", lambda: {t["state"] for t in by_source(farm).values()}
+                  == {"completed"})
+    assert farm.get("/api/v1/repositories/recipes")["environment"] is None
+    path = "/api/v1/repositories/recipes/environment"
+    for body, status, words in (({"environment": "sha256:xyz"}, 400, "is not a sha256 digest"),
+                                ({}, 400, "environment must be a sha256 digest, or null")):
+        code, answer = call(farm, "POST", path, token=token, body=body)
+        assert code == status and words in answer["error"], answer
+    code, answer = call(farm, "POST", "/api/v1/repositories/nope/environment", token=token,
+                        body={"environment": None})
+    assert code == 404
+    digest = "ab" * 32
+    code, answer = call(farm, "POST", path, token=token, body={"environment": f"sha256:{digest}"})
+    assert code == 200 and answer["environment"] == digest
+    rebuilt = {t["source"]: t for t in answer["tasks"]}
+    assert set(rebuilt) == {"slow", "after-slow"}
+    assert {(t["reason"], t["build_release"]) for t in rebuilt.values()} == {
+        ("build environment changed", 2)}
+    assert farm.get("/api/v1/repositories/recipes")["environment"] == digest
+    # Back to none, so the builders of this farm (on the host) can build again; the tasks
+    # not started yet are assigned with whatever the repository names then.
+    code, answer = call(farm, "POST", path, token=token, body={"environment": None})
+    assert code == 200 and answer["environment"] is None
+
