@@ -102,7 +102,8 @@ def accounts() -> tuple[Account, ...]:
             user="summit",
             publishes=(EventType.COMMIT_SEEN, EventType.TASK_READY, EventType.BUILD_ADMITTED,
                        EventType.BUILD_ACCEPTED, EventType.TASK_CANCELLED),
-            declares=(topology.SUMMIT,),
+            # Vessel's queue too: it must exist before summit accepts a build for it.
+            declares=(topology.SUMMIT, topology.VESSEL),
             consumes=(topology.SUMMIT.queue,),
         ),
         Account(

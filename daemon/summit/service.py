@@ -33,7 +33,7 @@ from events.bus import Bus, Consumer
 from events.errors import BusError
 from events.outbox import OutboxRelay
 from events.sqlite import Database
-from events.topology import SUMMIT
+from events.topology import SUMMIT, VESSEL
 
 log = structlog.get_logger("cairn.summit")
 
@@ -106,6 +106,11 @@ class Summit:
 
     async def start(self) -> None:
         await self.prepare()
+        # Vessel's queue exists before summit accepts a build, whichever service starts
+        # first: the journal's queue takes every event, so a build-accepted sent before
+        # vessel's first start would not come back unroutable — vessel would never see it
+        # and the task would stay publishing.
+        await self.bus.declare(VESSEL)
         self._consumers.append(await self.bus.subscribe(SUMMIT, self.scheduler.handle))
         self.watcher.start()
         self._ticker = asyncio.create_task(self._tick(), name="summit-tick")

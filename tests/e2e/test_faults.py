@@ -259,12 +259,14 @@ install     : |
 """
 
 
+@pytest.mark.parametrize("summit_restarts", [False, True], ids=["", "summit-killed"])
 async def test_builders_stopped_while_summit_cancels_their_assignment_never_build_it(
-        tmp_path: Path, private_rabbitmq_url: str,
-        private_mosquitto: MosquittoBroker) -> None:
+        tmp_path: Path, private_rabbitmq_url: str, private_mosquitto: MosquittoBroker,
+        summit_restarts: bool) -> None:
     """The first race with real processes: every builder is stopped (SIGSTOP) while summit
     assigns release 2 and then cancels it (the bump is reverted); continued (SIGCONT), the
-    builder that had it claims, is refused, and says it did not start it."""
+    builder that had it claims, is refused, and says it did not start it. The decision
+    survives summit itself killed (-9) after the assignment and started again."""
     farm = _farm(tmp_path, private_rabbitmq_url, private_mosquitto, {"tally-docs": QUICK})
     builders = ("builder1", "builder2")
     try:
@@ -277,6 +279,9 @@ async def test_builders_stopped_while_summit_cancels_their_assignment_never_buil
             bumped = await farm.wait_tasks(lambda ts: any(
                 t["release"] == 2 and t["state"] == "ready" and t["builder"] for t in ts))
             (bumped_task,) = [t for t in bumped if t["release"] == 2]
+            if summit_restarts:
+                farm.kill("summit")
+                farm.start_summit()
             bump_release(farm.repo, "tally-docs", 1)
             commit(farm.repo, "tally-docs: back to release 1")
             await _wait_task(farm, "tally-docs", 2, {"cancelled"})
@@ -305,3 +310,28 @@ async def test_builders_stopped_while_summit_cancels_their_assignment_never_buil
     assert "build-started" in recorded, recorded
     assert not {"build-admitted", "build-done", "build-accepted",
                 "package-published"} & recorded, recorded
+
+
+async def test_a_build_accepted_before_vessel_ever_started_is_published_once_it_starts(
+        tmp_path: Path, private_rabbitmq_url: str,
+        private_mosquitto: MosquittoBroker) -> None:
+    """Start-up order: summit accepts a build while vessel has never run (no queue of its
+    own yet, and no definitions imported); vessel, started later, publishes it."""
+    repo = recipe_repo(tmp_path / "recipes", {"tally-docs": QUICK}, examples=False)
+    farm = ProcessFarm(private_rabbitmq_url, repo, tmp_path / "state",
+                       mqtt_url=private_mosquitto.url)
+    try:
+        farm.start("journal", "journal")
+        farm.wait_ready("journal")
+        farm.start_summit()
+        farm.start_builder("builder1")
+        waiting = await _wait_task(farm, "tally-docs", 1, {"publishing"})
+        farm.start("vessel", "vessel", CAIRN_VESSEL_LISTEN_PORT=str(farm.vessel_port))
+        done = await _wait_task(farm, "tally-docs", 1, {"completed"}, timeout=60)
+        events = farm.journal()
+    finally:
+        farm.stop_all()
+    assert done["id"] == waiting["id"] and done["attempt"] == 1
+    assert len(_about(events, done["id"], "package-published")) == 1
+    assert [(p["source"], p["release"]) for p in farm.index()["packages"]] == [
+        ("tally-docs", 1)]
