@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 import aiohttp
@@ -45,6 +46,11 @@ def register(subparsers: Any) -> None:
         action = sub.add_parser(name, parents=[common], help=helptext)
         action.add_argument("id", type=int)
         action.set_defaults(func=_task_action, action=name)
+    history = sub.add_parser("history", parents=[common],
+                             help="a source's builds: outcome, duration, CPU, peak memory")
+    history.add_argument("source")
+    history.add_argument("--limit", type=int, default=20)
+    history.set_defaults(func=_history)
     priority = sub.add_parser("priority", parents=[common],
                               help="set a task's priority (higher goes first) until it builds")
     priority.add_argument("id", type=int)
@@ -139,10 +145,42 @@ async def _task_action(args: argparse.Namespace) -> int:
         lines.append(f"  blocked by: {_blockers(data)}")
     if data["failure"]:
         lines.append(f"  failure: {data['failure']}")
+    if data.get("retry_at") and data["state"] == "ready" and not data["builder"]:
+        when = time.strftime("%H:%M:%S", time.localtime(data["retry_at"]))
+        lines.append(f"  attempt {data['attempt']} not before {when} (back-off)")
     lines.append(f"  depends on: {', '.join(data.get('depends_on', [])) or '-'}")
     lines += [f"  - {entry['type']}: {entry['summary']}" for entry in data.get("timeline", [])]
+    lines += [f"  build (attempt {build['attempt']}): {_build_line(build)}"
+              for build in data.get("builds", [])]
     for line in lines:
         print(printable(line))
+    return 0
+
+
+def _build_line(build: dict[str, Any]) -> str:
+    """One build as a line: outcome, builder, duration and what it consumed."""
+    parts = [f"{build['outcome']:<14}", f"on {build['builder']}",
+             f"{build['duration_s']:.1f} s"]
+    if build.get("cpu_s") is not None:
+        parts.append(f"CPU {build['cpu_s']:.1f} s")
+    if build.get("max_rss_kb") is not None:
+        parts.append(f"peak {build['max_rss_kb'] / 1024:.1f} MiB")
+    if build.get("output_bytes") is not None:
+        parts.append(f"output {build['output_bytes']} B")
+    return "  ".join(parts)
+
+
+async def _history(args: argparse.Namespace) -> int:
+    data = await _call(args, "GET", f"/api/v1/sources/{args.source}/history?limit={args.limit}")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    for build in data["builds"]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(build["time"]))
+        print(printable(f"{when}  task {build['task_id']:>6} attempt {build['attempt']}  "
+                        f"{build['version']}-{build['release']}  {_build_line(build)}"))
+    if not data["builds"]:
+        print(f"no build of {args.source} has finished yet")
     return 0
 
 

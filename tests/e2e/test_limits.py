@@ -6,6 +6,8 @@ ends `output-limit`; none of them is retried, and each shows as itself in the AP
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,18 @@ async def test_each_limit_ends_its_build_with_its_own_outcome(farm: ProcessFarm)
     assert ready["mute"]["silence_s"] == 3
     assert ready["chatty-ok"] == {**ready["chatty"], "log_overflow": "truncate"}
     assert ready["libgreet"] is None
+    # The CLI shows each outcome as itself too.
+    history = _cli(farm, "tasks", "history", "hoard")
+    assert "output-limit" in history and "on builder" in history, history
+    shown = _cli(farm, "tasks", "show", str(latest["mute"]["id"]))
+    assert "failure: silent: " in shown and "build (attempt 1): silent" in shown, shown
+
+
+def _cli(farm: ProcessFarm, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "daemon.cli", *args, "--summit",
+                           farm.summit_url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 async def _history(farm: ProcessFarm, source: str) -> list[dict[str, Any]]:
