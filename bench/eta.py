@@ -8,7 +8,7 @@ again. As soon as summit has planned and dispatched the second run, the overview
 ``expected_finish`` is read; the run's actual finish is when the last task completes. Both
 are printed, measured from the moment of the estimate, with the error.
 
-    python bench/eta.py [--builders 2] [--runs 1]
+    .venv/bin/python bench/eta.py [--builders 2] [--runs 1]
 
 Acceptance (issue: ETAs): the second run's expected finish is within 50% of the actual one.
 """
@@ -20,6 +20,7 @@ import asyncio
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.e2e.farm import ProcessFarm, commit, recipe_repo
 from tests.support.mosquitto import MosquittoBroker
