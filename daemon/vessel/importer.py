@@ -33,8 +33,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -63,6 +63,8 @@ class Prepared:
     build: BuildDone
     workdir: Path
     files: tuple[tuple[Downloaded, Inspected], ...] = ()
+    #: Package name → owning source, as summit's ``build-accepted`` declared them.
+    declared: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,12 @@ class Importer:
         #: waited for them all (seconds in a mass rebuild). Downloads still overlap.
         self._publishing = asyncio.Lock()
 
-    async def import_build(self, db: Database, build: BuildDone, emit: Emit) -> ImportOutcome:
-        """Import ``build`` entirely or not at all; see the module docstring for the contract."""
+    async def import_build(self, db: Database, build: BuildDone, emit: Emit,
+                           declared: Iterable[str] = ()) -> ImportOutcome:
+        """Import ``build`` entirely or not at all; see the module docstring for the contract.
+
+        ``declared`` are the package names summit found declared by the build's source
+        (``build-accepted``): they are that source's, over any table and any squatter."""
         outcome = await self._already(db, build)
         if outcome is not None:
             async with db.transaction() as conn:
@@ -129,7 +135,8 @@ class Importer:
             return outcome
         prepared: Prepared | None = None
         try:
-            prepared = await self.prepare(build)
+            prepared = replace(await self.prepare(build),
+                               declared={name: build.source for name in declared})
             async with self._publishing:
                 async with db.transaction() as conn:
                     try:
@@ -243,7 +250,8 @@ class Importer:
         for row in await store.offering(conn, names):
             if row.sha256 in live:
                 held.setdefault(row.name, []).append(Holder(row.source, row.package, row.sha256))
-        declared = await self.owners.owners(conn, build.channel, names)
+        declared = {**await self.owners.owners(conn, build.channel, names),
+                    **{n: s for n, s in prepared.declared.items() if n in names}}
         return judge(build.source, f"{build.channel}/{build.arch}", offers, held, declared)
 
     async def _check_newer(self, conn: Connection, prepared: Prepared,

@@ -17,9 +17,9 @@ provider they declare, their implicit ``x``/``name(x)`` included):
    naming both sources (first published, first owned);
 3. otherwise the build may publish it.
 
-The declared table comes from a :class:`DeclaredOwners`: summit knows which source's recipe
-declares which package names, and can feed them here (see :class:`StaticOwners` for the
-shape). Vessel's own rule 2 stays as defence in depth.
+The declared table is what summit said in the build's ``build-accepted`` (the package
+names the build's source declares), over a :class:`DeclaredOwners` table configured beside
+it (see :class:`StaticOwners` for the shape). Vessel's own rule 2 stays as defence in depth.
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ def judge(source: str, where: str, offers: Iterable[Offer],
     evicted: set[str] = set()
     for offer in sorted(offers, key=lambda o: (o.name != o.package, o.name, o.package)):
         owner = _declared_owner(offer.name, declared)
-        others = [h for h in held.get(offer.name, ()) if h.source != source]
+        # A package this build's owner evicted (rule 1, judged first) holds nothing any more.
+        others = [h for h in held.get(offer.name, ())
+                  if h.source != source and h.sha256 not in evicted]
         if owner is not None and owner != source:
             raise ImportRefused(
                 f"{_what(offer)} belongs to source {owner}, whose recipe declares it, not to "

@@ -103,7 +103,10 @@ class Vessel:
 
         started = time.monotonic()
         with structlog.contextvars.bound_contextvars(task_id=build.task_id, source=build.source):
-            outcome = await self.importer.import_build(self.db, build, emit)
+            # The names summit found declared by the build's source are that source's: a
+            # package another source took first under such a name is dropped (it squatted).
+            outcome = await self.importer.import_build(self.db, build, emit,
+                                                       declared=accepted.packages)
         if self.metrics is not None and not outcome.duplicate:
             self.metrics.observe_import("refused" if outcome.refused else "published",
                                         time.monotonic() - started)

