@@ -26,6 +26,7 @@ from daemon.summit.planning.limits import LimitRule, LimitRules
 from daemon.summit.planning.states import Backoff, TaskState
 from daemon.summit.scheduler import SchedulerObserver
 from daemon.summit.service import Summit, SummitSettings
+from daemon.summit.web.actions import add_actions
 from daemon.summit.web.api import add_routes
 from daemon.summit.web.apiread import farm_progress
 from daemon.summit.web.apisteer import add_steering
@@ -228,6 +229,7 @@ class SummitDaemon:
         add_routes(self.app, self.service, token, self.live)
         add_steering(self.app)
         add_dashboard(self.app)
+        add_actions(self.app)
         watcher = self.service.watcher
         self.app.add_routes(webhook_routes(
             webhook_repos(self.config), watcher.pushed, watcher.delivery_seen))

@@ -47,6 +47,10 @@ class BulkResult:
                 "skipped": [{"task": render(t), "error": why} for t, why in self.skipped]}
 
 
+#: What an operator may build again.
+RETRYABLE = frozenset({TaskState.FAILED, TaskState.CANCELLED})
+
+
 class Operations:
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
@@ -112,9 +116,9 @@ class Operations:
         return await self._bulk(matched, dry_run, lambda t: self.cancel(t.task_id, reason))
 
     async def bulk_retry(self, which: TaskFilter, dry_run: bool) -> BulkResult:
-        """Retry every matching failed task that is the latest of its source."""
-        matched = [t for t in self.select(which) if t.state is TaskState.FAILED
-                   and self._latest(t)]
+        """Retry every matching failed or cancelled task that is the latest of its
+        source."""
+        matched = [t for t in self.select(which) if t.state in RETRYABLE and self._latest(t)]
         return await self._bulk(matched, dry_run, lambda t: self.retry(t.task_id))
 
     async def bulk_prioritise(self, which: TaskFilter, priority: int,

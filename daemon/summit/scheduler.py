@@ -236,6 +236,15 @@ class Scheduler:
         """Tasks each builder holds (assigned or building)."""
         return Counter(self._holder.values())
 
+    def order(self) -> Callable[[Task], tuple[int, ...]]:
+        """Dispatch order: priority, then critical path, then age."""
+        return queue_order(lambda t: self.planners[(t.repository, t.arch)]
+                           .critical_path(t.source))
+
+    def queue(self) -> list[Task]:
+        """Ready tasks no builder has yet, in the order they will be given out."""
+        return sorted(self.waiting(), key=self.order())
+
     def waiting(self) -> list[Task]:
         """Ready tasks no builder has yet."""
         found = (self.task(i) for i in self._waiting)
@@ -245,13 +254,11 @@ class Scheduler:
         """Assign ready tasks to builders with free slots (in ``conn``'s transaction)."""
         if not self._waiting or not self.dispatching:
             return
-        order = queue_order(lambda t: self.planners[(t.repository, t.arch)]
-                            .critical_path(t.source))
         now = self.clock()
         # A retried attempt waits out its back-off; tick() dispatches it once it is due.
         due = [t for t in self.waiting() if t.retry_at is None or t.retry_at <= now]
         assignments = dispatch(due, self.fleet.builders.values(), self.load_of(),
-                               order, self.needs, self.levers)
+                               self.order(), self.needs, self.levers)
         for assignment in assignments:
             planner = self.planner_of(assignment.task.task_id)
             assert planner is not None

@@ -149,7 +149,7 @@ def test_admin_calls(farm: CairnUp) -> None:
     token = farm.token()
     farm.wait_for("slow completed", lambda: by_source(farm)["slow"]["state"] == "completed")
     code, body = call(farm, "POST", f"/api/v1/tasks/{slow['id']}/retry", token=token)
-    assert code == 409 and "only failed tasks can be retried" in body["error"]
+    assert code == 409 and "only failed or cancelled tasks can be retried" in body["error"]
     code, body = call(farm, "POST", f"/api/v1/tasks/{slow['id']}/cancel", token=token)
     assert code == 409 and "cannot be cancelled" in body["error"]
     code, body = call(farm, "POST", "/api/v1/repositories/recipes/refresh", token=token)

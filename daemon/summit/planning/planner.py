@@ -392,12 +392,14 @@ class Planner:
 
     # -- operator requests -------------------------------------------------------------
     def retry(self, task_id: int) -> Decision:
-        """A new task (reason ``retry``) for the source of a failed task."""
+        """A new task (reason ``retry``) for the source of a failed task, or of one an
+        operator cancelled (to build it again later)."""
         task = self._tasks.get(task_id)
         if task is None:
             raise PlanError(f"there is no task {task_id}")
-        if task.state is not TaskState.FAILED:
-            raise PlanError(f"task {task_id} is {task.state}; only failed tasks can be retried")
+        if task.state not in (TaskState.FAILED, TaskState.CANCELLED):
+            raise PlanError(f"task {task_id} is {task.state}; only failed or cancelled tasks "
+                            "can be retried")
         latest = self.latest(task.source)
         if latest is not None and latest.task_id != task_id and latest.state in PENDING:
             raise PlanError(f"{task.source} already has task {latest.task_id} ({latest.state})")

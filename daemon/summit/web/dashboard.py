@@ -34,6 +34,7 @@ from daemon.summit.web.api import (
     CHANNELS_KEY,
     LIVE_KEY,
     SUMMIT_KEY,
+    TOKEN_KEY,
     filter_tasks,
     repositories_json,
     task_detail,
@@ -50,11 +51,14 @@ from daemon.summit.web.apiread import (
     queue_degrees,
     task_log,
 )
+from daemon.summit.web.guard import signed_in_csrf
 from daemon.summit.web.numbers import whole
 
 HERE = Path(__file__).resolve().parent
 ENV_KEY = web.AppKey("dashboard_env", jinja2.Environment)
 PAGE_SIZE = 50
+#: Ready tasks listed on the queue page in dispatch order (the first ones are what matters).
+QUEUE_SHOWN = 50
 
 
 def clock(epoch: float | None) -> str:
@@ -103,6 +107,10 @@ def environment() -> jinja2.Environment:
 
 def render(request: web.Request, template: str, status: int = 200,
            **context: Any) -> web.Response:
+    """A page; ``csrf`` is the viewer's CSRF token when signed in (the actions' buttons are
+    shown only then), ``here`` the page's own path (where an action comes back to)."""
+    context.setdefault("csrf", signed_in_csrf(request, request.app[TOKEN_KEY]))
+    context.setdefault("here", request.path_qs)
     html = request.app[ENV_KEY].get_template(template).render(**context)
     return web.Response(text=html, status=status, content_type="text/html")
 
@@ -117,7 +125,10 @@ async def overview(request: web.Request) -> web.Response:
                   builders=builders(request.app[LIVE_KEY]), recent=recent, failed=failed,
                   blockage=found, limit=farm_limit(summit, found),
                   repositories=await repositories_json(summit),
-                  expected_finish=expected_of(summit).finish, now=time.time())
+                  expected_finish=expected_of(summit).finish, now=time.time(),
+                  levers=summit.scheduler.levers,
+                  fleet=sorted(b.name for b in summit.scheduler.fleet.builders.values()
+                               if b.present))
 
 
 async def task_list(request: web.Request) -> web.Response:
@@ -198,7 +209,10 @@ async def queue_page(request: web.Request) -> web.Response:
                   number=number, pages=pages, link=link, query=query, waits=waits,
                   waited=waited, open_states=[s for s in STATE_ORDER if s in OPEN],
                   repositories=sorted(summit.repos), draw_limit=DRAW_LIMIT,
-                  expected_finish=eta.finish, now=time.time())
+                  expected_finish=eta.finish, now=time.time(),
+                  waiting=[(t, summit.scheduler.waiting_reason(t))
+                           for t in summit.scheduler.queue()[:QUEUE_SHOWN]],
+                  waiting_total=len(summit.scheduler.waiting()))
 
 
 async def repository_page(request: web.Request) -> web.Response:
