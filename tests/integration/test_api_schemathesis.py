@@ -29,6 +29,8 @@ def schemathesis() -> list[str]:
     return [found]
 
 
+# Thirty operations fuzzed in every phase take over a minute on a loaded CI machine.
+@pytest.mark.timeout(300)
 def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
     command = schemathesis()
     with running_farm(tmp_path, make_recipes(tmp_path, lines=2, pause=0.1)) as farm:
