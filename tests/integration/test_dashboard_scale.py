@@ -128,6 +128,9 @@ def test_overview_and_queue_at_the_scale_of_a_distribution(tmp_path: Path) -> No
             held = expected.behind_cycle + expected.behind_failure + 1
             assert f"{held} tasks open" in queue.locator("#matches h2").inner_text()
             assert queue.locator(".graph .edge").count() == 0, "hundreds are listed, not drawn"
+            # No estimate, and the page says why in the overview's words (builders are idle).
+            assert "Everything left is blocked by 3 root causes" in \
+                queue.locator("#queue-finish").inner_text()
             no_overflow(queue, "the queue")
             queue_shot = shots / "queue.png"
             queue.screenshot(path=str(queue_shot), full_page=True)

@@ -212,7 +212,7 @@ async def queue_page(request: web.Request) -> web.Response:
                   expected_finish=eta.finish, now=time.time(),
                   waiting=[(t, summit.scheduler.waiting_reason(t))
                            for t in summit.scheduler.queue()[:QUEUE_SHOWN]],
-                  waiting_total=len(summit.scheduler.waiting()))
+                  waiting_total=len(summit.scheduler.waiting()), limit=farm_limit(summit))
 
 
 async def repository_page(request: web.Request) -> web.Response:
