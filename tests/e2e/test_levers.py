@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -246,10 +247,37 @@ async def test_pause_starts_nothing_new_running_builds_finish_resume_drains_the_
     assert {(t["state"], t["builder"]) for t in waiting} == {("ready", None)}, tasks
     assert {t["waiting"] for t in waiting} == {"dispatch is paused for the whole farm"}
     assert started_order(await timeline(farm)) == [first["id"]]
+    retried = await _bulk_by_cli(farm, waiting)
     status, levers = await farm.call("POST", "/api/v1/dispatch/resume")
     assert status == 200 and levers["paused"] is False
-    tasks = await farm.wait_tasks(all_final(4), timeout=120)
-    assert {t["state"] for t in tasks} == {"completed"}
+    tasks = await farm.wait_tasks(all_final(5), timeout=120)
+    assert sorted((t["source"], t["state"]) for t in tasks) == sorted(
+        [*((t["source"], "completed") for t in [first, *waiting]), (retried, "cancelled")])
+
+
+async def cairn(farm: ProcessFarm, *args: str) -> str:
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "daemon.cli", *args, "--summit",
+                         farm.summit_url, "--token", "test-token"],
+        capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def _bulk_by_cli(farm: ProcessFarm, waiting: list[dict[str, Any]]) -> str:
+    """While paused: a dry run lists and changes nothing; one task is cancelled by filter
+    and retried by filter. Returns the source cancelled and retried."""
+    listed = await cairn(farm, "tasks", "cancel-all", "--state", "ready", "--source", "p*")
+    assert listed.startswith(f"would cancel {len(waiting)} task(s)"), listed
+    assert {t["state"] for t in await farm.tasks()} == {"ready", "completed"}
+    last = max(waiting, key=lambda t: t["id"])
+    done = await cairn(farm, "tasks", "cancel-all", "--source", last["source"], "--yes")
+    assert done.startswith("cancel: 1 done, 0 skipped"), done
+    _, task = await farm.call("GET", f"/api/v1/tasks/{last['id']}", token=None)
+    assert task["state"] == "cancelled"
+    done = await cairn(farm, "tasks", "retry-all", "--state", "cancelled", "--yes")
+    assert done.startswith("retry: 1 done, 0 skipped"), done
+    return str(last["source"])
 
 
 async def test_a_drained_builder_finishes_takes_nothing_while_others_work_then_takes_again(
