@@ -44,6 +44,33 @@ install: |
     mkdir -p $installdir/usr/share/hello && echo hello > $installdir/usr/share/hello/hello.txt
 """
 
+#: Recipes whose names or upstreams are the escape: a ``file://`` upstream of vessel's
+#: signing key (with a wrong hash, so a hash oracle would show the real one) and a
+#: sub-package named like a path out of the builder.
+HOSTFILE = """name: hostfile
+version: 1.0.0
+release: 1
+summary: Fetches a host file
+license: MPL-2.0
+upstreams:
+    - file://{key}: {wrong}
+install: |
+    mkdir -p $installdir/usr/share/hostfile && cp -r . $installdir/usr/share/hostfile/
+"""
+PATHNAME = """name: pathname
+version: 1.0.0
+release: 1
+summary: Names a package like a path
+license: MPL-2.0
+install: |
+    mkdir -p $installdir/usr/share/pathname && echo x > $installdir/usr/share/pathname/x
+packages:
+    - "../../../../../{escaped}":
+        paths:
+            - /usr/share
+"""
+ESCAPED = "cairn-escaped-package"
+
 #: One line per door; ``{...}`` are filled in with the test's paths. A door is OPEN when the
 #: command succeeds. Reads print what they read, so a leak would show in the log.
 DOORS = {
@@ -177,13 +204,24 @@ def test_every_escape_is_blocked_under_cairn_up_as_root(host_dir: Path) -> None:
              "host": str(host_dir)}
     (recipes / "escape").mkdir()
     (recipes / "escape" / "stone.yaml").write_text(_escape_recipe(paths))
+    (recipes / "hostfile").mkdir()
+    (recipes / "hostfile" / "stone.yaml").write_text(
+        HOSTFILE.format(key=vessel_key, wrong="ab" * 32))
+    (recipes / "pathname").mkdir()
+    (recipes / "pathname" / "stone.yaml").write_text(PATHNAME.format(escaped=ESCAPED))
+    secret_values += [hashlib.sha256(path.read_bytes()).hexdigest()
+                      for path in (vessel_key, token)]
     git(recipes, "add", "-A")
     git(recipes, "commit", "-q", "-m", "escape")
 
     second = _cairn_up(state, recipes, host_dir / "second.json")
     summary = json.loads((host_dir / "second.json").read_text())
     assert second.returncode == 1, second.stdout + second.stderr
-    assert [f["source"] for f in summary["failed"]] == ["escape"], summary
+    # The escape fails on purpose; hostfile's build refuses its file:// upstream; pathname
+    # is a recipe error that summit never plans.
+    reasons = {f["source"]: f["reason"] for f in summary["failed"]}
+    assert set(reasons) == {"escape", "hostfile"}, summary
+    assert "recipe's directory" in reasons["hostfile"], reasons["hostfile"]
     logs = [p for p in state.glob("avalanche/*/artefacts/*/build.log")
             if "ESCAPE-REPORT-COMPLETE" in p.read_text()]  # fmt: skip
     assert len(logs) == 1, "the escape build's log is missing"
@@ -195,6 +233,9 @@ def test_every_escape_is_blocked_under_cairn_up_as_root(host_dir: Path) -> None:
 
     assert _snapshot(*guarded) == before
     assert not (host_dir / "probe").exists()
+    escaped = [*host_dir.rglob(f"{ESCAPED}*"), *Path("/var/tmp").glob(f"{ESCAPED}*"),
+               *Path("/var/tmp/cairn-builds").rglob(f"{ESCAPED}*"), *Path("/").glob(f"{ESCAPED}*")]
+    assert escaped == [], "a package named like a path was written outside the builder"
     shown = [log, (state / "cairn.log").read_text(), second.stdout, second.stderr,
              json.dumps(summary)]
     shown += [p.read_bytes().decode("utf-8", "replace")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from daemon.runtime import BusSection, Health, StateSection
@@ -74,5 +75,11 @@ async def test_a_running_summit_plans_the_siblings(hostile_repo: Path, tmp_path:
             await asyncio.sleep(0.1)
         assert {t.source for t in service.scheduler.all_tasks()} == SIBLINGS
         _check_errors(await store.recipe_errors(service.db, "r"))
+        # The API answered throughout (the bomb once held it for minutes) and shows them.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
+                session.get(f"{summit.url}/api/v1/repositories") as got:
+            assert got.status == 200
+            (repo,) = (await got.json())["repositories"]
+        _check_errors(repo["recipe_errors"])
     finally:
         await summit.stop(5)
