@@ -23,6 +23,7 @@ from daemon.formats.buildscript import BuildPaths, StepScript
 
 from .backend import BuildContext, BuildProducts
 from .errors import BuildSilent, BuildTimeout, LogLimitExceeded, RecipeError, StepFailed
+from .identity import hand_over
 from .process import run
 from .toolchain import choose
 
@@ -52,7 +53,10 @@ class ScriptBackend:
         for target in plan.targets:
             workdir = Path(buildscript.target_workdir(str(tree.workdir), target, ctx.arch))
             if workdir != tree.workdir:
+                # Before any step ran: the copy is of the sources the builder prepared.
                 shutil.copytree(tree.workdir, workdir, symlinks=True)
+                if ctx.sandbox.identity is not None:
+                    hand_over(workdir, ctx.sandbox.identity)
                 _probe_emul32(ctx, plan, target, workdir)
             for script in (s for s in plan.scripts if s.target == target):
                 _run_step(ctx, script, workdir, native=target == ctx.arch)

@@ -204,3 +204,26 @@ def test_tmpfiles_and_sysusers(vessel: Served, builder_root: Path, tmp_path: Pat
         checked = subprocess.run(["systemd-sysusers", "--dry-run", "--root", str(out),
                                   str(sysusers)], capture_output=True, text=True, check=False)
         assert checked.returncode == 0, checked.stderr
+
+
+def _elf_class(path: Path) -> int:
+    """1 for a 32-bit ELF file, 2 for a 64-bit one."""
+    head = path.read_bytes()[:5]
+    assert head[:4] == b"\x7fELF", path
+    return head[4]
+
+
+def test_emul32_builds_the_32_bit_variant_first(vessel: Served, builder_root: Path,
+                                                tmp_path: Path) -> None:
+    files = {"CMakeLists.txt": b"cmake_minimum_required(VERSION 3.16)\nproject(g C)\n"
+             b"add_library(greet32 SHARED greet.c)\n"
+             b"set_target_properties(greet32 PROPERTIES VERSION 1 SOVERSION 1)\n"
+             b"install(TARGETS greet32)\n",
+             "greet.c": b"int greet(void) { return (int) sizeof(void *); }\n"}
+    steps = ("emul32: yes\nsetup: |\n    %cmake\nbuild: |\n    %cmake_build\n"
+             "install: |\n    %cmake_install\n")
+    result, out = _build(vessel, builder_root, tmp_path, "greet32", steps, files)
+    log = result.log_path.read_text()
+    assert log.index("step setup (emul32/x86_64)") < log.index("step setup\n")
+    assert _elf_class(out / "usr/lib32/libgreet32.so.1") == 1
+    assert _elf_class(out / "usr/lib/libgreet32.so.1") == 2
