@@ -109,10 +109,11 @@ class ProcessFarm:
 
     def start_summit(self, **extra: str) -> None:
         repos = json.dumps([{"name": "recipes", "url": str(self.repo), "branch": "main"}])
-        self.start("summit", "summit", CAIRN_SUMMIT_LISTEN_PORT=str(self.summit_port),
-                   CAIRN_SUMMIT_REPOSITORY_URL=self.vessel_url,
-                   CAIRN_SUMMIT_POLL_INTERVAL="1.0", CAIRN_SUMMIT_REPOSITORIES=repos,
-                   CAIRN_SUMMIT_ADMIN_TOKEN="test-token", **extra)
+        self.start("summit", "summit", **{
+            "CAIRN_SUMMIT_LISTEN_PORT": str(self.summit_port),
+            "CAIRN_SUMMIT_REPOSITORY_URL": self.vessel_url, "CAIRN_SUMMIT_POLL_INTERVAL": "1.0",
+            "CAIRN_SUMMIT_REPOSITORIES": repos, "CAIRN_SUMMIT_ADMIN_TOKEN": "test-token",
+            **extra})
 
     def start_builder(self, name: str, **extra: str) -> None:
         """A builder process; ``extra`` sets more of its configuration (``CAIRN_AVALANCHE_

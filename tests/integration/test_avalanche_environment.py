@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import socket
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -206,3 +208,45 @@ def test_writing_outside_the_trees_fails(vessel: Served, builder_root: Path, tmp
     assert result.outcome is Outcome.FAILED and "WROTE" not in log
     assert f"{target}: Read-only file system" in log
     assert not Path(target).exists()
+
+
+#: A ``make`` only one builder host has: it installs a file of its own beside the real
+#: ``make install``'s, as an extra host package would leak into a build that sees the host.
+LEAKY_MAKE = """#!/bin/sh
+dest=
+for arg; do case "$arg" in DESTDIR=*) dest="${arg#DESTDIR=}";; esac; done
+/usr/bin/make "$@" || exit $?
+[ -z "$dest" ] || { mkdir -p "$dest/usr/share/host-extra" && : >"$dest/usr/share/host-extra/f"; }
+"""
+
+
+def _shape(result: BuildResult) -> list[tuple[str, list[str], list[str], list[str]]]:
+    """What two builds must agree on: each package's files, provides and depends."""
+    return sorted((m.name, sorted(f.path for f in m.files), sorted(m.provides),
+                   sorted(m.depends)) for m in result.manifests)
+
+
+def test_builders_with_different_host_packages_make_the_same_packages(
+        vessel: Served, builder_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
+    repo, commit = make_repo(tmp_path / "recipes")
+    plain = run_build(task_for(repo, commit, "libgreet"), _config(vessel, builder_root))
+    assert plain.outcome is Outcome.SUCCESS, plain.log_path.read_text()
+    # The second builder's host has more: its own make first on its PATH (where any build
+    # user can run it: not under /tmp, which each sandbox replaces, nor a 0700 home).
+    extra = Path("/var/tmp") / f"cairn-test-host-extra-{uuid.uuid4().hex[:8]}"
+    extra.mkdir(mode=0o755)
+    request.addfinalizer(lambda: shutil.rmtree(extra, ignore_errors=True))
+    (extra / "make").write_text(LEAKY_MAKE)
+    (extra / "make").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{extra}:{os.environ['PATH']}")
+    other = run_build(task_for(repo, commit, "libgreet"),
+                      _config(vessel, tmp_path / "other-builder"))
+    assert other.outcome is Outcome.SUCCESS, other.log_path.read_text()
+    assert _shape(other) == _shape(plain)
+    assert other.environment == plain.environment == vessel.digest
+    # The control: on that host's own system the extra make is used, and it shows.
+    host = run_build(task_for(repo, commit, "libgreet"),
+                     AvalancheConfig(root=tmp_path / "host-builder", jobs=2, timeout_s=300.0))
+    assert host.outcome is Outcome.SUCCESS, host.log_path.read_text()
+    assert "usr/share/host-extra/f" in [f.path for m in host.manifests for f in m.files]
