@@ -108,6 +108,8 @@ class Scheduler:
         self.levers = Levers()
         #: What the estimates learn: durations, running builds' starts, publishing time.
         self.learned = Learned()
+        #: Source → peak memory (KiB) of its latest build that reported usage.
+        self._peaks: dict[str, int] = {}
         #: When each ready task became ready (the start of its wait for a builder).
         self._ready_at: dict[int, float] = {}
         self.planners: dict[tuple[str, str], Planner] = {}
@@ -135,6 +137,7 @@ class Scheduler:
         self._ready_at.clear()
         self.levers = await store.load_levers(self.db)
         self.learned = Learned(durations=await store.learned_durations(self.db))
+        self._peaks = await store.peak_memory(self.db)
         for task in tasks:
             self._track(task)
         self.fleet = Fleet()
@@ -212,7 +215,11 @@ class Scheduler:
                                  self.needs(task).constraint_class)
 
     def needs(self, task: Task) -> Needs:
-        return self.constraints.needs(task)
+        """What ``task`` needs: the configured rules, and the peak memory its source's
+        latest build reached (which excludes only builders declaring less)."""
+        needs = self.constraints.needs(task)
+        peak = self._peaks.get(task.source)
+        return needs.merge(Needs(measured_memory_mb=-(-peak // 1024))) if peak else needs
 
     def waiting_reasons(self) -> Counter[str]:
         """Ready tasks no builder has, by why: ``paused``, ``builder`` (none online can take
@@ -391,6 +398,8 @@ class Scheduler:
             if isinstance(data, p.BuildDone):
                 await store.record_build(conn, data)
                 self._learn(data)
+                if data.usage is not None and data.usage.max_rss_kb > 0:
+                    self._peaks[data.source] = data.usage.max_rss_kb
             for planner in planners:
                 decision = planner.handle(data, self.declared_by(planner.repo.arch),
                                           self.clock())

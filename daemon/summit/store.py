@@ -367,6 +367,14 @@ async def source_history(db: Database, source: str, repository: str | None = Non
     return [dict(r) for r in rows]
 
 
+async def peak_memory(db: Database) -> dict[str, int]:
+    """Source → the peak memory (KiB) its latest build that reported usage reached."""
+    rows = await db.fetchall(
+        "SELECT tasks.source, builds.max_rss_kb FROM builds JOIN tasks USING (task_id)"
+        " WHERE builds.max_rss_kb > 0 ORDER BY builds.seq")
+    return {r["source"]: int(r["max_rss_kb"]) for r in rows}
+
+
 async def learned_durations(db: Database) -> dict[tuple[str, str, str], float]:
     """(repository, arch, source) → how long its last successful build took."""
     rows = await db.fetchall(

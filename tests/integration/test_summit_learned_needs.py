@@ -1,0 +1,76 @@
+"""Summit learns what a source needs from its builds: after a build of diamond-a reports a
+peak of 3 GiB, its next attempt waits — saying so — while the only builder declares 1 GiB,
+and goes to a builder declaring 4 GiB the moment that one reports in. On real RabbitMQ, with
+the test playing the builders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from events import payloads as p
+from events.amqp import AmqpBus
+from events.envelope import new_event
+from events.testing import captured_events
+from events.topology import JOURNAL, VESSEL, builder
+from tests.integration.test_summit_service import BUILDER, _claim, _done, _ready, _summit
+
+pytestmark = [pytest.mark.rabbitmq]
+LARGE = "b2"
+
+
+async def _online(bus: AmqpBus, name: str, memory_mb: int) -> None:
+    await bus.publish(new_event(p.BuilderSeen(
+        builder=name, arch="x86_64", state=p.BuilderState.ONLINE, boot=f"boot-{name}",
+        slots=4, interval_s=60.0, memory_mb=memory_mb), source="test"))
+
+
+async def test_a_measured_peak_keeps_the_next_attempt_off_smaller_builders(
+        tmp_path: Path, private_rabbitmq_url: str) -> None:
+    async with AmqpBus(private_rabbitmq_url, name="test") as bus:
+        for subscription in (VESSEL, JOURNAL, builder(BUILDER), builder(LARGE)):
+            await bus.declare(subscription)
+        async with captured_events(bus, "task-ready", "build-admitted") as seen:
+            summit = await _summit(tmp_path, private_rabbitmq_url)
+            try:
+                await _online(bus, BUILDER, memory_mb=1024)
+                await seen.wait_for("task-ready", count=2, timeout=20)
+                diamond = _ready(seen)["diamond-a"]
+                await bus.publish(new_event(_claim(diamond), source="test"))
+                await seen.wait_for("build-admitted", count=1, timeout=20)
+                lost = _done(diamond, p.Outcome.INFRASTRUCTURE, "killed by the OOM killer")
+                lost = p.BuildDone(**{**{f: getattr(lost, f) for f in lost.__struct_fields__},
+                                      "usage": p.Usage(max_rss_kb=3 * 1024 * 1024)})
+                await bus.publish(new_event(lost, source="test"))
+                service = summit.service
+                assert service is not None
+                scheduler = service.scheduler
+
+                async def waiting() -> str | None:
+                    task = scheduler.task(diamond.task_id)
+                    if task is None or task.attempt != 2:
+                        return None
+                    return scheduler.waiting_reason(task)
+
+                why = await _poll(waiting)
+                assert why == "no builder with 3072 MB memory for x86_64"
+                await _online(bus, LARGE, memory_mb=4096)
+                again = await seen.wait_for("task-ready", count=3, timeout=60)
+                assert (again[-1].data.task_id, again[-1].data.attempt,
+                        again[-1].data.builder) == (diamond.task_id, 2, LARGE)
+            finally:
+                await summit.stop(5)
+
+
+async def _poll(probe: Callable[[], Awaitable[str | None]], timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = await probe()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError("the task never waited for a bigger builder")
