@@ -146,7 +146,7 @@ class EmbeddedBench:
 
     async def refresh(self) -> None:
         assert self.farm is not None and self.farm.summit.service is not None
-        self.farm.summit.service.refresh("recipes")
+        self.farm.summit.service.watcher.refresh("recipes")
 
     async def stop(self) -> None:
         if self.farm is not None:

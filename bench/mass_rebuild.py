@@ -28,7 +28,11 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -120,13 +124,33 @@ async def drive(farm: BenchFarm, repo: Path, first: str, args: argparse.Namespac
     await warm_builders(farm, repo, first)
     bump = await asyncio.to_thread(bump_all, repo)
     cpu0 = farm.cpu_seconds()
+    profiler = start_profiler(args.profile)
     await farm.refresh()
     print(f"bumped every release in {bump[:12]}; building", flush=True)
     idle = await wait_for(farm.summit_db, bump, args.timeout, args.poll, want_tasks=True)
+    stop_profiler(profiler)
     cpu1 = farm.cpu_seconds()
     cpu = {name: round(cpu1[name] - cpu0[name], 3) for name in cpu1}
     await settle_journal(farm.journal_db)
     return Run(bump, idle, cpu, cpu[farm.summit_cpu_key], snapshot(farm.summit_db).states)
+
+
+def start_profiler(path: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling this process and its children (the services of a process farm) from
+    the bump to idle only: seeding and warm-up stay out of the profile. Read the result with
+    ``bench/profile_top.py``."""
+    if path is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "--format", "raw", "--rate", "20", "--subprocesses",
+                             "--output", str(path), "--pid", str(os.getpid())],
+                            stdout=subprocess.DEVNULL)
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        profiler.wait(timeout=60)
 
 
 async def journal_events(path: Path) -> list[Event[Any]]:
@@ -271,6 +295,9 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between idle checks")
     parser.add_argument("--log-level", default="warning", choices=[lv.value for lv in LogLevel],
                         help="services' log level (to WORK/bench.log and WORK/state/*.log)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write a py-spy profile (raw) of the run from the bump to idle "
+                             "here (needs py-spy; summarise with bench/profile_top.py)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="work in this (new) directory and keep it (logs, databases)")
     args = parser.parse_args()

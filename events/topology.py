@@ -18,11 +18,12 @@ SUMMIT = Subscription(
     prefetch=64,
 )
 
-#: Vessel publishes only what summit accepted, never a builder's own report.
+#: Vessel publishes only what summit accepted, never a builder's own report. Up to 16 imports
+#: download at once; those ready while a publication runs go into the next one together.
 VESSEL = Subscription(
     queue=Queue.VESSEL,
     bindings=(binding(EventType.BUILD_ACCEPTED),),
-    prefetch=4,
+    prefetch=16,
 )
 
 JOURNAL = Subscription(

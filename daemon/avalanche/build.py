@@ -412,7 +412,8 @@ def _install_deps(
             "(index_url) to fetch them from"
         )
     log.phase(f"build dependencies: {', '.join(wanted)} from {task.index_url}")
-    index = deps.load_index(task.index_url, timeout=config.fetch_timeout_s)
+    index = deps.load_index(task.index_url, timeout=config.fetch_timeout_s,
+                             cache_dir=config.cache_dir)
     resolution = deps.resolve(index, wanted, config.arch)
     deps.install(resolution, task.index_url, tree.depsdir, config.cache_dir,
                  timeout=config.fetch_timeout_s, log=log.line)  # fmt: skip

@@ -17,14 +17,15 @@ sha256 and size, and unpacks them into the build root's ``deps/``; :func:`enviro
 
 from __future__ import annotations
 
+import hashlib
+import os
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-import msgspec
-
+from daemon.formats import index as index_format
 from daemon.package import Index, IndexEntry, name_provider
 from events.payloads import Outcome
 
@@ -44,25 +45,46 @@ class Resolution:
     from_environment: tuple[str, ...] = ()
 
 
-def load_index(url: str, *, timeout: float) -> Index:
-    """Fetch and decode the index at ``url`` (http(s), ``file://`` or a path)."""
+def load_index(url: str, *, timeout: float, cache_dir: Path | None = None) -> Index:
+    """Fetch and decode the index at ``url`` (http(s), ``file://`` or a path): its root, then
+    every part it lists, each checked against the root's sha256 (:mod:`daemon.formats.index`).
+
+    With ``cache_dir``, parts are kept there by hash: a part's name is its content, so a
+    cached part is never stale, and a build fetches only the parts that changed."""
     try:
-        path = local_path(url)
-        if path is not None:
-            raw = path.read_bytes()
-        else:
-            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
-                raw = response.read()
+        return index_format.load(_read(url, timeout),
+                                 lambda uri: _part(url, uri, timeout, cache_dir))
     except OSError as exc:
         raise DependencyError(
             f"cannot fetch repository index {url}: {exc}", outcome=Outcome.INFRASTRUCTURE
         ) from exc
-    try:
-        return msgspec.json.decode(raw, type=Index)
-    except msgspec.ValidationError as exc:
+    except index_format.IndexFormatError as exc:
         raise DependencyError(
             f"repository index {url} is malformed: {exc}", outcome=Outcome.INFRASTRUCTURE
         ) from exc
+
+
+def _read(url: str, timeout: float) -> bytes:
+    path = local_path(url)
+    if path is not None:
+        return path.read_bytes()
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        data: bytes = response.read()
+        return data
+
+
+def _part(index_url: str, uri: str, timeout: float, cache_dir: Path | None) -> bytes:
+    """A part's bytes, from the cache when there; the caller checks them against the root."""
+    cached = None if cache_dir is None else cache_dir / "index-parts" / PurePosixPath(uri).name
+    if cached is not None and cached.is_file():
+        return cached.read_bytes()
+    data = _read(urllib.parse.urljoin(index_url, uri), timeout)
+    if cached is not None and hashlib.sha256(data).hexdigest() + ".json" == cached.name:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, cached)
+    return data
 
 
 def provider_map(index: Index, arch: str) -> dict[str, list[IndexEntry]]:

@@ -94,7 +94,8 @@ def _dependencies(task: TaskReady, config: AvalancheConfig, recipe: Recipe,
     if task.index_url:
         log.phase(f"build dependencies: {', '.join(wanted)} from {task.index_url} and the "
                   f"environment")
-        index = deps.load_index(task.index_url, timeout=config.fetch_timeout_s)
+        index = deps.load_index(task.index_url, timeout=config.fetch_timeout_s,
+                                cache_dir=config.cache_dir)
     else:
         log.phase(f"build dependencies: {', '.join(wanted)} from the environment")
         index = Index(channel="none", arch=config.arch, generation=0, created="", packages=[])

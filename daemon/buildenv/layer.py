@@ -4,19 +4,20 @@ The packages are chosen from a channel's index exactly as a build's dependencies
 (:func:`daemon.avalanche.deps.resolve`), downloaded, checked against the index's sha256 and
 size, and unpacked into the root (:func:`daemon.avalanche.deps.install`). When the
 declaration names a ``key``, the index's minisign signature (``index.json.minisig``) must
-verify with it before anything is used.
+verify with it before anything is used; every part the signed root lists is checked against
+its sha256 (:mod:`daemon.formats.index`).
 """
 
 from __future__ import annotations
 
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
-
 from daemon.avalanche import deps
 from daemon.avalanche.fetch import local_path
+from daemon.formats import index as index_format
 from daemon.package import Index
 from daemon.vessel import minisign
 
@@ -53,8 +54,9 @@ def load_index(layer: Layer, *, timeout: float) -> Index:
             raise BuildEnvError(f"index {layer.index} does not verify with {layer.key}: "
                                 f"{exc}") from exc
     try:
-        return msgspec.json.decode(raw, type=Index)
-    except msgspec.DecodeError as exc:
+        return index_format.load(
+            raw, lambda uri: _read(urllib.parse.urljoin(layer.index, uri), timeout))
+    except index_format.IndexFormatError as exc:
         raise BuildEnvError(f"index {layer.index} is malformed: {exc}") from exc
 
 

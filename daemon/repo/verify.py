@@ -7,7 +7,9 @@ with a public key (by default the repository's own ``minisign.pub`` — which on
 integrity; pass the key you trust with ``--key`` to prove origin), checks that the signed
 index is the one asked for (its channel and arch) and, given the generations this client
 has seen (:mod:`daemon.repo.seen`), that it is not older than one already verified; then
-streams every listed package and compares its size and sha256 with the index.
+reads every part the signed root lists and compares its size and sha256 with the root (only
+the root is signed: the parts are covered by their hashes), and streams every listed package
+and compares its size and sha256 with the index.
 
 Provenance is checked too: every package must name the build environment that built it, and
 that environment must be in the repository's signed listing of environments
@@ -27,11 +29,18 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-import msgspec
 
 from daemon.buildenv.errors import BuildEnvError
 from daemon.buildenv.manifest import ENV_DIR, LISTING, SIGNATURE_SUFFIX, decode_listing
 from daemon.formats import layout
+from daemon.formats.index import (
+    IndexFormatError,
+    IndexRoot,
+    PartRef,
+    assemble,
+    read_part,
+    read_root,
+)
 from daemon.package import Index, IndexEntry
 from daemon.repo.seen import SeenGenerations, repository_id
 from daemon.vessel import minisign
@@ -127,8 +136,8 @@ async def verify_repository(location: str, *, channel: str = "volatile", arch: s
             return Report(channel, arch, None, public.key_id_hex, 0,
                           (f"{index_path}: {exc}",))
         try:
-            index = msgspec.json.decode(data, type=Index)
-        except msgspec.DecodeError as exc:
+            index = read_root(data)
+        except IndexFormatError as exc:
             return Report(channel, arch, None, public.key_id_hex, 0,
                           (f"{index_path}: signed but not a valid index: {exc}",))
         if (index.channel, index.arch) != (channel, arch):
@@ -147,8 +156,9 @@ async def verify_repository(location: str, *, channel: str = "volatile", arch: s
                     "channel, run again with --allow-rollback",), previous)
             await asyncio.to_thread(seen.record, *key, index.generation,
                                     replace=allow_rollback)
-        problems = await _check_packages(source, layout.current_path(channel, arch), index,
-                                         parallel)
+        index_dir = layout.current_path(channel, arch)
+        index, problems = await _read_parts(source, index_dir, index, parallel)
+        problems += await _check_packages(source, index_dir, index, parallel)
         provenance, host_built = await _check_environments(source, public, index)
         if not allow_not_hermetic:
             provenance += [f"{name}: not hermetic: built on a builder host's own system, in "
@@ -178,6 +188,27 @@ async def _check_environments(source: _Source, public: minisign.PublicKey, index
                f"repository's {where} does not list"
                for e in index.packages if e.environment is not None and e.environment not in known]
     return sorted(unknown), host_built
+
+
+async def _read_parts(source: _Source, index_dir: str, root: Index | IndexRoot,
+                      parallel: int) -> tuple[Index, list[str]]:
+    """The complete index of ``root``; a part that is missing or not the one the root lists
+    is a problem (its packages are then not checked)."""
+    if isinstance(root, Index):
+        return root, []
+    limit = asyncio.Semaphore(parallel)
+
+    async def one(ref: PartRef) -> list[IndexEntry] | str:
+        async with limit:
+            try:
+                return read_part(ref, await source.read(posixpath.join(index_dir, ref.uri)))
+            except (VerifyError, IndexFormatError) as exc:
+                return str(exc)
+
+    results = await asyncio.gather(*(one(ref) for ref in root.parts))
+    problems = [r for r in results if isinstance(r, str)]
+    parts = [r for r in results if not isinstance(r, str)]
+    return assemble(root, parts), problems
 
 
 async def _check_packages(source: _Source, index_dir: str, index: Index,

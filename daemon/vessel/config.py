@@ -10,11 +10,12 @@ the database. Layout::
     STATE/repo/                    the served repository root
     STATE/repo/minisign.pub
     STATE/repo/pool/ab/abcd….tar.zst
-    STATE/repo/CHANNEL/ARCH/N/index.json{,.zst,.minisig}   generation N (immutable)
+    STATE/repo/parts/abcd….json                          index parts (immutable, shared)
+    STATE/repo/CHANNEL/ARCH/N/index.json{,.minisig}      generation N's root (immutable)
     STATE/repo/CHANNEL/ARCH/current -> N                     the published generation
 
 Generation directories and ``current`` are siblings, so one relative ``uri``
-(``../../../pool/…``) is right from either path.
+(``../../../pool/…``, ``../../../parts/…``) is right from either path.
 """
 
 from __future__ import annotations
@@ -111,6 +112,13 @@ class Layout:
         return self.root / layout.POOL
 
     @property
+    def parts(self) -> Path:
+        return self.root / layout.PARTS
+
+    def part_file(self, sha256: str) -> Path:
+        return self.parts / layout.part_name(sha256)
+
+    @property
     def lock(self) -> Path:
         return self.state_dir / "current.lock"
 
@@ -133,9 +141,9 @@ pool_uri = layout.pool_uri
 
 
 def check_channel(channel: str) -> str:
-    if not _NAME.match(channel) or channel in ("pool", "environments") or len(channel) > 64:
-        raise ConfigError(f"invalid channel name {channel!r} (letters, digits, _.+-; not 'pool' "
-                          "or 'environments')")
+    if not _NAME.match(channel) or channel in layout.RESERVED or len(channel) > 64:
+        raise ConfigError(f"invalid channel name {channel!r} (letters, digits, _.+-; not "
+                          f"{', '.join(repr(r) for r in layout.RESERVED)})")
     return channel
 
 

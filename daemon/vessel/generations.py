@@ -3,6 +3,8 @@
 Why this shape: a reader (``cairn channel verify``, a builder, a web server) may read a
 channel at any moment, including while vessel is killed. So:
 
+* an index part is written under a temporary name, fsynced and renamed to its hash before
+  any root that lists it exists; a part file is never rewritten (its name is its content);
 * a generation directory is built under a temporary name (``.tmp-…``), every file fsynced,
   the directory fsynced, then renamed into place — it appears complete or not at all, and
   is never modified afterwards;
@@ -19,19 +21,15 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-import zstandard
 
 from daemon.formats import layout as repo_layout
 from daemon.vessel import minisign
 from daemon.vessel.config import Layout
 from daemon.vessel.pool import fsync_dir
 
-INDEX, INDEX_ZST, SIGNATURE = repo_layout.INDEX, repo_layout.INDEX_ZST, repo_layout.SIGNATURE
-_ZSTD_LEVEL = 3
+INDEX, SIGNATURE = repo_layout.INDEX, repo_layout.SIGNATURE
 
 
 @dataclass(frozen=True)
@@ -43,8 +41,10 @@ class GenerationDir:
 
 
 def write_generation(layout: Layout, key: minisign.SecretKey, channel: str, arch: str,
-                     generation: int, index: bytes) -> Path:
-    """Write ``index.json``, ``.zst`` and ``.minisig`` as a new immutable directory."""
+                     generation: int, root: bytes, parts: dict[str, bytes]) -> Path:
+    """Write the new ``parts`` (by hash), then ``index.json`` (the root) and its
+    ``.minisig`` as a new immutable directory."""
+    write_parts(layout, parts)
     parent = layout.arch_dir(channel, arch)
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / str(generation)
@@ -54,20 +54,42 @@ def write_generation(layout: Layout, key: minisign.SecretKey, channel: str, arch
     tmp = parent / f".tmp-{generation}-{secrets.token_hex(4)}"
     tmp.mkdir()
     trusted = repo_layout.trusted_comment(channel, arch, generation, int(time.time()))
-    # Hashing for the signature and compressing both release the GIL: run them beside the
-    # write of index.json (a 50,000-package index is ~20 MB).
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        signature = pool.submit(
-            minisign.sign, key, index, trusted_comment=trusted,
-            untrusted_comment=f"cairn {channel}/{arch} generation {generation}")
-        compressed = pool.submit(zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress, index)
-        _write_file(tmp / INDEX, index)
-        _write_file(tmp / INDEX_ZST, compressed.result())
-        _write_file(tmp / SIGNATURE, signature.result().encode())
+    signature = minisign.sign(key, root, trusted_comment=trusted,
+                              untrusted_comment=f"cairn {channel}/{arch} generation {generation}")
+    _write_file(tmp / INDEX, root)
+    _write_file(tmp / SIGNATURE, signature.encode())
     fsync_dir(tmp)
     os.rename(tmp, final)
     fsync_dir(parent)
     return final
+
+
+def write_parts(layout: Layout, parts: dict[str, bytes]) -> None:
+    """Place each part under its hash, durably; one already there is the same bytes."""
+    if not parts:
+        return
+    layout.parts.mkdir(parents=True, exist_ok=True)
+    for sha, data in parts.items():
+        final = layout.part_file(sha)
+        if final.is_file():
+            continue
+        tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
+        _write_file(tmp, data)
+        os.rename(tmp, final)
+    fsync_dir(layout.parts)
+
+
+def collect_parts(layout: Layout, stored: set[str]) -> list[str]:
+    """Remove part files (and temporary leftovers) that no stored part row names."""
+    removed: list[str] = []
+    if not layout.parts.is_dir():
+        return removed
+    for path in layout.parts.iterdir():
+        sha = path.name.removesuffix(".json")
+        if path.name.startswith(".") or sha not in stored:
+            path.unlink(missing_ok=True)
+            removed.append(sha)
+    return removed
 
 
 def switch_current(layout: Layout, channel: str, arch: str, generation: int) -> None:
@@ -94,7 +116,8 @@ def scan(layout: Layout) -> Iterator[GenerationDir]:
     if not layout.root.is_dir():
         return
     for channel_dir in sorted(layout.root.iterdir()):
-        if channel_dir.name == "pool" or not channel_dir.is_dir() or channel_dir.is_symlink():
+        if (channel_dir.name in repo_layout.RESERVED or not channel_dir.is_dir()
+                or channel_dir.is_symlink()):
             continue
         for arch_dir in sorted(p for p in channel_dir.iterdir() if p.is_dir()):
             for entry in sorted(arch_dir.iterdir()):

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -44,10 +44,11 @@ from daemon.vessel import pool, store
 from daemon.vessel.archive import Inspected, check_against_build, inspect_archive
 from daemon.vessel.claims import check_provides
 from daemon.vessel.config import check_arch, check_channel
-from daemon.vessel.errors import ImportRefused
+from daemon.vessel.errors import ImportRefused, RepositoryError
 from daemon.vessel.fetch import Downloaded, download_all
 from daemon.vessel.index import encode_entry, index_entry, is_newer
 from daemon.vessel.ownership import DeclaredOwners, Holder, Offer, StaticOwners, judge
+from daemon.vessel.parts import MemberRef, Members, Part, change
 from daemon.vessel.repository import Repository
 from events.errors import ConfigError
 from events.payloads import BuildDone, Outcome, PackagePublished, PublishedPackage, PublishFailed
@@ -107,6 +108,15 @@ class ImportOutcome:
 Emit = Callable[[Connection, ImportOutcome], Awaitable[None]]
 
 
+@dataclass
+class _Waiting:
+    """A prepared import waiting for the next group commit."""
+
+    prepared: Prepared
+    emit: Emit
+    done: asyncio.Future[ImportOutcome]
+
+
 class Importer:
     def __init__(self, repo: Repository, *, session: aiohttp.ClientSession | None = None,
                  on_step: StepHook | None = None,
@@ -116,11 +126,12 @@ class Importer:
         self.owners: DeclaredOwners = owners or StaticOwners()
         self._session = session
         self._on_step = on_step or (lambda _step: None)
-        #: Held from an import's transaction until ``current`` names its generation. Imports
+        #: Held from a group's transaction until ``current`` names its generation. Imports
         #: share one database lock; without this, an import's ``current`` switch (which reads
         #: the heads) queued behind every other import's transaction, and its announcement
         #: waited for them all (seconds in a mass rebuild). Downloads still overlap.
         self._publishing = asyncio.Lock()
+        self._waiting: list[_Waiting] = []
 
     async def import_build(self, db: Database, build: BuildDone, emit: Emit,
                            declared: Iterable[str] = ()) -> ImportOutcome:
@@ -137,20 +148,7 @@ class Importer:
         try:
             prepared = replace(await self.prepare(build),
                                declared={name: build.source for name in declared})
-            async with self._publishing:
-                async with db.transaction() as conn:
-                    try:
-                        published = await self.commit(conn, prepared)
-                        outcome = ImportOutcome(build, published=published)
-                    except ImportRefused as exc:
-                        outcome = ImportOutcome(build, refused=exc)
-                    await emit(conn, outcome)
-                self._on_step("committed")
-                if outcome.published is not None and not outcome.duplicate:
-                    await self.switch(db, outcome.published)
-            if outcome.published is not None and not outcome.duplicate:
-                await self.repo.prune(db)
-            return outcome
+            return await self._group_commit(db, prepared, emit)
         except ImportRefused as exc:
             outcome = ImportOutcome(build, refused=exc)
             async with db.transaction() as conn:
@@ -159,6 +157,69 @@ class Importer:
         finally:
             if prepared is not None:
                 await self.discard(prepared)
+
+    async def _group_commit(self, db: Database, prepared: Prepared, emit: Emit
+                            ) -> ImportOutcome:
+        """Publish ``prepared`` together with every import prepared meanwhile.
+
+        Group commit: the first import to find no publication running publishes at once (an
+        idle farm waits for nothing); imports that become ready while it runs wait for it
+        and then go together, into one generation of their channel, in one transaction
+        (each keeps its own refusal). A failure of the transaction fails every import of
+        the group, none of which committed: the bus redelivers each.
+        """
+        me = _Waiting(prepared, emit, asyncio.get_running_loop().create_future())
+        self._waiting.append(me)
+        fresh = False
+        try:
+            async with self._publishing:
+                if not me.done.done():
+                    fresh = await self._lead(db, me)
+        except BaseException:
+            if me in self._waiting:
+                self._waiting.remove(me)
+            elif not me.done.done():
+                # A leader is publishing this import's files: they stay until it is done.
+                await asyncio.wait([me.done])
+            raise
+        outcome = await me.done
+        if fresh:
+            await self.repo.prune(db)
+        return outcome
+
+    async def _lead(self, db: Database, me: _Waiting) -> bool:
+        """Publish ``me`` and the imports waiting for the same channel and arch; settle each
+        one's future. Whether a new generation was published."""
+        build = me.prepared.build
+        group = [w for w in self._waiting
+                 if (w.prepared.build.channel, w.prepared.build.arch) == (build.channel,
+                                                                          build.arch)]
+        self._waiting = [w for w in self._waiting if w not in group]
+        try:
+            outcomes = await self._publish_group(db, group)
+        except BaseException as exc:
+            for waiting in group:
+                waiting.done.set_exception(exc)
+            me.done.exception()  # raised below, by the leader itself
+            raise
+        for waiting, outcome in zip(group, outcomes, strict=True):
+            waiting.done.set_result(outcome)
+        return any(o.published is not None and not o.duplicate for o in outcomes)
+
+    async def _publish_group(self, db: Database, group: list[_Waiting]) -> list[ImportOutcome]:
+        async with db.transaction() as conn:
+            results = await self.commit_all(conn, [w.prepared for w in group])
+            outcomes = [ImportOutcome(w.prepared.build, published=r)
+                        if isinstance(r, Published) else
+                        ImportOutcome(w.prepared.build, refused=r)
+                        for w, r in zip(group, results, strict=True)]
+            for waiting, outcome in zip(group, outcomes, strict=True):
+                await waiting.emit(conn, outcome)
+        self._on_step("committed")
+        fresh = [o.published for o in outcomes if o.published and not o.duplicate]
+        if fresh:
+            await self.switch(db, fresh[0])
+        return outcomes
 
     async def prepare(self, build: BuildDone) -> Prepared:
         """Download and inspect every artefact; nothing is written outside ``STATE/tmp``."""
@@ -186,16 +247,59 @@ class Importer:
 
     async def commit(self, conn: Connection, prepared: Prepared) -> Published:
         """Publish ``prepared`` inside the caller's open transaction (refusals come first)."""
-        build, channel = prepared.build, prepared.build.channel
-        again = await _find_import(conn, build)
-        if again is not None:
-            return again
-        number = await store.head(conn, channel, build.arch)
-        base = [] if number is None else await self.repo.members(conn, channel, number)
-        evicted = await self._check_owners(conn, prepared, base)
-        await self._check_newer(conn, prepared, base)
-        kept = [m for m in base if m[1] != build.source and m[2] not in evicted]
-        added, packages = [], []
+        result = (await self.commit_all(conn, [prepared]))[0]
+        if isinstance(result, ImportRefused):
+            raise result
+        return result
+
+    async def commit_all(self, conn: Connection, group: Sequence[Prepared]
+                         ) -> list[Published | ImportRefused]:
+        """Publish the builds of ``group`` (one channel and arch) as one new generation,
+        inside the caller's open transaction. A refused build writes nothing; the others
+        are checked against the channel as the builds before them left it."""
+        channel, arch = group[0].build.channel, group[0].build.arch
+        number = await store.head(conn, channel, arch)
+        view = Members(()) if number is None else await self.repo.view(conn, channel, number)
+        generation = await store.next_generation(conn, channel)
+        results: list[Published | ImportRefused] = []
+        origin: list[BuildDone] = []
+        for prepared in group:
+            try:
+                again = await _find_import(conn, prepared.build)
+                if again is not None:
+                    results.append(again)
+                    continue
+                gone, new, packages = await self._change(conn, prepared, view)
+            except ImportRefused as exc:
+                results.append(exc)
+                continue
+            build = prepared.build
+            await store.record_import(conn, channel, arch, build.source, build.release,
+                                      build.build_release, build.task_id, generation, packages)
+            view = Members(tuple(_loose(p) for p in change(view, gone, new)))
+            origin.append(build)
+            results.append(Published(channel, arch, generation, tuple(packages)))
+        if origin:
+            self._on_step("pooled")
+            # Parts the group changed have no hash yet: they are cut, encoded and written now.
+            pieces = [p if p.sha256 else list(p.members) for p in view.parts]
+            made = await self.repo.publish_pieces(conn, channel, arch, pieces,
+                                                  origin=_origin(origin))
+            if made != generation:
+                raise RepositoryError(f"generation {made} published, {generation} expected")
+            self._on_step("written")
+        return results
+
+    async def _change(self, conn: Connection, prepared: Prepared, view: Members
+                      ) -> tuple[set[MemberRef], list[MemberRef], list[PublishedPackage]]:
+        """Check one build against ``view``, pool its files and store its packages: what it
+        removes, what it adds and what it publishes. Refusals come before any write."""
+        build = prepared.build
+        evicted = await self._check_owners(conn, prepared, view)
+        await self._check_newer(conn, prepared, view)
+        gone = {m for m in await store.of_source(conn, build.source) if m in view}
+        gone |= evicted
+        new, packages = [], []
         for item, inspected in prepared.files:
             sha, size, m = item.artefact.sha256, item.artefact.size, inspected.manifest
             await asyncio.to_thread(pool.place, self.repo.layout, sha, item.path)
@@ -203,19 +307,11 @@ class Importer:
             await store.add_package(conn, sha, m.name, m.source, m.release, m.build_release,
                                     size, entry)
             self.repo.remember(sha, entry)
-            added.append((m.name, m.source, sha))
+            new.append((m.name, m.source, sha))
             packages.append(PublishedPackage(name=m.name, version=m.version, release=m.release,
                                              build_release=m.build_release, sha256=sha,
                                              provides=list(m.provides)))
-        self._on_step("pooled")
-        generation = await self.repo.publish(
-            conn, channel, build.arch, kept + added,
-            origin=f"import of task {build.task_id}: {build.source} {build.version}-"
-                   f"{build.release}-{build.build_release}")
-        await store.record_import(conn, channel, build.arch, build.source, build.release,
-                                  build.build_release, build.task_id, generation, packages)
-        self._on_step("written")
-        return Published(channel, build.arch, generation, tuple(packages))
+        return gone, new, packages
 
     async def finish(self, db: Database, published: Published) -> None:
         """After the commit: move ``current``, then prune by policy."""
@@ -239,27 +335,31 @@ class Importer:
         return None if published is None else ImportOutcome(build, published=published)
 
     async def _check_owners(self, conn: Connection, prepared: Prepared,
-                            base: list[store.MemberRef]) -> frozenset[str]:
+                            view: Members) -> set[MemberRef]:
         """Refuse names held by another source; return the packages a declared owner evicts."""
         build = prepared.build
         offers = [Offer(name, m.name) for _item, inspected in prepared.files
                   for m in (inspected.manifest,) for name in {*m.provides, *own_provides(m.name)}]
         names = frozenset(o.name for o in offers)
-        live = {m[2] for m in base}
         held: dict[str, list[Holder]] = {}
+        live: dict[str, MemberRef] = {}
         for row in await store.offering(conn, names):
-            if row.sha256 in live:
+            member = (row.package, row.source, row.sha256)
+            if member in view:
                 held.setdefault(row.name, []).append(Holder(row.source, row.package, row.sha256))
+                live[row.sha256] = member
         declared = {**await self.owners.owners(conn, build.channel, names),
                     **{n: s for n, s in prepared.declared.items() if n in names}}
-        return judge(build.source, f"{build.channel}/{build.arch}", offers, held, declared)
+        evicted = judge(build.source, f"{build.channel}/{build.arch}", offers, held, declared)
+        return {live[sha] for sha in evicted}
 
     async def _check_newer(self, conn: Connection, prepared: Prepared,
-                           base: list[store.MemberRef]) -> None:
+                           view: Members) -> None:
         """Each package must be newer than the one of the same source it replaces."""
         build = prepared.build
         names = {inspected.manifest.name for _item, inspected in prepared.files}
-        current = {m[0]: m for m in base if m[0] in names and m[1] == build.source}
+        current = {m[0]: m for name in names for m in view.named(name)
+                   if m[1] == build.source}
         known = await store.releases(conn, [m[2] for m in current.values()])
         for name, (_n, _source, sha) in sorted(current.items()):
             have = known[sha]
@@ -269,6 +369,18 @@ class Importer:
                     f"{name} {build.release}-{build.build_release} is not newer than "
                     f"{have.release}-{have.build_release} already in {build.channel}/"
                     f"{build.arch}: bump the recipe's release")
+
+
+def _loose(piece: Part | list[MemberRef]) -> Part:
+    """A piece as a part to search (a new one has no hash yet: it is only looked into)."""
+    return piece if isinstance(piece, Part) else Part("", 0, tuple(piece))
+
+
+def _origin(builds: Sequence[BuildDone]) -> str:
+    first = builds[0]
+    text = (f"import of task {first.task_id}: {first.source} {first.version}-"
+            f"{first.release}-{first.build_release}")
+    return text if len(builds) == 1 else f"{text} and {len(builds) - 1} more"
 
 
 async def _find_import(conn: Connection, build: BuildDone) -> Published | None:

@@ -1,19 +1,15 @@
-"""Build a channel's ``index.json`` bytes: pure functions, no I/O.
+"""A package's index entry, and which release is newer: pure functions, no I/O.
 
-Why pre-encoded entries: a channel can list tens of thousands of packages and every
-publication rewrites its index. Each package's :class:`daemon.package.IndexEntry` is encoded
-once, when it enters the pool, and stored as JSON bytes; an index is the header plus those
-bytes joined — no decoding and re-encoding of 50,000 entries per publication. The result is
-byte-for-byte what ``msgspec.json.encode(Index(...))`` produces (a unit test holds that).
+Why pre-encoded entries: each package's :class:`daemon.package.IndexEntry` is encoded once,
+when it enters the pool, and stored as JSON bytes; an index part is those bytes joined
+(:func:`daemon.formats.index.part_bytes`), never a decoding and re-encoding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import msgspec
 
-from daemon.package import INDEX_FORMAT, IndexEntry, Manifest
+from daemon.package import IndexEntry, Manifest
 from daemon.vessel.config import pool_uri
 
 _encode = msgspec.json.Encoder().encode
@@ -32,23 +28,6 @@ def index_entry(manifest: Manifest, sha256: str, size: int) -> IndexEntry:
 
 def encode_entry(entry: IndexEntry) -> bytes:
     return _encode(entry)
-
-
-def index_bytes(channel: str, arch: str, generation: int, created: str,
-                entries: Iterable[bytes]) -> bytes:
-    """``index.json``: the same bytes as encoding :class:`daemon.package.Index`."""
-    head = (
-        b'{"channel":' + _encode(channel) + b',"arch":' + _encode(arch)
-        + b',"generation":' + _encode(generation) + b',"created":' + _encode(created)
-        + b',"packages":['
-    )
-    parts = [head]
-    for entry in entries:
-        parts += (entry, b",")
-    if len(parts) > 1:
-        parts.pop()  # the last comma
-    parts.append(b'],"format":' + _encode(INDEX_FORMAT) + b"}")
-    return b"".join(parts)  # one copy of a possibly large index
 
 
 def is_newer(candidate: tuple[int, int], published: tuple[int, int]) -> bool:

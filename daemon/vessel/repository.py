@@ -9,16 +9,15 @@ Consistency under kill -9 (the protocol every writer follows):
 3. after the commit, under a file lock, point ``current`` at whatever head the database
    holds *now* (so two writers finishing in any order leave ``current`` = the last head).
 
-A crash before 2 leaves a directory (and maybe pool files) without rows: :meth:`reconcile`,
-run on start while holding the write lock, removes them. A crash between 2 and 3 leaves
-``current`` on the previous complete generation until reconcile moves it. ``current`` only
-ever names a directory that was complete before it was named.
+A crash before 2 leaves a directory (and maybe pool and part files) without rows:
+:meth:`reconcile`, run on start while holding the write lock, removes them. A crash between 2
+and 3 leaves ``current`` on the previous complete generation until reconcile moves it.
+``current`` only ever names a directory that was complete before it was named.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import fcntl
 import os
 import shutil
@@ -28,22 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from daemon.formats.index import PartRef, part_bytes, part_ref, root_bytes
+from daemon.formats.layout import part_uri
 from daemon.vessel import generations as gens
 from daemon.vessel import minisign, pool, store
 from daemon.vessel.config import VesselConfig
 from daemon.vessel.errors import RepositoryError
-from daemon.vessel.index import index_bytes
+from daemon.vessel.parts import MemberRef, Members, Part, Piece, cut
 from events.sqlite import Connection, Database
-
-
-@dataclass(frozen=True)
-class _Cached:
-    """A published generation's members, kept to spare decoding and sorting 50,000 again."""
-
-    blob: bytes
-    members: list[store.MemberRef]
-    hashes: list[bytes]
-    shas: set[str]
 
 
 @dataclass(frozen=True)
@@ -66,9 +57,9 @@ class Repository:
         self.config = config
         self.layout = config.layout
         self.key = key
+        #: Encoded index entries and parts by content hash: immutable, so never stale.
         self._entries: dict[str, bytes] = {}
-        #: The last published members per (channel, arch): its blob and decoded list.
-        self._members: dict[tuple[str, str], _Cached] = {}
+        self._parts: dict[str, Part] = {}
 
     @classmethod
     def open(cls, config: VesselConfig) -> Repository:
@@ -87,71 +78,104 @@ class Repository:
         return cls(config, key)
 
     async def publish(self, conn: Connection, channel: str, arch: str,
-                      members: Sequence[store.MemberRef], origin: str) -> int:
-        """Make a new generation of ``channel``/``arch`` inside the caller's transaction.
+                      members: Sequence[MemberRef], origin: str) -> int:
+        """Make a new generation of ``channel``/``arch`` listing exactly ``members``, inside
+        the caller's transaction (seeding, promotion, rollback).
 
-        ``members`` (name, source, sha256; each already in ``vessel_packages``) is the whole
-        new package set. The directory is written and the channel's head moved before this
-        returns; ``current`` moves in :meth:`sync_current` after the caller commits.
+        Parts whose members did not change keep their bytes, hence their hash and file. The
+        directory is written and the channel's head moved before this returns; ``current``
+        moves in :meth:`sync_current` after the caller commits.
         """
-        ordered = sorted(members)
+        return await self.publish_pieces(conn, channel, arch, cut(sorted(members)), origin)
+
+    async def publish_pieces(self, conn: Connection, channel: str, arch: str,
+                             pieces: Sequence[Piece], origin: str) -> int:
+        """Publish parts as they are (:class:`Part`) or cut anew (member lists)."""
         number = await store.next_generation(conn, channel)
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        row = store.GenerationRow(channel, number, arch, created, origin, len(ordered))
-        blob = store.encode_members(ordered)
-        shas = {m[2] for m in ordered}
-        hashes = self._sorted_hashes(shas)
-        await store.create_generation(conn, row, blob, store.encode_hashes(hashes))
-        await self._write(conn, row, ordered)
+        parts, new = await self._store_pieces(conn, pieces)
+        row = store.GenerationRow(channel, number, arch, created, origin,
+                                  sum(len(p.members) for p in parts))
+        await store.create_generation(conn, row, [p.sha256 for p in parts])
+        await self._write(row, parts, new)
         await store.set_head(conn, channel, arch, number)
-        self._members[(channel, arch)] = _Cached(blob, ordered, hashes, shas)
         return number
 
-    def _sorted_hashes(self, shas: set[str]) -> list[bytes]:
-        """Binary hashes, sorted: patched from a cached generation when only a few differ."""
-        for cached in self._members.values():
-            gone, new = cached.shas - shas, shas - cached.shas
-            if len(gone) + len(new) <= 64:
-                result = list(cached.hashes)
-                for sha in gone:
-                    del result[bisect.bisect_left(result, bytes.fromhex(sha))]
-                for sha in new:
-                    bisect.insort(result, bytes.fromhex(sha))
-                return result
-        return sorted(bytes.fromhex(sha) for sha in shas)
+    async def _store_pieces(self, conn: Connection, pieces: Sequence[Piece]
+                            ) -> tuple[list[Part], dict[str, bytes]]:
+        """Encode and store the new pieces; return every part and the new parts' bytes."""
+        parts: list[Part] = []
+        new: dict[str, bytes] = {}
+        for piece in pieces:
+            if isinstance(piece, Part):
+                parts.append(piece)
+                continue
+            data = part_bytes(await self._encoded(conn, piece))
+            ref = part_ref(data, len(piece))
+            made = Part(ref.sha256, ref.size, tuple(piece))
+            await store.add_part(conn, made.sha256, made.size, made.members)
+            # Content-addressed: the same bytes are the same members, even after a rollback.
+            self._parts[made.sha256] = made
+            new[made.sha256] = data
+            parts.append(made)
+        return parts, new
+
+    async def _encoded(self, conn: Connection, members: Sequence[MemberRef]) -> list[bytes]:
+        shas = [m[2] for m in members]
+        missing = [sha for sha in shas if sha not in self._entries]
+        if missing:
+            self._entries.update(await store.entries(conn, missing))
+        try:
+            return [self._entries[sha] for sha in shas]
+        except KeyError as exc:
+            raise RepositoryError(f"package {exc.args[0]} is listed but not stored") from None
+
+    async def view(self, conn: Connection, channel: str, number: int) -> Members:
+        """A generation's members as its parts (empty if the generation does not exist)."""
+        shas = await store.generation_parts(conn, channel, number)
+        if shas is None:
+            if await store.generation(conn, channel, number) is None:
+                return Members(())
+            await self.upgrade(conn)
+            shas = await store.generation_parts(conn, channel, number) or []
+        return Members(tuple([await self._part(conn, sha) for sha in shas]))
 
     async def members(self, conn: Connection, channel: str, number: int
-                      ) -> list[store.MemberRef]:
-        """A generation's members; decoding 50,000 is skipped when the blob is the cached one.
+                      ) -> list[MemberRef]:
+        """A generation's members, sorted by name."""
+        return (await self.view(conn, channel, number)).all()
 
-        The cache is checked against the stored bytes, so a rolled-back transaction that
-        reused a generation number can never serve stale members.
-        """
-        blob = await store.members_blob(conn, channel, number)
-        if blob is None:
-            return []
-        for cached in self._members.values():
-            if cached.blob == blob:
-                return list(cached.members)
-        return store.decode_members(blob)
+    async def _part(self, conn: Connection, sha: str) -> Part:
+        cached = self._parts.get(sha)
+        if cached is not None:
+            return cached
+        found = await store.part(conn, sha)
+        if found is None:
+            raise RepositoryError(f"index part {sha} is listed but not stored")
+        made = Part(sha, found[0], tuple(found[1]))
+        self._parts[sha] = made
+        return made
 
     def remember(self, sha256: str, entry: bytes) -> None:
         """Cache a package's encoded index entry (immutable: keyed by content hash)."""
         self._entries[sha256] = entry
 
-    async def _write(self, conn: Connection, row: store.GenerationRow,
-                     ordered: Sequence[store.MemberRef]) -> None:
-        shas = [m[2] for m in ordered]
-        missing = [sha for sha in shas if sha not in self._entries]
-        if missing:
-            self._entries.update(await store.entries(conn, missing))
-        try:
-            entries = [self._entries[sha] for sha in shas]
-        except KeyError as exc:
-            raise RepositoryError(f"package {exc.args[0]} is listed but not stored") from None
-        data = index_bytes(row.channel, row.arch, row.generation, row.created, entries)
+    async def upgrade(self, conn: Connection) -> int:
+        """Cut generations stored before index parts existed into parts (database only: their
+        directories keep a format-1 index, which every reader still reads)."""
+        uncut = await store.uncut(conn)
+        for row, members in uncut:
+            parts, _new = await self._store_pieces(conn, cut(sorted(members)))
+            await store.set_parts(conn, row.channel, row.generation, [p.sha256 for p in parts])
+        return len(uncut)
+
+    async def _write(self, row: store.GenerationRow, parts: Sequence[Part],
+                     new: dict[str, bytes]) -> None:
+        refs = [PartRef(uri=part_uri(p.sha256), sha256=p.sha256, size=p.size,
+                        packages=len(p.members)) for p in parts]
+        data = root_bytes(row.channel, row.arch, row.generation, row.created, refs)
         await asyncio.to_thread(gens.write_generation, self.layout, self.key, row.channel,
-                                row.arch, row.generation, data)
+                                row.arch, row.generation, data, new)
 
     async def sync_current(self, db: Database, targets: Iterable[tuple[str, str]] | None = None
                            ) -> None:
@@ -167,6 +191,7 @@ class Repository:
         removed: list[Path] = []
         rebuilt: list[tuple[str, int]] = []
         async with db.transaction() as conn:
+            await self.upgrade(conn)
             known = {(g.channel, g.generation): g for g in await store.generations(conn)}
             on_disk = set()
             for entry in gens.scan(self.layout):
@@ -176,19 +201,22 @@ class Repository:
                 else:
                     on_disk.add((entry.channel, entry.generation))
             for key, row in known.items():
-                if key not in on_disk:
-                    await self._rebuild(conn, row)
+                if await self._rebuild(conn, row, directory=key not in on_disk):
                     rebuilt.append(key)
             referenced = await store.package_hashes(conn)
             dropped = await asyncio.to_thread(pool.collect_garbage, self.layout, referenced)
+            await asyncio.to_thread(gens.collect_parts, self.layout,
+                                    await store.stored_parts(conn))
             await asyncio.to_thread(_clear, self.layout.tmp)
         await self.sync_current(db)
         return ReconcileReport(tuple(removed), tuple(rebuilt), len(dropped))
 
     async def prune(self, db: Database) -> PruneReport:
-        """Drop generations beyond the policy (never a head) and packages nobody lists."""
+        """Drop generations beyond the policy (never a head), the parts no kept generation
+        lists and the packages no kept part lists."""
         keep = self.config.keep_generations
         async with db.transaction() as conn:
+            await self.upgrade(conn)
             heads = {(c, g) for c, _a, g in await store.heads(conn)}
             by_arch: dict[tuple[str, str], list[int]] = {}
             for row in await store.generations(conn):
@@ -201,14 +229,20 @@ class Repository:
             ]
             if not doomed:
                 return PruneReport((), 0)
-            candidates: set[str] = set()
-            for channel, _arch, number in doomed:
-                candidates |= await store.hashes(conn, channel, number)
-            for cached in self._members.values():  # still listed by a kept generation
-                candidates -= cached.shas
-            await store.delete_generations(conn, [(c, n) for c, _a, n in doomed])
-            gone = await store.unreferenced(conn, candidates)
+            listed = await store.all_parts(conn)
+            dropped = {(c, n) for c, _a, n in doomed}
+            kept = {sha for key, shas in listed.items() if key not in dropped for sha in shas}
+            unlisted = {sha for key in dropped for sha in listed.get(key, ())} - kept
+            await store.delete_generations(conn, dropped)
+            gone = await store.delete_parts(conn, unlisted)
             await store.delete_packages(conn, gone)
+            # Unlinked inside the transaction, under the write lock that every publication
+            # holds while it writes its files: a publication can never find a part file
+            # that is about to vanish. A rollback after this leaves rows without files,
+            # which reconcile rewrites.
+            for sha in unlisted:
+                self._parts.pop(sha, None)
+                await asyncio.to_thread(self.layout.part_file(sha).unlink, True)
             for sha in gone:
                 self._entries.pop(sha, None)
                 await asyncio.to_thread(self.layout.pool_file(sha).unlink, True)
@@ -217,9 +251,24 @@ class Repository:
             await asyncio.to_thread(gens.remove, path)
         return PruneReport(tuple((c, n) for c, _a, n in doomed), len(gone))
 
-    async def _rebuild(self, conn: Connection, row: store.GenerationRow) -> None:
-        """Rewrite a committed generation whose directory vanished (from the database)."""
-        await self._write(conn, row, await self.members(conn, row.channel, row.generation))
+    async def _rebuild(self, conn: Connection, row: store.GenerationRow, *,
+                       directory: bool) -> bool:
+        """Rewrite what a committed generation lost: any of its part files, and with
+        ``directory`` its root and signature. Whether anything was written."""
+        parts = (await self.view(conn, row.channel, row.generation)).parts
+        new = {}
+        for part in parts:
+            if not self.layout.part_file(part.sha256).is_file():
+                data = part_bytes(await self._encoded(conn, part.members))
+                if part_ref(data, 0).sha256 != part.sha256:
+                    raise RepositoryError(f"index part {part.sha256} cannot be rebuilt: its "
+                                          "packages encode to other bytes")
+                new[part.sha256] = data
+        if directory:
+            await self._write(row, parts, new)
+        elif new:
+            await asyncio.to_thread(gens.write_parts, self.layout, new)
+        return directory or bool(new)
 
     @asynccontextmanager
     async def _current_lock(self) -> AsyncIterator[None]:

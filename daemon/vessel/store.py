@@ -1,11 +1,17 @@
 """Vessel's state in SQLite: packages, generations, their members, channel heads, imports.
 
-Why a generation's members are one blob and not one row per package: a channel of 50,000
-packages would otherwise copy 50,000 rows per publication (half a second, measured). A
-generation row instead holds its member list — ``(name, source, sha256)`` sorted by name,
-msgspec-encoded and zstd-compressed — and ``hashes``, the members' binary sha256 values
-sorted, so "does any kept generation still list this package?" is a binary search, not a
-decode. Package rows (``vessel_packages``) are keyed by content hash and never change.
+Why a generation is a list of parts and not one row per package: a channel of 50,000
+packages would otherwise copy 50,000 rows (or one 50,000-member blob) per publication. A
+generation row lists its index parts by hash (``parts``: msgpack of sha256 hex strings, in
+order); a part row (``vessel_parts``, keyed by the hash of the part's file, shared by every
+generation that lists it) holds its members — ``(name, source, sha256)`` sorted by name,
+msgpack-encoded — and ``vessel_part_members`` says which parts list which package, so "does
+any kept generation still list this package?" is an index lookup. A publication inserts the
+few parts that changed (:mod:`daemon.vessel.parts`). Package rows (``vessel_packages``) are
+keyed by content hash and never change.
+
+Generations stored before parts existed keep their ``members`` blob and a NULL ``parts``
+until :meth:`daemon.vessel.repository.Repository.upgrade` cuts them into parts.
 
 Why the database is the truth and the disk follows it: a generation exists when its row is
 committed. Its directory is written (atomically) *inside* the same transaction, before the
@@ -22,12 +28,12 @@ append-only; ``PRAGMA user_version`` counts the scripts applied).
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
+from daemon.vessel.parts import MemberRef
 from events.inbox import INBOX_SCHEMA
 from events.outbox import OUTBOX_SCHEMA
 from events.payloads import PublishedPackage
@@ -98,11 +104,28 @@ INSERT OR IGNORE INTO vessel_provides (provider, sha256)
     UNION SELECT 'name(' || name || ')', sha256 FROM vessel_packages;
 """
 
-MIGRATIONS: tuple[str, ...] = (_VESSEL_SCHEMA, OUTBOX_SCHEMA, INBOX_SCHEMA, _PROVIDES_SCHEMA)
+#: Index parts: see the module docstring. ``members`` and ``hashes`` of a generation are
+#: empty once it has ``parts``.
+_PARTS_SCHEMA = """
+ALTER TABLE vessel_generations ADD COLUMN parts BLOB;
+CREATE TABLE vessel_parts (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    members BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE vessel_part_members (
+    package TEXT NOT NULL,
+    part TEXT NOT NULL,
+    PRIMARY KEY (package, part)
+) WITHOUT ROWID;
+CREATE INDEX vessel_part_members_by_part ON vessel_part_members (part);
+CREATE INDEX vessel_packages_by_source ON vessel_packages (source);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_VESSEL_SCHEMA, OUTBOX_SCHEMA, INBOX_SCHEMA, _PROVIDES_SCHEMA,
+                               _PARTS_SCHEMA)
 
 
-#: One member of a generation: (package name, source name, sha256 hex).
-MemberRef = tuple[str, str, str]
 _members_type = list[tuple[str, str, str]]
 
 
@@ -221,54 +244,113 @@ async def delete_generations(conn: Connection, doomed: Iterable[tuple[str, int]]
         "DELETE FROM vessel_generations WHERE channel = ? AND generation = ?", rows)
 
 
-def encode_members(members: Sequence[MemberRef]) -> bytes:
-    return msgspec.msgpack.encode(members)
-
-
 def decode_members(blob: bytes) -> list[MemberRef]:
     return msgspec.msgpack.decode(blob, type=_members_type)
 
 
-def encode_hashes(sorted_hashes: Sequence[bytes]) -> bytes:
-    return b"".join(sorted_hashes)
-
-
-async def create_generation(conn: Connection, row: GenerationRow, members_blob: bytes,
-                            hashes_blob: bytes) -> None:
-    """Insert generation ``row``: its members (:func:`encode_members`, sorted by name) and
-    their sorted binary hashes (:func:`encode_hashes`)."""
+async def create_generation(conn: Connection, row: GenerationRow, parts: Sequence[str]) -> None:
+    """Insert generation ``row`` listing ``parts`` (hashes, in order; each already stored)."""
     await conn.execute(
         "INSERT INTO vessel_generations (channel, generation, arch, created, origin, packages, "
-        "members, hashes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "members, hashes, parts) VALUES (?, ?, ?, ?, ?, ?, x'', x'', ?)",
         (row.channel, row.generation, row.arch, row.created, row.origin, row.packages,
-         members_blob, hashes_blob),
+         msgspec.msgpack.encode(list(parts))),
     )
 
 
-async def members_blob(conn: Connection, channel: str, number: int) -> bytes | None:
+async def add_part(conn: Connection, sha256: str, size: int, members: Sequence[MemberRef]
+                   ) -> None:
+    """Store a part (a no-op when a part of these very bytes is stored already)."""
     async with conn.execute(
-        "SELECT members FROM vessel_generations WHERE channel = ? AND generation = ?",
+        "INSERT OR IGNORE INTO vessel_parts (sha256, size, members) VALUES (?, ?, ?)",
+        (sha256, size, msgspec.msgpack.encode(list(members))),
+    ) as cur:
+        if cur.rowcount == 0:
+            return
+    await conn.executemany(
+        "INSERT OR IGNORE INTO vessel_part_members (package, part) VALUES (?, ?)",
+        [(m[2], sha256) for m in members])
+
+
+async def generation_parts(conn: Connection, channel: str, number: int
+                           ) -> list[str] | None:
+    """A generation's part hashes in order (None: no such generation, or not cut yet)."""
+    async with conn.execute(
+        "SELECT parts FROM vessel_generations WHERE channel = ? AND generation = ?",
         (channel, number),
     ) as cur:
         row = await cur.fetchone()
-    return None if row is None else bytes(row[0])
+    if row is None or row[0] is None:
+        return None
+    return msgspec.msgpack.decode(bytes(row[0]), type=list[str])
 
 
-async def hashes(conn: Connection, channel: str, number: int) -> set[str]:
-    """A generation's member hashes (hex), read from the binary column without decoding."""
+async def part(conn: Connection, sha256: str) -> tuple[int, list[MemberRef]] | None:
+    """A stored part's size and members."""
     async with conn.execute(
-        "SELECT hashes FROM vessel_generations WHERE channel = ? AND generation = ?",
-        (channel, number),
+        "SELECT size, members FROM vessel_parts WHERE sha256 = ?", (sha256,)
     ) as cur:
         row = await cur.fetchone()
-    blob = b"" if row is None else bytes(row[0])
-    return {blob[i:i + 32].hex() for i in range(0, len(blob), 32)}
+    return None if row is None else (int(row[0]), decode_members(bytes(row[1])))
 
 
-async def members(conn: Connection, channel: str, number: int) -> list[MemberRef]:
-    """A generation's members, sorted by name (empty if the generation does not exist)."""
-    blob = await members_blob(conn, channel, number)
-    return [] if blob is None else decode_members(blob)
+async def uncut(conn: Connection) -> list[tuple[GenerationRow, list[MemberRef]]]:
+    """Generations stored before parts existed, with their members."""
+    async with conn.execute(
+        "SELECT channel, generation, arch, created, origin, packages, members "
+        "FROM vessel_generations WHERE parts IS NULL ORDER BY channel, generation"
+    ) as cur:
+        return [(GenerationRow(*r[:6]), decode_members(bytes(r[6])))
+                for r in await cur.fetchall()]
+
+
+async def set_parts(conn: Connection, channel: str, number: int, parts: Sequence[str]) -> None:
+    await conn.execute(
+        "UPDATE vessel_generations SET parts = ?, members = x'', hashes = x'' "
+        "WHERE channel = ? AND generation = ?",
+        (msgspec.msgpack.encode(list(parts)), channel, number))
+
+
+async def all_parts(conn: Connection) -> dict[tuple[str, int], list[str]]:
+    """Every generation's part hashes."""
+    async with conn.execute(
+        "SELECT channel, generation, parts FROM vessel_generations WHERE parts IS NOT NULL"
+    ) as cur:
+        return {(str(r[0]), int(r[1])): msgspec.msgpack.decode(bytes(r[2]), type=list[str])
+                for r in await cur.fetchall()}
+
+
+async def stored_parts(conn: Connection) -> set[str]:
+    async with conn.execute("SELECT sha256 FROM vessel_parts") as cur:
+        return {str(r[0]) for r in await cur.fetchall()}
+
+
+async def delete_parts(conn: Connection, shas: Collection[str]) -> list[str]:
+    """Delete parts; return the packages they listed that no remaining part lists."""
+    wanted = msgspec.json.encode(sorted(shas)).decode()
+    async with conn.execute(
+        "SELECT DISTINCT package FROM vessel_part_members "
+        "WHERE part IN (SELECT value FROM json_each(?))", (wanted,),
+    ) as cur:
+        candidates = [str(r[0]) for r in await cur.fetchall()]
+    await conn.execute("DELETE FROM vessel_part_members WHERE part IN "
+                       "(SELECT value FROM json_each(?))", (wanted,))
+    await conn.execute("DELETE FROM vessel_parts WHERE sha256 IN "
+                       "(SELECT value FROM json_each(?))", (wanted,))
+    async with conn.execute(
+        "SELECT value FROM json_each(?) WHERE NOT EXISTS "
+        "(SELECT 1 FROM vessel_part_members WHERE package = value)",
+        (msgspec.json.encode(candidates).decode(),),
+    ) as cur:
+        return [str(r[0]) for r in await cur.fetchall()]
+
+
+async def of_source(conn: Connection, source: str) -> list[MemberRef]:
+    """Every stored package built from ``source`` (in any generation, or none)."""
+    async with conn.execute(
+        "SELECT name, source, sha256 FROM vessel_packages WHERE source = ?", (source,)
+    ) as cur:
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in await cur.fetchall()]
 
 
 async def releases(conn: Connection, shas: Iterable[str]) -> dict[str, PackageRelease]:
@@ -305,19 +387,6 @@ async def entries(conn: Connection, shas: Sequence[str]) -> dict[str, bytes]:
     return found
 
 
-async def unreferenced(conn: Connection, candidates: Iterable[str]) -> list[str]:
-    """Which ``candidates`` (hashes) no generation lists any more (binary search each)."""
-    wanted = sorted({bytes.fromhex(c) for c in candidates})
-    if not wanted:
-        return []
-    alive: set[bytes] = set()
-    async with conn.execute("SELECT hashes FROM vessel_generations") as cur:
-        async for (blob,) in cur:
-            table = _HashTable(bytes(blob))
-            alive.update(h for h in wanted if h not in alive and h in table)
-    return [h.hex() for h in wanted if h not in alive]
-
-
 @dataclass(frozen=True)
 class Offered:
     """A stored package offering a name (its own, or a provider it declares)."""
@@ -348,22 +417,3 @@ async def delete_packages(conn: Connection, shas: Iterable[str]) -> None:
 async def package_hashes(conn: Connection) -> set[str]:
     async with conn.execute("SELECT sha256 FROM vessel_packages") as cur:
         return {str(r[0]) for r in await cur.fetchall()}
-
-
-class _HashTable(Sequence[bytes]):
-    """A sorted blob of 32-byte hashes, searchable without unpacking it."""
-
-    def __init__(self, blob: bytes) -> None:
-        self._blob = blob
-
-    def __len__(self) -> int:
-        return len(self._blob) // 32
-
-    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
-        return self._blob[index * 32:index * 32 + 32]
-
-    def __contains__(self, value: object) -> bool:
-        if not isinstance(value, bytes):
-            return False
-        i = bisect.bisect_left(self, value)
-        return i < len(self) and self[i] == value

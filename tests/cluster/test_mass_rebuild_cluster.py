@@ -12,7 +12,6 @@ their own processes and noop builders in this one, every client given all three 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +22,7 @@ from bench.mass_farm import PrivateBroker, ProcessBench, snapshot, unfinished, w
 from bench.mass_rebuild import DEFAULT_CORPUS, journal_events, settle_journal, wait_for
 from bench.mass_seed import bump_all, generate_corpus, make_repo, seed_vessel
 from events.names import Queue
+from tests.support.index import read_index
 from tests.support.rabbitmq import RabbitCluster
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.cluster, pytest.mark.slow,
@@ -74,7 +74,7 @@ async def test_noop_mass_rebuild_survives_kill_9_of_the_busiest_node(
     assert killed_at.get("completed", 0) < seeded.recipes, "the kill came after the run"
 
     index_path = farm.vessel_state / "repo" / "volatile" / "x86_64" / "current" / "index.json"
-    names = [p["name"] for p in json.loads(index_path.read_text())["packages"]]
+    names = [p.name for p in read_index(index_path).packages]
     assert len(names) == len(set(names)) == seeded.packages
 
     events = await journal_events(farm.journal_db)

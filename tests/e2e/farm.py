@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.support.index import as_dict, read_index
 from tests.unit.avalanche.support import EXAMPLES, git
 
 MQTT_URL = os.environ.get("CAIRN_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
@@ -202,8 +203,7 @@ class ProcessFarm:
 
     def index(self) -> dict[str, Any]:
         path = self.state / "vessel" / "vessel" / "repo" / "volatile" / "x86_64" / "current"
-        data: dict[str, Any] = json.loads((path / "index.json").read_text())
-        return data
+        return as_dict(read_index(path / "index.json"))
 
     def journal(self) -> list[dict[str, Any]]:
         out = subprocess.run([sys.executable, "-m", "daemon.cli", "events", "export",

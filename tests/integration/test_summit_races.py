@@ -37,6 +37,7 @@ from events import payloads as p
 from events.envelope import Event
 from events.memory import MemoryBroker
 from tests.e2e.farm import bump_release, commit, recipe_repo
+from tests.support.index import read_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -105,8 +106,7 @@ class RaceFarm:
     def index_releases(self) -> set[int]:
         """The releases of the source in the signed index vessel serves now."""
         (index,) = self.state.glob("vessel/repo/volatile/x86_64/current/index.json")
-        packages = json.loads(index.read_text())["packages"]
-        return {pkg["release"] for pkg in packages if pkg["source"] == SOURCE}
+        return {pkg.release for pkg in read_index(index).packages if pkg.source == SOURCE}
 
     def journal(self, task_id: int) -> list[str]:
         """The types of every event the journal recorded about a task, in order."""

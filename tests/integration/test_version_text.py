@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.index import as_dict, read_index
 from tests.unit.avalanche.support import git
 
 pytestmark = [
@@ -123,7 +124,7 @@ def test_version_1_10_builds_and_publishes_as_1_10(tmp_path: Path,
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(summary_file.read_text())
     index_file = Path(summary["repository"]["path"]) / "volatile/x86_64/current/index.json"
-    packages = json.loads(index_file.read_text())["packages"]
+    packages = as_dict(read_index(index_file))["packages"]
     names = {p["name"]: p for p in packages}
     assert "tenten" in names, packages
     assert names["tenten"]["version"] == "1.10"

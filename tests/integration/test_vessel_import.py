@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 import pytest
 from aiohttp import web
 
+from daemon.formats.index import IndexRoot, PartRef, read_root
 from daemon.vessel import channels
 from daemon.vessel.errors import RepositoryError
 from events.payloads import PublishFailed
@@ -71,7 +73,6 @@ async def test_import_publishes_a_signed_verifiable_generation(tmp_path: Path) -
         for entry in index.packages:
             pooled = env.config.layout.current("volatile", "x86_64") / entry.uri
             assert hashlib.sha256(pooled.read_bytes()).hexdigest() == entry.sha256
-        assert (env.config.layout.current("volatile", "x86_64") / "index.json.zst").is_file()
         assert not any(env.config.layout.tmp.iterdir())
 
         assert minisign_verify(env).returncode == 0
@@ -89,12 +90,37 @@ async def test_import_publishes_a_signed_verifiable_generation(tmp_path: Path) -
         _flip_byte(index_file, 40)
         assert cairn(tmp_path, "channel", "verify", root, "--arch", "x86_64").returncode == 0
 
+        # Only the root is signed; each part it lists is checked by its sha256, by cairn and
+        # by sha256sum alike.
+        (part,) = read_root_parts(index_file)
+        part_file = index_file.parent / part.uri
+        assert sha256sum(part_file) == part.sha256
+        _flip_byte(part_file, 10)
+        assert minisign_verify(env).returncode == 0
+        assert sha256sum(part_file) != part.sha256
+        bad = cairn(tmp_path, "channel", "verify", root, "--arch", "x86_64")
+        assert bad.returncode == 1
+        assert f"part {part.uri} has sha256" in bad.stderr
+        _flip_byte(part_file, 10)
+
         pool_file = env.config.layout.current("volatile", "x86_64") / index.packages[0].uri
         _flip_byte(pool_file, 100)
         bad = cairn(tmp_path, "channel", "verify", root, "--arch", "x86_64", "--key",
                     str(env.config.layout.public_key))
         assert bad.returncode == 1
         assert f"hello: {index.packages[0].uri} has sha256" in bad.stderr
+
+
+def read_root_parts(path: Path) -> list[PartRef]:
+    root = read_root(path.read_bytes())
+    assert isinstance(root, IndexRoot)
+    return root.parts
+
+
+def sha256sum(path: Path) -> str:
+    """What coreutils' sha256sum says of ``path`` (the tool a user checks a part with)."""
+    out = subprocess.run(["sha256sum", str(path)], capture_output=True, text=True, check=True)
+    return out.stdout.split()[0]
 
 
 def _flip_byte(path: Path, offset: int) -> None:
@@ -135,6 +161,37 @@ async def test_release_must_be_newer(tmp_path: Path) -> None:
         assert [p.release for p in env.current_index().packages] == [3, 3]
         assert await env.outbox_types() == ["package-published", "publish-failed",
                                             "publish-failed", "package-published"]
+
+
+async def test_imports_ready_during_a_publication_go_into_one_generation(
+        tmp_path: Path) -> None:
+    evil = Pkg(name="hello", source="evil", release=9, files={"usr/bin/hello": b"!"})
+    async with environment(tmp_path) as env:
+        alone = await import_pkgs(env, hello())
+        async with env.importer._publishing:  # as if a publication were running
+            others = [asyncio.create_task(import_pkgs(env, pkgs, release=release, task_id=t))
+                      for pkgs, release, t in (
+                          ([Pkg(name="zlib", files={"usr/lib/libz.so.1": b"z"})], 1, 2),
+                          ([evil], 9, 3),  # another source's hello: refused in the group
+                          ([Pkg(name="xz", files={"usr/bin/xz": b"x"})], 1, 4))]
+            await _until(lambda: len(env.importer._waiting) == 3)
+        zlib, refused, xz = [await t for t in others]
+        assert alone.published is not None and alone.published.generation == 1
+        assert refused.refused is not None and "hello" in str(refused.refused)
+        assert zlib.published is not None and xz.published is not None
+        assert zlib.published.generation == xz.published.generation == 2
+        assert [p.name for p in env.current_index().packages] == [
+            "hello", "hello-devel", "xz", "zlib"]
+        assert sorted(await env.outbox_types()) == [
+            "package-published", "package-published", "package-published", "publish-failed"]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the imports did not get there in 30 s")
 
 
 async def test_a_new_build_replaces_its_sources_packages_only(tmp_path: Path) -> None:
@@ -303,6 +360,14 @@ async def test_promote_rollback_and_prune(tmp_path: Path) -> None:
         pooled = {p.name for p in env.config.layout.pool.rglob("*.tar.zst")}
         releases_kept = {3, 4, 5}
         assert len(pooled) == 2 * len(releases_kept)  # releases 1 and 2 left the pool
+        # Parts no kept generation lists leave too; those listed stay, shared where equal.
+        listed = {part.sha256 for n in kept
+                  for part in read_root_parts(env.config.layout.generation_dir(
+                      "volatile", "x86_64", n) / "index.json")}
+        listed |= {part.sha256 for part in read_root_parts(
+            env.config.layout.current("stable", "x86_64") / "index.json")}
+        assert {p.name for p in env.config.layout.parts.iterdir()} == {
+            f"{sha}.json" for sha in listed}
 
 
 async def test_reconcile_removes_leftovers_and_fixes_current(tmp_path: Path) -> None:
@@ -318,12 +383,16 @@ async def test_reconcile_removes_leftovers_and_fixes_current(tmp_path: Path) -> 
         stray.write_bytes(b"orphan")
         (layout.tmp / "import-9-x").mkdir()
         shutil.rmtree(arch_dir / "1")  # and the committed one vanished
+        (part,) = read_root_parts(arch_dir / "2" / "index.json")
+        layout.part_file(part.sha256).unlink()  # with its part
+        (layout.parts / ("e" * 64 + ".json")).write_bytes(b"[]")  # and a part nobody lists
         report = await env.repo.reconcile(env.db)
         assert sorted(p.name for p in report.removed_dirs) == [".tmp-3-abcd", "2"]
         assert report.rebuilt == (("volatile", 1),)
         assert report.removed_pool_files == 1
         assert os.readlink(arch_dir / "current") == "1"
         assert not any(layout.tmp.iterdir())
+        assert [p.name for p in layout.parts.iterdir()] == [f"{part.sha256}.json"]
         verified = cairn(tmp_path, "channel", "verify", str(layout.root), "--arch", "x86_64")
         assert verified.returncode == 0
 

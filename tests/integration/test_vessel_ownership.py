@@ -8,7 +8,7 @@ another source took ``binary(vtool)``; vessel signed ``provides`` that no file b
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,10 @@ from daemon.vessel.importer import ImportOutcome
 from daemon.vessel.ownership import StaticOwners
 from events import payloads as p
 from events.envelope import new_event
+from events.sqlite import Database
 from events.topology import SUMMIT
 from tests.integration.vessel_env import Env, environment, import_pkgs
+from tests.support.index import read_index
 from tests.unit.vessel.builders import ArtefactServer, Pkg, build_done
 
 VTOOL = b"#!/bin/sh\necho the real vtool\n"
@@ -131,15 +133,26 @@ async def test_a_declared_owner_takes_its_names_back_from_a_squatter(tmp_path: P
 
 
 async def test_packages_stored_before_the_provider_table_are_found(tmp_path: Path) -> None:
-    # A repository from before the provider table: its migration fills it from the entries.
+    # A repository from before the provider table (and before index parts): its migrations
+    # fill the provider table from the entries, and its generation is cut into parts.
+    async with environment(tmp_path / "donor") as donor:
+        assert (await import_pkgs(donor, [victim()])).published is not None
+        (row,) = await donor.db.fetchall("SELECT sha256, name, source, release, build_release, "
+                                         "size, entry FROM vessel_packages")
+    sha = str(row[0])
+    old = tmp_path / "vessel"
+    async with Database.open(old / "vessel.sqlite", store.MIGRATIONS[:3]) as db, \
+            db.transaction() as conn:
+        await conn.execute("INSERT INTO vessel_packages VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+        await conn.execute(
+            "INSERT INTO vessel_generations VALUES ('volatile', 1, 'x86_64', 't', 'old', 1, ?, ?)",
+            (msgspec.msgpack.encode([("vtool", "victim", sha)]), bytes.fromhex(sha)))
+        await conn.execute("INSERT INTO vessel_heads VALUES ('volatile', 'x86_64', 1)")
+    pooled = Path("pool") / sha[:2] / f"{sha}.tar.zst"
+    (old / "repo" / pooled).parent.mkdir(parents=True)
+    shutil.copyfile(tmp_path / "donor" / "vessel" / "repo" / pooled, old / "repo" / pooled)
     async with environment(tmp_path) as env:
-        assert (await import_pkgs(env, [victim()])).published is not None
-    with sqlite3.connect(tmp_path / "vessel" / "vessel.sqlite") as raw:
-        raw.executescript("DROP TRIGGER vessel_provides_added; DROP TRIGGER "
-                          "vessel_provides_removed; DROP TABLE vessel_provides; "
-                          f"PRAGMA user_version = {len(store.MIGRATIONS) - 1};")
-    raw.close()
-    async with environment(tmp_path) as env:
+        assert published(env) == [("vtool", "victim", 1)]
         async with env.db.read() as conn:
             offered = await store.offering(conn, ["binary(vtool)", "vtool", "name(vtool)"])
         assert sorted((o.name, o.package, o.source) for o in offered) == [
@@ -147,6 +160,8 @@ async def test_packages_stored_before_the_provider_table_are_found(tmp_path: Pat
             ("vtool", "vtool", "victim")]
         assert "already provided" in refusal(
             await import_pkgs(env, [evil()], release=9, task_id=2))
+        assert (await import_pkgs(env, [victim(2)], release=2, task_id=3)).published
+        assert published(env) == [("vtool", "victim", 2)]
 
 
 async def test_pruned_packages_leave_the_provider_table(tmp_path: Path) -> None:
@@ -187,7 +202,7 @@ async def test_vessel_takes_the_owners_from_build_accepted(tmp_path: Path) -> No
         index = daemon.service.repo.layout.current("volatile", "x86_64") / "index.json"
 
         def shown() -> list[tuple[str, str, int]]:
-            found = msgspec.json.decode(index.read_bytes(), type=Index)
+            found = read_index(index)
             return sorted((q.name, q.source, q.release) for q in found.packages)
 
         async with ArtefactServer().running() as server:

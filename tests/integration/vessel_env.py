@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from daemon.package import Index
 from daemon.vessel import store
 from daemon.vessel.config import VesselConfig
@@ -20,6 +18,7 @@ from daemon.vessel.repository import Repository
 from events import outbox
 from events.envelope import decode_event, new_event
 from events.sqlite import Connection, Database
+from tests.support.index import read_index
 from tests.unit.vessel.builders import ArtefactServer, Pkg, build_done
 
 
@@ -42,8 +41,7 @@ class Env:
         return [decode_event(bytes(r[0])).type for r in rows]
 
     def current_index(self, channel: str = "volatile", arch: str = "x86_64") -> Index:
-        path = self.config.layout.current(channel, arch) / "index.json"
-        return msgspec.json.decode(path.read_bytes(), type=Index)
+        return read_index(self.config.layout.current(channel, arch) / "index.json")
 
 
 @asynccontextmanager

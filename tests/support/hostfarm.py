@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 
 from tests.support.hosts import Endpoint, Host, Network
+from tests.support.index import as_dict, fetch_index
 from tests.support.mosquitto import MosquittoBroker, MqttTls
 from tests.support.rabbitmq import Epmd, NodeTls, RabbitCluster, RabbitNode, new_cookie
 from tests.support.tls import CertificateAuthority
@@ -266,10 +267,7 @@ class HostFarm:
 
     async def index(self, arch: str = "x86_64") -> dict[str, Any]:
         url = f"{self.vessel_url}/volatile/{arch}/current/index.json"
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
-            response.raise_for_status()
-            index: dict[str, Any] = await response.json(content_type=None)
-            return index
+        return as_dict(await asyncio.to_thread(fetch_index, url))
 
     def journal(self) -> list[dict[str, Any]]:
         out = subprocess.run([sys.executable, "-m", "daemon.cli", "events", "export",

@@ -1,4 +1,4 @@
-"""The pre-encoded index is exactly the msgspec encoding of daemon.package.Index."""
+"""Index entries as vessel encodes them, and which release is newer."""
 
 from __future__ import annotations
 
@@ -6,29 +6,16 @@ import hashlib
 
 import msgspec
 
-from daemon.package import Index
-from daemon.vessel.index import encode_entry, index_bytes, index_entry, is_newer
+from daemon.package import IndexEntry
+from daemon.vessel.index import encode_entry, index_entry, is_newer
 from tests.unit.vessel.builders import Pkg, manifest_of
 
 
-def test_index_bytes_match_msgspec_encoding() -> None:
-    entries = []
-    for i in range(3):
-        sha = hashlib.sha256(str(i).encode()).hexdigest()
-        entries.append(index_entry(manifest_of(Pkg(name=f"p{i}", files={"usr/x": b"1"})),
-                                   sha, 100 + i))
-    data = index_bytes("volatile", "x86_64", 7, "2025-01-01T00:00:00+00:00",
-                       [encode_entry(e) for e in entries])
-    decoded = msgspec.json.decode(data, type=Index)
-    assert decoded.packages == entries
-    assert decoded.generation == 7
-    assert msgspec.json.encode(decoded) == data
-    assert entries[0].uri == f"../../../pool/{entries[0].sha256[:2]}/{entries[0].sha256}.tar.zst"
-
-
-def test_empty_index_decodes() -> None:
-    data = index_bytes("stable", "aarch64", 1, "t", [])
-    assert msgspec.json.decode(data, type=Index).packages == []
+def test_an_entry_names_its_pool_file_from_the_index() -> None:
+    sha = hashlib.sha256(b"0").hexdigest()
+    entry = index_entry(manifest_of(Pkg(name="p0", files={"usr/x": b"1"})), sha, 100)
+    assert msgspec.json.decode(encode_entry(entry), type=IndexEntry) == entry
+    assert entry.uri == f"../../../pool/{sha[:2]}/{sha}.tar.zst"
 
 
 def test_newer_compares_release_then_build_release() -> None:
