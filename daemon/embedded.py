@@ -135,11 +135,25 @@ class EmbeddedFarm:
             "repository": {"path": str(self.vessel.service.repo.layout.root)
                            if self.vessel.service else "", "url": self.vessel_url},
             "summit": self.summit_url,
+            "hermetic": False,
+            "not_hermetic": not_hermetic_note(),
             "elapsed_s": round(time.monotonic() - self.started, 3),
         }
 
     def all_completed(self) -> bool:
         return all(t.state is TaskState.COMPLETED for t in self.tasks())
+
+
+def not_hermetic_note() -> str:
+    """What ``cairn up`` says about its builds, which run on this machine's own system (its
+    builders are configured with ``environment = "host"`` by name), and what to do for
+    hermetic ones."""
+    tool = ("" if shutil.which("mmdebstrap") else
+            " (which needs mmdebstrap, not installed here: apt-get install mmdebstrap)")
+    return ("not hermetic: builds run on this machine's own system, so what it has installed "
+            "can end up in the packages, and every package says so. For hermetic builds, "
+            f"make a build environment with `cairn buildenv build`{tool} and run the daemons "
+            "with it (deploy/README.md, \"Build environments\").")
 
 
 def _base(options: UpOptions) -> dict[str, Any]:

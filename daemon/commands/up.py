@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from daemon.embedded import EmbeddedFarm, UpOptions, start_farm, stop_farm
+from daemon.embedded import EmbeddedFarm, UpOptions, not_hermetic_note, start_farm, stop_farm
 from daemon.paths import default_state_dir
 from daemon.runtime import LogSection, configure_logging
 from daemon.summit.planning.states import TaskState
@@ -110,6 +110,7 @@ async def _run(farm: EmbeddedFarm, args: argparse.Namespace, stop: asyncio.Event
         quiet_since = None
         return False
 
+    print(not_hermetic_note(), flush=True)
     if console.is_terminal:
         with Live(_table(farm), console=console, refresh_per_second=4) as live:
             while not stop.is_set():
@@ -159,6 +160,7 @@ async def _up_async(args: argparse.Namespace, state: Path, log_file: Any) -> int
         await stop_farm(farm)
     print(_line(farm), flush=True)
     print(f"repository: {summary['repository']['path']}", flush=True)
+    print("packages: not hermetic (built on this machine's own system)", flush=True)
     for failed in summary["failed"]:
         # The reason quotes build output: escaped, so it cannot drive the terminal.
         print(f"failed: {failed['source']} (task {failed['id']}): "

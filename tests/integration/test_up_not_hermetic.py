@@ -1,0 +1,59 @@
+"""`cairn up` builds on the machine's own system, and says so: its output, its summary, the
+API and every package it makes are labelled not hermetic; without mmdebstrap on the PATH it
+also says what to install for hermetic builds."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cairn_up import CAIRN, REPO_ROOT, free_port_pair, make_recipes
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def _path_without(bin_dir: Path, tool: str) -> str:
+    """A PATH with every tool of this machine but ``tool`` (links in ``bin_dir``, which the
+    build users must reach: not under the test's 0700 /tmp directory)."""
+    bin_dir.mkdir(mode=0o755)
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            target = bin_dir / entry.name
+            if entry.name != tool and not target.exists() and os.access(entry.path, os.X_OK):
+                target.symlink_to(entry.path)
+    return str(bin_dir)
+
+
+@pytest.mark.parametrize("mmdebstrap", [True, False], ids=["mmdebstrap", "no-mmdebstrap"])
+def test_cairn_up_says_its_builds_are_not_hermetic(tmp_path: Path, mmdebstrap: bool,
+                                                   request: pytest.FixtureRequest) -> None:
+    recipes = make_recipes(tmp_path, lines=1, pause=0.0)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if not mmdebstrap:
+        bin_dir = Path("/var/tmp") / f"cairn-test-path-{uuid.uuid4().hex[:8]}"
+        request.addfinalizer(lambda: shutil.rmtree(bin_dir, ignore_errors=True))
+        env["PATH"] = _path_without(bin_dir, "mmdebstrap")
+    summary_file = tmp_path / "summary.json"
+    done = subprocess.run(
+        [*CAIRN, "up", "--state", str(tmp_path / "state"), "--port", str(free_port_pair()),
+         "--recipes", str(recipes), "--builders", "1", "--poll-interval", "1",
+         "--until-idle", "--summary-json", str(summary_file)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=200, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not hermetic: builds run on this machine's own system" in done.stdout
+    assert "packages: not hermetic (built on this machine's own system)" in done.stdout
+    missing = "mmdebstrap, not installed here: apt-get install mmdebstrap"
+    assert (missing in done.stdout) is not mmdebstrap
+    summary = json.loads(summary_file.read_text())
+    assert summary["hermetic"] is False and "cairn buildenv build" in summary["not_hermetic"]
+    index = Path(summary["repository"]["path"]) / "volatile/x86_64/current/index.json"
+    packages = json.loads(index.read_text())["packages"]
+    assert packages and {p["environment"] for p in packages} == {None}
