@@ -14,6 +14,7 @@ import structlog
 from daemon.journal.store import record
 from events.bus import Bus, Consumer
 from events.envelope import Event
+from events.groupcommit import GroupCommit
 from events.sqlite import Database
 from events.topology import JOURNAL
 
@@ -32,6 +33,9 @@ class Journal:
         self.db = db
         self._consumer: Consumer | None = None
         self.recorded = 0
+        #: Events delivered together are recorded in one transaction; each is acknowledged
+        #: only once the transaction holding it committed.
+        self.recorder: GroupCommit[Event[Any], bool] = GroupCommit(db, record)
 
     async def declare(self) -> None:
         await self.bus.declare(SUBSCRIPTION)
@@ -40,8 +44,7 @@ class Journal:
         self._consumer = await self.bus.subscribe(SUBSCRIPTION, self.handle)
 
     async def handle(self, event: Event[Any]) -> None:
-        async with self.db.transaction() as conn:
-            fresh = await record(conn, event)
+        fresh = await self.recorder.submit(event)
         if fresh:
             self.recorded += 1
         log.debug("journal.recorded", fresh=fresh)
