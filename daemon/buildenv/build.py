@@ -26,7 +26,7 @@ from pathlib import Path
 from . import archive, bootstrap, contents, layer
 from .declaration import Declaration
 from .errors import BuildEnvError
-from .manifest import EnvRecord, archive_name, encode, record_name
+from .manifest import MANIFEST_MEMBER, EnvBase, EnvRecord, archive_name, encode, record_name
 
 
 def _ignore(*_args: object) -> None:
@@ -61,11 +61,16 @@ def build(decl: Declaration, out_dir: Path, *, cache_dir: Path, work_dir: Path |
     try:
         sources: list[str] = []
         started = time.monotonic()
+        inherited = None
         if decl.base is not None:
             sources = bootstrap.sources_for(decl.base, etc_apt)
             progress.phase(f"debian {decl.base.suite} ({decl.base.variant}) from "
                            f"{'; '.join(sources)}")
             bootstrap.run(decl, root, sources, line=progress.line)
+        elif decl.parent is not None:
+            progress.phase(f"parent environment {decl.parent}")
+            inherited = _from_parent(Path(decl.parent), root)
+            sources = inherited.sources if inherited is not None else []
         else:
             root.mkdir()
         timings["base"] = time.monotonic() - started
@@ -79,7 +84,8 @@ def build(decl: Declaration, out_dir: Path, *, cache_dir: Path, work_dir: Path |
         started = time.monotonic()
         progress.phase("manifest: packages and provides")
         entries = archive.scan(root)
-        manifest = contents.derive(root, entries, decl, sources=sources, layer=env_layer)
+        manifest = contents.derive(root, entries, decl, sources=sources, layer=env_layer,
+                                   inherited=inherited)
         timings["manifest"] = time.monotonic() - started
         started = time.monotonic()
         progress.phase(f"packing {manifest.files} files, {manifest.size / 1e6:.0f} MB")
@@ -99,6 +105,15 @@ def build(decl: Declaration, out_dir: Path, *, cache_dir: Path, work_dir: Path |
         raise BuildEnvError(f"building environment {decl.name} failed: {exc}") from exc
     finally:
         _remove_tree(staging)
+
+
+def _from_parent(parent: Path, root: Path) -> EnvBase | None:
+    """Unpack the parent environment into ``root``, writable for the layer, without its
+    manifest (the new one replaces it); returns the Debian base it was made from."""
+    made = archive.unpack(parent, root)
+    archive.make_writable(root)
+    (root / MANIFEST_MEMBER).unlink(missing_ok=True)
+    return made.base
 
 
 def _remove_tree(path: Path) -> None:

@@ -58,8 +58,10 @@ def cairn_packages(root: Path) -> list[Manifest]:
 
 
 def derive(root: Path, entries: list[Entry], decl: Declaration, *,
-           sources: list[str], layer: EnvLayer | None) -> EnvManifest:
-    """The manifest of the tree at ``root`` (``entries`` from :func:`.archive.scan`)."""
+           sources: list[str], layer: EnvLayer | None,
+           inherited: EnvBase | None = None) -> EnvManifest:
+    """The manifest of the tree at ``root`` (``entries`` from :func:`.archive.scan`);
+    ``inherited``: the Debian base of the parent environment it was made from."""
     debian = dpkg_packages(root)
     cairn = cairn_packages(root)
     packages = debian + [EnvPackage(name=m.name, version=f"{m.version}-{m.release}-"
@@ -69,7 +71,7 @@ def derive(root: Path, entries: list[Entry], decl: Declaration, *,
     provides |= {name_provider(p.name) for p in packages}
     for m in cairn:
         provides |= set(m.provides)
-    base = None
+    base = inherited
     if decl.base is not None:
         base = EnvBase(suite=decl.base.suite, variant=decl.base.variant, sources=sources)
     return EnvManifest(

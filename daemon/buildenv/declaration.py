@@ -16,12 +16,16 @@
     exclude = ["/usr/share/doc/*"]       # optional dpkg path-exclude patterns
     keep = ["/usr/share/doc/*/copyright"]  # optional dpkg path-include patterns
 
+    parent = "base.tar.zst"              # optional, instead of [base]: an environment archive
+                                         # (relative to this file) to layer on, unchanged
+
     [layer]                              # packages from a cairn channel, unpacked on top
     index = "http://vessel:8081/volatile/x86_64/current/index.json"
     packages = ["libgreet-devel"]        # providers, as builddeps spell them
     key = "vessel.pub"                   # optional: verify the index's minisign signature
 
-At least one of ``[base]`` and ``[layer]``. A relative ``key`` is relative to the file.
+At least one of ``[base]``, ``parent`` and ``[layer]``; not both ``[base]`` and ``parent``.
+A relative ``key`` or ``parent`` is relative to the file.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ class Declaration(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     arch: str = msgspec.field(default_factory=lambda: host_arch())
     source_date_epoch: int = DEFAULT_EPOCH
     base: Base | None = None
+    #: An environment archive this one is made from (then the layer goes on top of it).
+    parent: str | None = None
     layer: Layer | None = None
 
     def key(self) -> str:
@@ -104,6 +110,8 @@ def parse(raw: dict[str, object], *, origin: str, relative_to: Path | None = Non
     except msgspec.ValidationError as exc:
         raise BuildEnvError(f"declaration {origin}: {exc}") from exc
     _check(decl, origin)
+    if decl.parent is not None and relative_to is not None:
+        decl = msgspec.structs.replace(decl, parent=str((relative_to / decl.parent).resolve()))
     if decl.layer is not None and decl.layer.key is not None and relative_to is not None:
         key = (relative_to / decl.layer.key).resolve()
         decl = msgspec.structs.replace(decl, layer=msgspec.structs.replace(decl.layer,
@@ -121,8 +129,10 @@ def _check(decl: Declaration, origin: str) -> None:
         raise fail(f"arch {decl.arch!r} is not one of {', '.join(sorted(DPKG_ARCH))}")
     if decl.source_date_epoch < 0:
         raise fail("source_date_epoch must not be negative")
-    if decl.base is None and decl.layer is None:
-        raise fail("declares neither [base] nor [layer]; an environment needs one of them")
+    if decl.base is None and decl.layer is None and decl.parent is None:
+        raise fail("declares neither [base] nor [layer] (nor parent); an environment needs one")
+    if decl.base is not None and decl.parent is not None:
+        raise fail("declares both [base] and parent; an environment starts from one of them")
     if (base := decl.base) is not None:
         if base.variant not in VARIANTS:
             raise fail(f"base.variant {base.variant!r} is not one of {', '.join(VARIANTS)}")

@@ -23,6 +23,8 @@ import pytest
 
 from daemon.avalanche.build import BuildResult, run_build
 from daemon.avalanche.config import AvalancheConfig, SandboxMode
+from daemon.buildenv import declaration
+from daemon.buildenv.build import build
 from daemon.buildenv.cache import CachedEnvironment
 from daemon.vessel import minisign
 from daemon.vessel.config import VesselConfig
@@ -250,3 +252,27 @@ def test_builders_with_different_host_packages_make_the_same_packages(
                      AvalancheConfig(root=tmp_path / "host-builder", jobs=2, timeout_s=300.0))
     assert host.outcome is Outcome.SUCCESS, host.log_path.read_text()
     assert "usr/share/host-extra/f" in [f.path for m in host.manifests for f in m.files]
+
+
+def test_an_environment_layered_with_channel_packages_builds_what_needs_them(
+        vessel: Served, builder_root: Path, tmp_path: Path) -> None:
+    repo, commit = make_repo(tmp_path / "recipes")
+    lib = run_build(task_for(repo, commit, "libgreet"), _config(vessel, builder_root))
+    assert lib.outcome is Outcome.SUCCESS, lib.log_path.read_text()
+    index = write_index(tmp_path / "channel", [lib])
+    declared = tmp_path / "layered.toml"
+    declared.write_text(f'name = "debian-greet"\nparent = "{cached_environment().archive}"\n'
+                        f'[layer]\nindex = "{index}"\npackages = ["pkgconfig(libgreet)"]\n')
+    built = build(declaration.load(declared), tmp_path / "env", cache_dir=tmp_path / "dl")
+    made = built.record.manifest
+    assert {"pkgconfig(libgreet)", "binary(make)"} <= set(made.provides)
+    assert made.base is not None and made.layer is not None
+    layout = VesselConfig(state_dir=vessel.state).layout
+    EnvironmentStore(layout, minisign.load_or_create_key(layout.secret_key)).push(built.archive)
+    # A builder pulls it by digest, and greet finds libgreet in it: no channel needed.
+    layered = replace(_config(vessel, builder_root), environment=built.record.digest)
+    greet = run_build(task_for(repo, commit, "greet"), layered)
+    log = greet.log_path.read_text()
+    assert greet.outcome is Outcome.SUCCESS, log
+    assert "dependency pkgconfig(libgreet) is provided by the build environment" in log
+    assert greet.environment == built.record.digest != vessel.digest

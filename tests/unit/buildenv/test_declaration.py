@@ -78,3 +78,13 @@ def test_key_follows_content_not_spelling(tmp_path: Path) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(BuildEnvError, match="does not exist"):
         declaration.load(tmp_path / "nope.toml")
+
+
+def test_a_parent_environment_is_relative_to_the_file_and_excludes_a_base(
+        tmp_path: Path) -> None:
+    layered = declaration.load(_write(tmp_path, 'name = "x"\nparent = "envs/base.tar.zst"\n'
+                                                '[layer]\nindex = "i.json"\npackages = ["a"]\n'))
+    assert layered.parent == str(tmp_path / "envs/base.tar.zst")
+    with pytest.raises(BuildEnvError, match="declares both \\[base\\] and parent"):
+        declaration.load(_write(tmp_path, 'name = "x"\nparent = "b.tar.zst"\n'
+                                          '[base]\nsuite = "bookworm"\n'))
