@@ -313,8 +313,9 @@ class ProcessBench:
     def _check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
-                raise FarmError(f"{name} exited with {process.returncode}; see "
-                                f"{self.state / (name + '.log')}")
+                log = self.state / f"{name}.log"
+                tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+                raise FarmError(f"{name} exited with {process.returncode}; see {log}:\n{tail}")
 
     def cpu_seconds(self) -> dict[str, float]:
         self._check_alive()

@@ -47,8 +47,8 @@ async def test_noop_mass_rebuild_survives_kill_9_of_the_busiest_node(
     first = await asyncio.to_thread(make_repo, corpus, repo)
     farm = ProcessBench(tmp_path / "state", repo, 4, PrivateBroker(cluster), "info")
     seeded = await seed_vessel(farm.vessel_state, repo, first)
-    await farm.start()
     try:
+        await farm.start()
         await wait_for(farm.summit_db, first, 120, 0.2, want_tasks=False)
         await warm_builders(farm, repo, first)
         bump = await asyncio.to_thread(bump_all, repo)
