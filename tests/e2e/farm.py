@@ -32,6 +32,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def slow_recipe(steps: int) -> str:
+    """A recipe named ``slow`` whose build prints a line every half second, ``steps`` times:
+    a build long enough to act on mid-way (kill its builder, cut its host...)."""
+    return f"""name        : slow
+version     : 1.0.0
+release     : 1
+summary     : Talks while it takes its time
+license     : MPL-2.0
+build       : |
+    for i in $(seq 1 {steps}); do echo "slow step $i"; sleep 0.5; done
+install     : |
+    mkdir -p $installdir/usr/share/slow && echo done > $installdir/usr/share/slow/done
+"""
+
+
 def recipe_repo(path: Path, extra: dict[str, str] | None = None, *,
                 examples: bool = True) -> Path:
     """The bundled examples (unless ``examples`` is false) plus ``extra`` recipes (name →

@@ -24,6 +24,7 @@ from tests.e2e.farm import (
     commit,
     latest_by_source,
     recipe_repo,
+    slow_recipe,
 )
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.rabbitmq import RabbitNode
@@ -33,16 +34,7 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.mqtt, pytest.mark.slow,
 
 EXAMPLES = {"libgreet", "greet", "greet-banner", "diamond-a", "diamond-b", "diamond-c",
             "diamond-d"}
-SLOW = """name        : slow
-version     : 1.0.0
-release     : 1
-summary     : Talks while it takes its time
-license     : MPL-2.0
-build       : |
-    for i in $(seq 1 16); do echo "slow step $i"; sleep 0.5; done
-install     : |
-    mkdir -p $installdir/usr/share/slow && echo done > $installdir/usr/share/slow/done
-"""
+SLOW = slow_recipe(16)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.farm import bump_release, commit
+from tests.e2e.farm import bump_release, commit, slow_recipe
 from tests.support.hostfarm import HostFarm, all_final
 from tests.support.hosts import Host, Network
 from tests.unit.avalanche.support import git
@@ -28,16 +28,7 @@ pytestmark = [pytest.mark.hosts, pytest.mark.rabbitmq, pytest.mark.mqtt, pytest.
               pytest.mark.timeout(600)]
 
 #: Long enough to cut a host mid-build and to outlast the heartbeats below (~12 s).
-SLOW = """name        : slow
-version     : 1.0.0
-release     : 1
-summary     : Talks while it takes its time
-license     : MPL-2.0
-build       : |
-    for i in $(seq 1 24); do echo "slow step $i"; sleep 0.5; done
-install     : |
-    mkdir -p $installdir/usr/share/slow && echo done > $installdir/usr/share/slow/done
-"""
+SLOW = slow_recipe(24)
 #: Seconds: the AMQP heartbeat every client asks for, and the builders' ``builder-seen``
 #: period (summit gives a builder up after three missed ones).
 AMQP_HEARTBEAT, SEEN_PERIOD = 2, 1.0
