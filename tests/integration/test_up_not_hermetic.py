@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cairn_up import CAIRN, REPO_ROOT, free_port_pair, make_recipes
+from tests.support.index import read_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -55,5 +56,5 @@ def test_cairn_up_says_its_builds_are_not_hermetic(tmp_path: Path, mmdebstrap: b
     summary = json.loads(summary_file.read_text())
     assert summary["hermetic"] is False and "cairn buildenv build" in summary["not_hermetic"]
     index = Path(summary["repository"]["path"]) / "volatile/x86_64/current/index.json"
-    packages = json.loads(index.read_text())["packages"]
-    assert packages and {p["environment"] for p in packages} == {None}
+    packages = read_index(index).packages
+    assert packages and {p.environment for p in packages} == {None}
