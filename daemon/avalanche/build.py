@@ -39,13 +39,13 @@ from .backends import get_backend
 from .buildlog import BuildLog, LogCallback
 from .checkout import export_recipe
 from .config import AvalancheConfig, SandboxMode
+from .disk import DiskMeter
 from .errors import (
     BuildCancelled,
     BuildError,
     BuildTimeout,
     DependencyError,
     LogLimitExceeded,
-    OutputLimitExceeded,
     PackagingError,
     RecipeError,
 )
@@ -131,14 +131,15 @@ def run_build(
                    on_full=(log_full.set if wanted.log_overflow is LogOverflow.FAIL
                             else None))
     timeout_s = wanted.timeout_s or config.timeout_s
+    output = DiskMeter(wanted.output_bytes)
     limits = Limits(
         deadline=started + timeout_s,
         cancel=cancel_event or threading.Event(),
         kill_grace_s=config.kill_grace_s,
         silence_s=wanted.silence_s,
         log_full=log_full,
+        disk=output,
     )
-    output = _Output(wanted.output_bytes)
     log.phase(f"build {build_id}: {task.source} {task.version}-{task.release} on {config.arch}")
     outcome, reason = Outcome.SUCCESS, None
     artefacts: tuple[BuiltArtefact, ...] = ()
@@ -151,6 +152,7 @@ def run_build(
             path = tree_path(config.root, config.work_dir, _identity_wanted(config), build_id)
             path.mkdir(mode=0o700)  # a name taken by another build fails here, not later
             tree = BuildTree(path)
+            output.watch(tree.root, tree.installdir)
             manifests, artefacts = _build(task, config, tree, out_dir, log, limits, held,
                                           output, built_in)
         except BuildTimeout as exc:
@@ -166,6 +168,7 @@ def run_build(
             for line in traceback.format_exc().splitlines():
                 log.line(line)
         finally:
+            output.sample()  # the tree at its fullest: packaged, before it is removed
             if tree is not None and not config.keep_work:
                 shutil.rmtree(tree.root, ignore_errors=True)
     if outcome is not Outcome.SUCCESS:
@@ -177,7 +180,7 @@ def run_build(
         log.phase(f"success: {len(artefacts)} package(s)")
     log.close()
     usage = Usage(cpu_s=round(limits.meter.cpu_s, 3), max_rss_kb=limits.meter.max_rss_kb,
-                  output_bytes=output.measured, log_bytes=_size(log.path))
+                  output_bytes=output.output_bytes, log_bytes=_size(log.path))
     return BuildResult(
         task_id=task.task_id,
         build_id=build_id,
@@ -190,21 +193,6 @@ def run_build(
         usage=usage,
         environment=built_in.environment,
     )
-
-
-@dataclass
-class _Output:
-    """The output size cap, and the largest size measured against it (install tree, then
-    packages)."""
-
-    cap: int | None
-    measured: int = 0
-
-    def check(self, size: int, what: str) -> None:
-        self.measured = max(self.measured, size)
-        if self.cap is not None and size > self.cap:
-            raise OutputLimitExceeded(f"{what} hold {size} bytes, over the output cap of "
-                                      f"{self.cap} bytes")
 
 
 def _size(path: Path) -> int:
@@ -347,7 +335,7 @@ def _build(
     log: BuildLog,
     limits: Limits,
     held: contextlib.ExitStack,
-    output: _Output,
+    output: DiskMeter,
     built_in: _BuiltIn,
 ) -> tuple[tuple[Manifest, ...], tuple[BuiltArtefact, ...]]:
     """``built_in`` learns the environment the build runs in as soon as it is known."""

@@ -3,7 +3,9 @@
 A command is stopped (its whole process group killed) when the build passes its deadline
 (:class:`.errors.BuildTimeout`), is cancelled, prints nothing for longer than its silence
 limit (:class:`.errors.BuildSilent`) or fills its log past a cap that fails the build
-(:class:`.errors.LogLimitExceeded`, signalled by the log through ``Limits.log_full``). The
+(:class:`.errors.LogLimitExceeded`, signalled by the log through ``Limits.log_full``) or
+writes its install tree past the output cap (:class:`.errors.OutputLimitExceeded`, measured
+every few tenths of a second by :mod:`.disk`). The
 builder reaps the command itself (``wait4``) to learn what it consumed: CPU time and peak
 memory of the command and every descendant it waited for (:class:`Meter`).
 
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from .buildlog import LINE_MAX, cut_line
+from .disk import DiskMeter
 from .errors import BuildCancelled, BuildError, BuildSilent, BuildTimeout, LogLimitExceeded
 from .sandbox import Sandbox, find_bwrap
 from .usage import CommandUsage, Meter
@@ -44,7 +47,8 @@ _LINE_BYTES = LINE_MAX * 4
 @dataclass(frozen=True)
 class Limits:
     """When to stop: a monotonic deadline, an event set on cancellation, the longest silence
-    allowed, and an event the log sets when it is full and the build must stop for it."""
+    allowed, an event the log sets when it is full and the build must stop for it, and the
+    build tree's sizes (its install tree against the output cap)."""
 
     deadline: float
     cancel: threading.Event
@@ -52,6 +56,7 @@ class Limits:
     silence_s: float | None = None
     log_full: threading.Event = field(default_factory=threading.Event)
     meter: Meter = field(default_factory=Meter)
+    disk: DiskMeter = field(default_factory=DiskMeter)
 
 
 def _pump(stream: IO[bytes], line: Callable[[str], None]) -> None:
@@ -119,7 +124,7 @@ def _stop_reason(limits: Limits, last_output: float) -> BuildError | None:
     if limits.silence_s is not None and now - last_output > limits.silence_s:
         return BuildSilent(f"the build printed nothing for {limits.silence_s:g} s and was "
                            "killed")
-    return None
+    return limits.disk.poll()
 
 
 def run(

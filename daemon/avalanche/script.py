@@ -22,7 +22,14 @@ from daemon.formats import buildscript, keys
 from daemon.formats.buildscript import BuildPaths, StepScript
 
 from .backend import BuildContext, BuildProducts
-from .errors import BuildSilent, BuildTimeout, LogLimitExceeded, RecipeError, StepFailed
+from .errors import (
+    BuildSilent,
+    BuildTimeout,
+    LogLimitExceeded,
+    OutputLimitExceeded,
+    RecipeError,
+    StepFailed,
+)
 from .identity import hand_over
 from .process import run
 from .toolchain import choose
@@ -84,7 +91,7 @@ def _run_step(ctx: BuildContext, script: StepScript, workdir: Path, *, native: b
     try:
         status = run(["bash", str(ctx.sandbox.inside(path))], cwd=workdir, env=ctx.env,
                      sandbox=ctx.sandbox, limits=ctx.limits, line=ctx.log.line)  # fmt: skip
-    except (BuildTimeout, BuildSilent, LogLimitExceeded) as exc:
+    except (BuildTimeout, BuildSilent, LogLimitExceeded, OutputLimitExceeded) as exc:
         raise type(exc)(f"step {label}: {exc}") from exc
     if status != 0:
         last = next((ln for ln in reversed(ctx.log.tail) if ln.strip()), "")
