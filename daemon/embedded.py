@@ -8,6 +8,7 @@ what a distributed deployment does.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
@@ -23,6 +24,7 @@ import examples
 from daemon.avalanche.config import SandboxMode
 from daemon.avalanche.daemon import AvalancheDaemon, AvalancheDaemonConfig, AvalancheSection
 from daemon.buildenv.builder import HOST
+from daemon.commands.upenv import UpEnvironment
 from daemon.journal.daemon import JournalDaemon
 from daemon.runtime import BaseConfig, BusSection, Health, MqttSection, StateSection
 from daemon.summit.daemon import (
@@ -33,6 +35,7 @@ from daemon.summit.daemon import (
 )
 from daemon.summit.planning.states import TaskState
 from daemon.vessel.daemon import VesselDaemon, VesselDaemonConfig, VesselSection
+from daemon.vessel.environments import EnvironmentStore
 from events import outbox
 from events.errors import CairnError
 
@@ -58,6 +61,10 @@ class UpOptions:
     port: int = 8080
     arch: str = "x86_64"
     poll_interval: float = 5.0
+    #: The build environment every build runs in; ``None``: this machine's own system
+    #: (not hermetic), because of ``host_reason``.
+    environment: UpEnvironment | None = None
+    host_reason: str = ""
 
 
 def prepare_recipes(options: UpOptions) -> str:
@@ -135,25 +142,32 @@ class EmbeddedFarm:
             "repository": {"path": str(self.vessel.service.repo.layout.root)
                            if self.vessel.service else "", "url": self.vessel_url},
             "summit": self.summit_url,
-            "hermetic": False,
-            "not_hermetic": not_hermetic_note(),
+            **self.provenance(),
             "elapsed_s": round(time.monotonic() - self.started, 3),
         }
+
+    def provenance(self) -> dict[str, Any]:
+        """What the builds run in, for the summary."""
+        env = self.options.environment
+        if env is None:
+            return {"hermetic": False, "environment": None,
+                    "not_hermetic": not_hermetic_note(self.options.host_reason)}
+        return {"hermetic": True, "environment": {"name": env.name, "digest": env.digest,
+                                                  "archive": str(env.archive)}}
 
     def all_completed(self) -> bool:
         return all(t.state is TaskState.COMPLETED for t in self.tasks())
 
 
-def not_hermetic_note() -> str:
-    """What ``cairn up`` says about its builds, which run on this machine's own system (its
-    builders are configured with ``environment = "host"`` by name), and what to do for
-    hermetic ones."""
-    tool = ("" if shutil.which("mmdebstrap") else
-            " (which needs mmdebstrap, not installed here: apt-get install mmdebstrap)")
+def not_hermetic_note(why: str = "") -> str:
+    """What ``cairn up`` says about builds on this machine's own system (its builders are
+    configured with ``environment = "host"`` by name): why, and what to do for hermetic
+    ones."""
+    because = f" ({why})" if why else ""
     return ("not hermetic: builds run on this machine's own system, so what it has installed "
-            "can end up in the packages, and every package says so. For hermetic builds, "
-            f"make a build environment with `cairn buildenv build`{tool} and run the daemons "
-            "with it (deploy/README.md, \"Build environments\").")
+            f"can end up in the packages, and every package says so{because}. For hermetic "
+            "builds, let `cairn up` make its build environment (without --host), or name one "
+            "with --environment (README, \"Build environments\").")
 
 
 def _base(options: UpOptions) -> dict[str, Any]:
@@ -172,29 +186,33 @@ async def start_farm(options: UpOptions) -> EmbeddedFarm:
         # noop builders publish empty packages that declare what a real build would provide
         verify_provides=options.backend != "noop")), Health("vessel"))
     farm_parts: list[Any] = []
+    env = options.environment
     try:
         first: list[Any] = [journal, vessel]
         for part in first:
             await part.start()
             farm_parts.append(part)
         assert vessel.service is not None
+        if env is not None:
+            await asyncio.to_thread(_store_environment, vessel, env)
         summit = SummitDaemon(SummitDaemonConfig(**base, summit=SummitSection(
             listen_port=options.port, repository_url=vessel.service.url,
             poll_interval=options.poll_interval,
             repositories=[RepositorySection(name="recipes", url=repository_url,
-                                            branch=options.branch, arches=[options.arch])],
+                                            branch=options.branch, arches=[options.arch],
+                                            environment=env.digest if env else "")],
         )), Health("summit"))
         farm = EmbeddedFarm(options, repository_url, journal, vessel, summit)
         for number in range(1, options.builders + 1):
-            farm.builders.append(AvalancheDaemon(AvalancheDaemonConfig(**base, avalanche=
-                AvalancheSection(builder=f"local-{number}", arch=options.arch,
-                                 backend=options.backend, sandbox=SandboxMode.BWRAP,
-                                 environment=HOST)),
+            farm.builders.append(AvalancheDaemon(AvalancheDaemonConfig(
+                **base, avalanche=_builder(number, options, vessel)),
                 Health(f"avalanche-{number}")))
         # Summit before the builders: it hears each builder's first report and can give it
         # work at once (a builder's queue exists before the builder reports itself).
-        rest: list[Any] = [summit, *farm.builders]
-        for part in rest:
+        await summit.start()
+        farm_parts.append(summit)
+        await _apply_environment(summit, env)
+        for part in farm.builders:
             await part.start()
             farm_parts.append(part)
     except BaseException:
@@ -202,6 +220,36 @@ async def start_farm(options: UpOptions) -> EmbeddedFarm:
             await part.stop(5.0)
         raise
     return farm
+
+
+def _store_environment(vessel: VesselDaemon, env: UpEnvironment) -> None:
+    """The environment in vessel (once per state directory), where builders pull it."""
+    assert vessel.service is not None
+    repo = vessel.service.repo
+    EnvironmentStore(repo.layout, repo.key).push(env.archive)
+
+
+def _builder(number: int, options: UpOptions, vessel: VesselDaemon) -> AvalancheSection:
+    """A builder that builds only in the environment summit names (pulled from this vessel
+    by digest, checked with its key), or, without one, on the host's system by name."""
+    assert vessel.service is not None
+    hermetic = options.environment is not None
+    return AvalancheSection(
+        builder=f"local-{number}", arch=options.arch, backend=options.backend,
+        sandbox=SandboxMode.BWRAP, environment="" if hermetic else HOST,
+        environment_url=vessel.service.url if hermetic else "",
+        environment_key=str(vessel.service.repo.layout.public_key) if hermetic else "")
+
+
+async def _apply_environment(summit: SummitDaemon, env: UpEnvironment | None) -> None:
+    """A state directory last run in another environment (or on the host): running
+    ``cairn up`` with this one is the operator's request to rebuild in it."""
+    assert summit.service is not None
+    wanted = env.digest if env else None
+    planners = summit.service.scheduler.planners.values()
+    if any(p.repo.environment != wanted for p in planners):
+        changed = await summit.service.operations.use_environment("recipes", wanted)
+        log.info("up.environment_changed", environment=wanted, tasks=len(changed))
 
 
 async def stop_farm(farm: EmbeddedFarm, timeout: float = 10.0) -> None:

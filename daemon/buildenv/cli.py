@@ -89,24 +89,47 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_pull)
 
 
-class _Reporter:
-    """Rich progress for a build: one line per phase, the tool's latest output, a bar."""
+class Reporter:
+    """Progress of a build: on a terminal, rich lines (one per phase, the tool's latest
+    output, a bar); elsewhere (a log, a pipe), one plain line per phase and per stage of
+    mmdebstrap."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, prefix: str = "") -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.prefix = prefix
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
                                  BarColumn(), DownloadColumn(), console=console,
-                                 transient=False)
+                                 transient=False, disable=not self.live)
         self.task: Any = None
         self.title = ""
 
+    def __enter__(self) -> Reporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None and exc[0] is None:
+            self.progress.update(self.task, description=f"[green]✓[/] {self.title}",
+                                 completed=1, total=1)
+        self.progress.stop()
+
     def phase(self, text: str) -> None:
+        if not self.live:
+            print(f"{self.prefix}{text}", file=self.console.file, flush=True)
+            return
         if self.task is not None:
             self.progress.update(self.task, description=f"[green]✓[/] {self.title}",
                                  completed=1, total=1)
-        self.title = escape(text)
-        self.task = self.progress.add_task(text, total=None)
+        self.title = escape(f"{self.prefix}{text}")
+        self.task = self.progress.add_task(self.title, total=None)
 
     def line(self, text: str) -> None:
+        if not self.live:
+            # mmdebstrap's own stage lines ("I: downloading packages with apt...").
+            if text.startswith("I: "):
+                print(f"{self.prefix}{text[3:]}", file=self.console.file, flush=True)
+            return
         if self.task is not None and text.strip():
             self.progress.update(self.task, description=f"{self.title} [dim]{escape(text[:80])}[/]")
 
@@ -114,17 +137,16 @@ class _Reporter:
         if self.task is not None:
             self.progress.update(self.task, completed=done, total=total)
 
+    def hooks(self) -> BuildProgress:
+        return BuildProgress(phase=self.phase, line=self.line, packed=self.packed)
+
 
 def _build(args: argparse.Namespace) -> int:
     path = args.file or bundled_declaration()
     decl = declaration.load(path)
-    console = Console(stderr=True)
-    reporter = _Reporter(console)
-    with reporter.progress:
+    with Reporter(Console(stderr=True)) as reporter:
         built = build(decl, args.out or default_out_dir(), cache_dir=default_cache_dir(),
-                      work_dir=args.work, progress=BuildProgress(
-                          phase=reporter.phase, line=reporter.line, packed=reporter.packed))
-        reporter.phase("done")
+                      work_dir=args.work, progress=reporter.hooks())
     m = built.record.manifest
     times = ", ".join(f"{k} {v:.1f} s" for k, v in built.timings.items())
     print(f"sha256:{built.record.digest}  {m.name}  {len(m.packages)} packages, "

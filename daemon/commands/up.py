@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from daemon.commands.upenv import Chosen, choose
 from daemon.embedded import EmbeddedFarm, UpOptions, not_hermetic_note, start_farm, stop_farm
 from daemon.paths import default_state_dir
 from daemon.runtime import LogSection, configure_logging
@@ -70,6 +71,14 @@ def register(subparsers: Any) -> None:
     up.add_argument("--until-idle", action="store_true",
                     help="exit once nothing is left to do (status 0 only if all completed)")
     up.add_argument("--summary-json", type=Path, help="write a JSON summary here at exit")
+    where = up.add_mutually_exclusive_group()
+    where.add_argument("--environment", metavar="FILE|DIGEST", default=None,
+                       help="build in this environment: a declaration (.toml, made once and "
+                            "cached), an archive (.tar.zst), or the digest of one made here "
+                            "(default: the bundled declaration, or this machine's own system "
+                            "when it cannot be made here)")
+    where.add_argument("--host", action="store_true",
+                       help="build on this machine's own system (not hermetic)")
     up.set_defaults(func=_up)
 
 
@@ -110,7 +119,6 @@ async def _run(farm: EmbeddedFarm, args: argparse.Namespace, stop: asyncio.Event
         quiet_since = None
         return False
 
-    print(not_hermetic_note(), flush=True)
     if console.is_terminal:
         with Live(_table(farm), console=console, refresh_per_second=4) as live:
             while not stop.is_set():
@@ -139,15 +147,36 @@ def _up(args: argparse.Namespace) -> int:
     """Open the log file outside the event loop, then run the farm."""
     state: Path = (args.state or default_state_dir()).resolve()
     state.mkdir(parents=True, exist_ok=True)
+    chosen = _environment(args)
     with (state / "cairn.log").open("a", encoding="utf-8") as log_file:
-        return asyncio.run(_up_async(args, state, log_file))
+        return asyncio.run(_up_async(args, state, log_file, chosen))
 
 
-async def _up_async(args: argparse.Namespace, state: Path, log_file: Any) -> int:
+def _environment(args: argparse.Namespace) -> Chosen:
+    """Choose (and make, the first time) the build environment, and say what was chosen."""
+    if args.host:
+        chosen = Chosen(None, "--host asks for it")
+    elif args.backend == "noop" and args.environment is None:
+        chosen = Chosen(None, "the noop backend runs no build step")
+    else:
+        chosen = choose(args.environment, Console())
+        if chosen.environment is None:
+            print(f"build environment: cannot make one here: {chosen.why}", flush=True)
+    env = chosen.environment
+    if env is not None:
+        print(f"build environment: {env.name} sha256:{env.digest} ({env.archive})", flush=True)
+    else:
+        print(not_hermetic_note(chosen.why), flush=True)
+    return chosen
+
+
+async def _up_async(args: argparse.Namespace, state: Path, log_file: Any,
+                    chosen: Chosen) -> int:
     configure_logging(LogSection(), service="up", stream=log_file)
     options = UpOptions(state=state, recipes=args.recipes, branch=args.branch,
                         builders=args.builders, backend=args.backend, broker=args.broker,
-                        mqtt=args.mqtt, port=args.port, poll_interval=args.poll_interval)
+                        mqtt=args.mqtt, port=args.port, poll_interval=args.poll_interval,
+                        environment=chosen.environment, host_reason=chosen.why)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -160,7 +189,9 @@ async def _up_async(args: argparse.Namespace, state: Path, log_file: Any) -> int
         await stop_farm(farm)
     print(_line(farm), flush=True)
     print(f"repository: {summary['repository']['path']}", flush=True)
-    print("packages: not hermetic (built on this machine's own system)", flush=True)
+    env = chosen.environment
+    print("packages: not hermetic (built on this machine's own system)" if env is None else
+          f"packages: built in build environment {env.name} sha256:{env.digest}", flush=True)
     for failed in summary["failed"]:
         # The reason quotes build output: escaped, so it cannot drive the terminal.
         print(f"failed: {failed['source']} (task {failed['id']}): "

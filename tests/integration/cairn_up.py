@@ -127,7 +127,7 @@ def running_farm(tmp_path: Path, recipes: Path, builders: int = 1,
         process = subprocess.Popen(
             [*CAIRN, "up", "--state", str(state), "--port", str(port), "--recipes",
              str(recipes), "--builders", str(builders), "--backend", backend,
-             "--poll-interval", "1"],
+             "--poll-interval", "1", "--host"],
             cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
     farm = CairnUp(f"http://127.0.0.1:{port}", state, process, output)
     try:

@@ -151,7 +151,7 @@ def _cairn_up(state: Path, recipes: Path, summary: Path) -> subprocess.Completed
     return subprocess.run(
         [sys.executable, "-m", "daemon.cli", "up", "--recipes", str(recipes), "--state",
          str(state), "--port", "0", "--builders", "1", "--poll-interval", "0.5",
-         "--until-idle", "--summary-json", str(summary)],
+         "--until-idle", "--summary-json", str(summary), "--host"],
         env=env, cwd=TREE, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
 

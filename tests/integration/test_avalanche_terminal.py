@@ -56,7 +56,7 @@ def test_build_recipe_escapes_build_output(tmp_path: Path, repo: Path) -> None:
 @pytest.mark.timeout(300)
 def test_cairn_up_escapes_failure_reasons(tmp_path: Path, repo: Path) -> None:
     done = _cairn("up", "--recipes", str(repo), "--state", str(tmp_path / "state"), "--port",
-                  "0", "--builders", "1", "--poll-interval", "0.5", "--until-idle")
+                  "0", "--builders", "1", "--poll-interval", "0.5", "--until-idle", "--host")
     assert done.returncode == 1, done.stdout + done.stderr
     failed = [ln for ln in done.stderr.splitlines() if ln.startswith("failed: nasty")]
     assert len(failed) == 1 and ESCAPED in failed[0], done.stderr

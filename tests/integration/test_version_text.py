@@ -117,7 +117,7 @@ def test_version_1_10_builds_and_publishes_as_1_10(tmp_path: Path,
     done = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "up", "--recipes", str(recipes), "--state",
          str(tmp_path / "state"), "--port", "0", "--builders", "1", "--poll-interval", "0.5",
-         "--until-idle", "--summary-json", str(summary_file)],
+         "--until-idle", "--summary-json", str(summary_file), "--host"],
         env={**os.environ, "PYTHONPATH": str(TREE)}, cwd=TREE, capture_output=True, text=True,
         timeout=240, check=False,
     )  # fmt: skip

@@ -1,0 +1,81 @@
+"""`cairn up` builds in its build environment: the bundled declaration's, made on a first run
+and found in the user's cache on the next ones. Here the cache holds the environment the
+tests share (:mod:`tests.buildenv_cache`, linked in, not made again) and mmdebstrap is not
+on the PATH: ``cairn up`` must use what it cached without making anything, push it to its
+vessel, and build every recipe in it; the output, the summary, the API and every package
+name it. (``--environment`` with an archive or a digest: tests/unit/buildenv/test_upenv.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from daemon.buildenv import declaration
+from daemon.buildenv.cache import CachedEnvironment
+from daemon.buildenv.cli import bundled_declaration
+from daemon.commands.upenv import cache_key
+from tests.buildenv_cache import cached_environment
+from tests.integration.cairn_up import CAIRN, REPO_ROOT, free_port_pair, make_recipes
+from tests.integration.test_up_not_hermetic import _path_without
+from tests.support.index import read_index
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300),
+              pytest.mark.skipif(shutil.which("bwrap") is None,
+                                 reason="bubblewrap is not installed")]
+
+
+def _cairn_up(tmp_path: Path, env: dict[str, str], *extra: str) -> tuple[str, dict[str, object]]:
+    recipes = make_recipes(tmp_path, lines=1, pause=0.0)
+    summary_file = tmp_path / "summary.json"
+    done = subprocess.run(
+        [*CAIRN, "up", "--state", str(tmp_path / "state"), "--port", str(free_port_pair()),
+         "--recipes", str(recipes), "--builders", "1", "--poll-interval", "1",
+         "--until-idle", "--summary-json", str(summary_file), *extra],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary: dict[str, object] = json.loads(summary_file.read_text())
+    return done.stdout, summary
+
+
+def _check_built_in(stdout: str, summary: dict[str, object], digest: str) -> None:
+    assert f"build environment: debian-bookworm-c sha256:{digest}" in stdout, stdout
+    assert f"packages: built in build environment debian-bookworm-c sha256:{digest}" in stdout
+    assert "not hermetic" not in stdout, stdout
+    assert summary["hermetic"] is True and "not_hermetic" not in summary
+    assert summary["environment"]["digest"] == digest  # type: ignore[index]
+    repository = summary["repository"]
+    index = Path(repository["path"]) / "volatile/x86_64/current/index.json"  # type: ignore[index]
+    packages = read_index(index).packages
+    assert {p.name for p in packages} >= {"slow", "after-slow"}
+    assert {p.environment for p in packages} == {digest}
+
+
+def test_cairn_up_builds_in_the_environment_it_cached(
+        tmp_path: Path, debian_environment: CachedEnvironment,
+        request: pytest.FixtureRequest) -> None:
+    built = cached_environment()
+    cache = tmp_path / "cache"
+    # Where a first `cairn up` would have made it: the user's cache, keyed by declaration.
+    made = cache / "environments" / "up" / cache_key(declaration.load(bundled_declaration()))
+    made.mkdir(parents=True)
+    for name in (built.archive.name, built.archive.name.removesuffix(".tar.zst") + ".json"):
+        (made / name).symlink_to(built.archive.with_name(name))
+    bin_dir = Path("/var/tmp") / f"cairn-test-path-{uuid.uuid4().hex[:8]}"
+    request.addfinalizer(lambda: shutil.rmtree(bin_dir, ignore_errors=True))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CAIRN_CACHE_DIR": str(cache),
+           "PATH": _path_without(bin_dir, "mmdebstrap")}
+    stdout, summary = _cairn_up(tmp_path, env)
+    assert "making it once" not in stdout
+    _check_built_in(stdout, summary, debian_environment.digest)
+    # vessel lists it, signed, where the builders pulled it from.
+    served = Path(summary["repository"]["path"]) / "environments"  # type: ignore[index]
+    listed = json.loads((served / "index.json").read_text())
+    assert [e["digest"] for e in listed["environments"]] == [debian_environment.digest]
+    assert (served / "index.json.minisig").is_file()
+
