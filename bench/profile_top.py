@@ -39,11 +39,15 @@ def read(path: Path) -> list[Stack]:
     for line in path.read_text().splitlines():
         frames, _, count = line.rpartition(" ")
         if frames and count.isdigit():
-            # --subprocesses puts "process <pid>:<command>" first: which process, not a cost
+            # --subprocesses puts "process <pid>:<command>" first, once per generation (a
+            # service started by the benchmark's farm is its grandchild): which process, not
+            # a cost. A stack of process frames alone has no Python frame: idle.
             split = frames.split(";")
-            process = _PROCESS.match(split[0])
-            name = _service(process.group("command")) if process else ""
-            stacks.append((name, split[1:] if process else split, int(count)))
+            name = ""
+            while split and (process := _PROCESS.match(split[0])):
+                name = _service(process.group("command"))
+                split = split[1:]
+            stacks.append((name, split, int(count)))
     return stacks
 
 

@@ -41,12 +41,23 @@ def manifest_file(arch: str) -> str:
     return f"manifest.{arch}.jsonc"
 
 
-class _Package(msgspec.Struct, frozen=True):
+class _Head(msgspec.Struct, frozen=True):
+    """A package without its files: what summit reads (decoding thousands of file names
+    it would drop was most of a manifest's cost)."""
+
     name: str | None = None
     provides: list[str] = msgspec.field(default_factory=list)
     depends: list[str] = msgspec.field(default_factory=list)
     build_depends: list[str] = msgspec.field(default_factory=list, name="build-depends")
+
+
+class _Package(_Head, frozen=True):
     files: list[str] = msgspec.field(default_factory=list)
+
+
+class _HeadDocument(msgspec.Struct, frozen=True):
+    packages: dict[str, _Head]
+    source_name: str | None = msgspec.field(default=None, name="source-name")
 
 
 class _Document(msgspec.Struct, frozen=True):
@@ -91,10 +102,11 @@ def parse_manifest(data: bytes, file: str, *, keep_files: bool = True) -> Manife
     if len(data) > MAX_MANIFEST_BYTES:
         raise RecipeError(file, 1, f"the manifest is {len(data)} bytes; at most "
                                    f"{MAX_MANIFEST_BYTES} are read")  # fmt: skip
+    shape: type[_Document | _HeadDocument] = _Document if keep_files else _HeadDocument
     try:
-        doc = msgspec.json.decode(_fast_body(data), type=_Document)
+        doc = msgspec.json.decode(_fast_body(data), type=shape)
     except msgspec.DecodeError:
-        doc = _decode_slow(data, file)
+        doc = _decode_slow(data, file, shape)
     packages = []
     for key, pkg in sorted(doc.packages.items()):
         try:
@@ -104,7 +116,7 @@ def parse_manifest(data: bytes, file: str, *, keep_files: bool = True) -> Manife
         packages.append(ManifestPackage(
             name=name, provides=tuple(pkg.provides), depends=tuple(pkg.depends),
             build_depends=tuple(pkg.build_depends),
-            files=tuple(pkg.files) if keep_files else (),
+            files=tuple(pkg.files) if isinstance(pkg, _Package) else (),
         ))  # fmt: skip
     return Manifest(file=file, packages=tuple(packages), source_name=doc.source_name)
 
@@ -119,10 +131,12 @@ def _keep_lines(match: re.Match[bytes]) -> bytes:
     return match.group(1) or b"\n" * match.group(0).count(b"\n")
 
 
-def _decode_slow(data: bytes, file: str) -> _Document:
+def _decode_slow(
+    data: bytes, file: str, shape: type[_Document | _HeadDocument]
+) -> _Document | _HeadDocument:
     body = _ANYWHERE.sub(_keep_lines, data)
     try:
-        return msgspec.json.decode(body, type=_Document)
+        return msgspec.json.decode(body, type=shape)
     except msgspec.ValidationError as exc:
         raise RecipeError(file, 1, f"manifest does not match the expected shape: {exc}") from None
     except msgspec.DecodeError as exc:

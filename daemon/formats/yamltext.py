@@ -19,7 +19,7 @@ Errors carry the 1-based line, so a person can find what to fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,10 +62,10 @@ class Document:
 
 @dataclass(slots=True)
 class _Frame:
-    container: dict[str, Any] | list[Any]
+    container: Any  # dict[str, Any] (``is_list`` false) or list[Any]
     key: str | None = None
-    key_line: int = 0
     waiting_key: bool = True
+    is_list: bool = False
 
 
 def _line(event: Any) -> int:
@@ -76,7 +76,7 @@ def _line(event: Any) -> int:
 def load(text: str, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> Document:
     """Parse ``text`` (see the module docstring); raise :class:`YamlError`."""
     try:
-        return _build(yaml.parse(text, Loader=_Loader), max_nodes, max_depth)
+        return _build(_events(text), max_nodes, max_depth)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -85,60 +85,73 @@ def load(text: str, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -
         raise YamlError(1, f"invalid YAML: {exc}") from None
 
 
-def _build(events: Any, max_nodes: int, max_depth: int) -> Document:
+def _events(text: str) -> Iterator[Any]:
+    """libyaml's events, straight from its parser (``yaml.parse`` asks twice per event)."""
+    next_event = _Loader(text).get_event
+    while (event := next_event()) is not None:
+        yield event
+
+
+_SCALAR, _ALIAS, _DOC_START = yaml.ScalarEvent, yaml.AliasEvent, yaml.DocumentStartEvent
+_OPEN = {yaml.MappingStartEvent: dict, yaml.SequenceStartEvent: list}
+_CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _build(events: Iterator[Any], max_nodes: int, max_depth: int) -> Document:
     stack: list[_Frame] = []
     root: Value = None
     root_line = 1
     key_lines: dict[str, int] = {}
     nodes = documents = 0
 
-    def put(value: Value, line: int) -> None:
+    def put(value: Value, event: Any) -> None:
         nonlocal root, root_line
         if not stack:
-            root, root_line = value, line
+            root, root_line = value, _line(event)
             return
         top = stack[-1]
-        if isinstance(top.container, list):
+        if top.is_list:
             top.container.append(value)
         elif top.waiting_key:
             if not isinstance(value, str | None):
-                raise YamlError(line, "a mapping key must be a plain value, not a list or "
-                                      "mapping")  # fmt: skip
+                raise YamlError(_line(event), "a mapping key must be a plain value, not a "
+                                              "list or mapping")  # fmt: skip
             key = value or ""
             if key in top.container:
-                raise YamlError(line, f"key {shown(key)} appears twice in one mapping")
-            top.key, top.key_line, top.waiting_key = key, line, False
+                raise YamlError(_line(event), f"key {shown(key)} appears twice in one mapping")
+            top.key, top.waiting_key = key, False
             if len(stack) == 1:
-                key_lines[key] = line
+                key_lines[key] = _line(event)
         else:
-            assert top.key is not None
             top.container[top.key] = value
             top.waiting_key = True
 
     for event in events:
-        if isinstance(event, yaml.AliasEvent):
+        kind = type(event)
+        if kind is _ALIAS:
             raise YamlError(_line(event), "aliases (*name) are not allowed")
         if getattr(event, "anchor", None) is not None:
             raise YamlError(_line(event), f"anchors (&{event.anchor}) are not allowed")
-        if isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                raise YamlError(_line(event), "one YAML document per file")
-            continue
-        if isinstance(event, yaml.ScalarEvent | yaml.MappingStartEvent | yaml.SequenceStartEvent):
+        if kind is _SCALAR:
             nodes += 1
             if nodes > max_nodes:
                 raise YamlError(_line(event), f"more than {max_nodes} values in one document")
-        if isinstance(event, yaml.ScalarEvent):
+            value = event.value
             plain = not event.style and event.implicit[0]
-            put(None if plain and event.value in _NULLS else event.value, _line(event))
-        elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            put(None if plain and value in _NULLS else value, event)
+        elif kind in _OPEN:
+            nodes += 1
+            if nodes > max_nodes:
+                raise YamlError(_line(event), f"more than {max_nodes} values in one document")
             if len(stack) >= max_depth:
                 raise YamlError(_line(event), f"values nested deeper than {max_depth} levels")
-            container: dict[str, Any] | list[Any] = (
-                {} if isinstance(event, yaml.MappingStartEvent) else [])
-            put(container, _line(event))
-            stack.append(_Frame(container))
-        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            container: dict[str, Any] | list[Any] = _OPEN[kind]()
+            put(container, event)
+            stack.append(_Frame(container, is_list=kind is not yaml.MappingStartEvent))
+        elif kind in _CLOSE:
             stack.pop()
+        elif kind is _DOC_START:
+            documents += 1
+            if documents > 1:
+                raise YamlError(_line(event), "one YAML document per file")
     return Document(root, root_line, key_lines)

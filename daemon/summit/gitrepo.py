@@ -17,13 +17,24 @@ from typing import Any
 
 import pygit2
 
-from daemon.formats.manifest import manifest_file
+from daemon.formats.manifest import Manifest, manifest_file
 from daemon.formats.stone import STONE_FILE
-from daemon.summit.planning.tree import RecipeDelta, RecipeEntry, RecipeTree, load_entry
+from daemon.summit.planning.recipe import BrokenRecipe, PlannedRecipe
+from daemon.summit.planning.tree import (
+    RecipeDelta,
+    RecipeEntry,
+    RecipeTree,
+    entry_of,
+    read_manifest,
+    read_recipe,
+)
 from events.errors import CairnError
 
 _MIRROR_REFSPEC = "+refs/heads/*:refs/heads/*"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+#: How many parsed files a mirror keeps by blob id: a distribution's tree of a few thousand
+#: recipes, bounded so that a 50,000-recipe tree does not keep a second copy alive.
+_PARSED_KEPT = 8_192
 
 
 class GitError(CairnError):
@@ -51,6 +62,11 @@ class Mirror:
     def __init__(self, repo: Any, config: RepoConfig) -> None:
         self._repo = repo
         self.config = config
+        # What a file parsed to, by (blob id, path[, arch]): a blob is immutable, so two trees
+        # that share it (a commit touches few recipes; a release bump no manifest) parse it
+        # once. Cleared whole when full; results are immutable and may be shared.
+        self._recipes: dict[tuple[Any, str], PlannedRecipe | BrokenRecipe] = {}
+        self._manifests: dict[tuple[Any, str, str], Manifest | BrokenRecipe] = {}
 
     # -- opening -----------------------------------------------------------------------
     @classmethod
@@ -142,10 +158,20 @@ class Mirror:
         return RecipeDelta(old, new, changed_entries, tuple(deleted))
 
     def _entry(self, tree: Any, path: str, arch: str) -> RecipeEntry:
-        stone = self._repo[tree[STONE_FILE].id].data
+        stone_id = tree[STONE_FILE].id
+        recipe = self._recipes.get((stone_id, path))
+        if recipe is None:
+            recipe = _kept(self._recipes, (stone_id, path),
+                           read_recipe(path, self._repo[stone_id].data))
         name = manifest_file(arch)
-        manifest = self._repo[tree[name].id].data if name in tree else None
-        return load_entry(path, stone, manifest, arch)
+        if name not in tree:
+            return entry_of(path, recipe, None)
+        manifest_id = tree[name].id
+        manifest = self._manifests.get((manifest_id, path, arch))
+        if manifest is None:
+            manifest = _kept(self._manifests, (manifest_id, path, arch),
+                             read_manifest(path, self._repo[manifest_id].data, arch))
+        return entry_of(path, recipe, manifest)
 
     def _commit(self, commit: str) -> Any:
         try:
@@ -165,6 +191,13 @@ class Mirror:
 
     async def aread_delta(self, old: str, new: str, arch: str) -> RecipeDelta:
         return await asyncio.to_thread(self.read_delta, old, new, arch)
+
+
+def _kept(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    if len(cache) >= _PARSED_KEPT:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _recipe_dirs(tree: Any, prefix: str) -> Iterator[tuple[str, Any]]:

@@ -73,18 +73,39 @@ def load_entry(
 
     A broken manifest leaves the recipe plannable with only its own name as provider.
     """
+    read = None if manifest is None else read_manifest(path, manifest, arch, keep_files=keep_files)
+    return entry_of(path, read_recipe(path, stone), read)
+
+
+def read_recipe(path: str, stone: bytes) -> PlannedRecipe | BrokenRecipe:
+    """The recipe of ``path``'s ``stone.yaml``, or why it is broken."""
     try:
-        recipe = PlannedRecipe.of(parse_stone(stone, recipe_file(path)), path)
+        return PlannedRecipe.of(parse_stone(stone, recipe_file(path)), path)
     except RecipeError as exc:
-        return RecipeEntry(path=path, recipe=None, problems=(_broken(path, exc),))
-    if manifest is None:
-        return RecipeEntry(path=path, recipe=recipe)
+        return _broken(path, exc)
+
+
+def read_manifest(
+    path: str, manifest: bytes, arch: str, *, keep_files: bool = False
+) -> Manifest | BrokenRecipe:
+    """The manifest of ``path`` for ``arch``, or why it is broken."""
     try:
-        parsed = parse_manifest(manifest, recipe_file(path, manifest_file(arch)),
-                                keep_files=keep_files)
+        return parse_manifest(manifest, recipe_file(path, manifest_file(arch)),
+                              keep_files=keep_files)
     except RecipeError as exc:
-        return RecipeEntry(path=path, recipe=recipe, problems=(_broken(path, exc),))
-    return RecipeEntry(path=path, recipe=recipe, manifest=parsed)
+        return _broken(path, exc)
+
+
+def entry_of(
+    path: str, recipe: PlannedRecipe | BrokenRecipe, manifest: Manifest | BrokenRecipe | None
+) -> RecipeEntry:
+    """One directory from what :func:`read_recipe` and :func:`read_manifest` made of it (a
+    reader may keep those by file content and hand the same result to several trees)."""
+    if isinstance(recipe, BrokenRecipe):
+        return RecipeEntry(path=path, recipe=None, problems=(recipe,))
+    if isinstance(manifest, BrokenRecipe):
+        return RecipeEntry(path=path, recipe=recipe, problems=(manifest,))
+    return RecipeEntry(path=path, recipe=recipe, manifest=manifest)
 
 
 def _broken(path: str, exc: RecipeError) -> BrokenRecipe:

@@ -93,3 +93,21 @@ def test_delta_of_a_one_recipe_repository(tmp_path: Path) -> None:
     delta = Mirror.local(repo).read_delta(first, git(repo, "rev-parse", "HEAD"), "x86_64")
     assert list(delta.changed) == [""] and delta.changed[""].recipe is not None
     assert delta.changed[""].recipe.release == 2
+
+
+def test_a_file_two_trees_share_is_read_once_and_a_changed_one_again(upstream: Path) -> None:
+    mirror = Mirror.local(upstream)
+    first = mirror.read_tree(mirror.head(), "x86_64")
+    write(upstream, "b/pkg1", "pkg1", 2)
+    (upstream / "b/pkg1/manifest.x86_64.jsonc").write_bytes(manifest("pkg1", ["binary(p)"]))
+    (upstream / "a/pkg0/stone.yaml").write_bytes(stone("pkg0", 5))  # stone.yaml only
+    git(upstream, "commit", "-qam", "two")
+    second = mirror.read_tree(mirror.head(), "x86_64")
+    # Unchanged files: the very objects parsed for the first tree.
+    assert second.entries["c/pkg2"].recipe is first.entries["c/pkg2"].recipe
+    assert second.entries["a/pkg0"].manifest is first.entries["a/pkg0"].manifest
+    # Changed files: read again, and what they say now.
+    pkg0, pkg1 = second.entries["a/pkg0"].recipe, second.entries["b/pkg1"].recipe
+    assert pkg0 is not None and pkg0.release == 5
+    assert pkg1 is not None and pkg1.release == 2
+    assert second.entries["b/pkg1"].providers == {"pkg1", "binary(p)"}
