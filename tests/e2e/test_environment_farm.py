@@ -48,13 +48,19 @@ async def farm(tmp_path: Path, private_rabbitmq_url: str, private_mosquitto: Mos
         assert pushed.returncode == 0, pushed.stdout + pushed.stderr
         repos = json.dumps([{"name": "recipes", "url": str(running.repo), "branch": "main",
                              "environment": debian_environment.digest}])
-        running.start_summit(CAIRN_SUMMIT_REPOSITORIES=repos)
         for name in ("builder1", "builder2"):
             # No "host": these builders build only in an environment.
             running.start_builder(name, CAIRN_AVALANCHE_ENVIRONMENT="",
                                   CAIRN_AVALANCHE_ENVIRONMENT_URL=running.vessel_url,
                                   CAIRN_AVALANCHE_ENVIRONMENT_KEY=str(
                                       vessel_state / "repo" / "minisign.pub"))
+        # Both builders are up before summit plans: the first plan's two roots then go one
+        # to each (a builder has one slot), and each builder pulls the environment itself.
+        # Started after summit, one builder could take every task before the other's first
+        # heartbeat reached summit (seen once in CI on a loaded machine).
+        running.wait_ready("builder1")
+        running.wait_ready("builder2")
+        running.start_summit(CAIRN_SUMMIT_REPOSITORIES=repos)
         yield running
     finally:
         running.stop_all()
@@ -71,7 +77,7 @@ async def test_examples_build_in_the_environment_on_two_builders(
     done = [e["data"] for e in events if e["type"] == "build-done"]
     assert ready and {r["environment"] for r in ready} == {digest}
     assert {d["environment"] for d in done} == {digest}
-    assert {d["builder"] for d in done} == {"builder1", "builder2"}
+    assert {d["builder"] for d in done} == {"builder1", "builder2"}, farm.logs()
     packages = farm.index()["packages"]
     assert packages and {p["environment"] for p in packages} == {digest}
     verified = subprocess.run(
