@@ -74,9 +74,11 @@ class Operations:
         return planner.tasks[task_id]
 
     async def prioritise(self, task_id: int, priority: int) -> Task:
-        """Set the priority of a task not yet building; the queue is dispatched anew."""
+        """Set the priority of a task not yet building; the queue is dispatched anew,
+        assignments no builder has claimed yet included (a task now ahead takes the slot of
+        one behind it)."""
         planner = await self.scheduler.decide(
-            task_id, lambda planner: planner.prioritise(task_id, priority))
+            task_id, lambda planner: planner.prioritise(task_id, priority), reorder=True)
         return planner.tasks[task_id]
 
     # -- levers --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from daemon.summit.estimates import Learned, expected
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
 from daemon.summit.planning.constraints import NO_CONSTRAINTS, Constraints, Needs
-from daemon.summit.planning.dispatch import dispatch, queue_order, waiting_reason
+from daemon.summit.planning.dispatch import dispatch, overtaken, queue_order, waiting_reason
 from daemon.summit.planning.eta import Eta
 from daemon.summit.planning.fleet import Fleet
 from daemon.summit.planning.levers import Levers
@@ -274,6 +274,19 @@ class Scheduler:
         if assignments:
             self.observer.dispatched(len(assignments))
 
+    async def _withdraw_overtaken(self, conn: Connection) -> None:
+        """Priorities changed: assignments not claimed yet give their slots to tasks now
+        ahead of them (in ``conn``'s transaction; :func:`dispatch` then assigns those)."""
+        now = self.clock()
+        due = [t for t in self.waiting() if t.retry_at is None or t.retry_at <= now]
+        assigned = [t for t in map(self.task, list(self._holder)) if t is not None]
+        for task in overtaken(due, assigned, self.fleet.builders.values(), self.load_of(),
+                              self.order(), self.needs, self.levers):
+            planner = self.planner_of(task.task_id)
+            assert planner is not None
+            why = "a task ahead of it in the queue (its priority changed) takes the slot"
+            await self.write(conn, planner, planner.withdraw(task.task_id, why), None)
+
     def declared_by(self, arch: str) -> Callable[[str], Collection[str]]:
         """Package name → the sources declaring it, over every repository of ``arch``."""
         planners = [pl for (_, a), pl in self.planners.items() if a == arch]
@@ -283,11 +296,14 @@ class Scheduler:
         return lookup
 
     async def commit(self, planner: Planner, decision: Decision,
-                     cause: Event[Any] | None) -> None:
+                     cause: Event[Any] | None, reorder: bool = False) -> None:
         """Store a decision (and whatever can be dispatched after it) in a transaction of
-        its own and wake the relay."""
+        its own and wake the relay; ``reorder``: it changed priorities, so assignments not
+        claimed yet are decided again."""
         async with self.db.transaction() as conn:
             await self.write(conn, planner, decision, cause)
+            if reorder:
+                await self._withdraw_overtaken(conn)
             await self._dispatch(conn, cause)
         self.relay.notify()
 
@@ -331,15 +347,16 @@ class Scheduler:
             self.relay.notify()
             return changed
 
-    async def decide(self, task_id: int, decide: Callable[[Planner], Decision]) -> Planner:
+    async def decide(self, task_id: int, decide: Callable[[Planner], Decision],
+                     reorder: bool = False) -> Planner:
         """Apply one decision about a task (an operator's request, a dead letter) under the
-        lock; the planners are rebuilt if storing it fails."""
+        lock; the planners are rebuilt if storing it fails. ``reorder``: see :meth:`commit`."""
         async with self.lock:
             planner = self.planner_of(task_id)
             if planner is None:
                 raise PlanError(f"there is no task {task_id}")
             try:
-                await self.commit(planner, decide(planner), None)
+                await self.commit(planner, decide(planner), None, reorder)
             except BaseException:
                 await self._reload()
                 raise

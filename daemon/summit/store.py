@@ -176,6 +176,11 @@ MIGRATIONS: tuple[str, ...] = (
         time REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # Assignments withdrawn before their builder claimed them (a task ahead in the queue took
+    # the slot): attempts that do not count towards max_attempts.
+    """
+    ALTER TABLE tasks ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -194,7 +199,7 @@ def task_from_row(row: Row) -> Task:
         blocked_by=tuple(_block_from_json(b) for b in json.loads(row["blocked_by"])),
         attempt=row["attempt"], builder=row["builder"], build_release=row["build_release"],
         failure=row["failure"], priority=row["priority"], assigned_at=row["assigned_at"],
-        retry_at=row["retry_at"],
+        retry_at=row["retry_at"], withdrawn=row["withdrawn"],
     )
 
 
@@ -207,7 +212,8 @@ def task_json(task: Task, **extra: Any) -> dict[str, Any]:
         "reason": str(task.reason), "state": str(task.state),
         "blocked_by": [b.to_json() for b in task.blocked_by], "attempt": task.attempt,
         "builder": task.builder, "failure": task.failure, "priority": task.priority,
-        "assigned_at": task.assigned_at, "retry_at": task.retry_at, **extra,
+        "assigned_at": task.assigned_at, "retry_at": task.retry_at,
+        "withdrawn": task.withdrawn, **extra,
     }
 
 
@@ -216,19 +222,21 @@ async def save_tasks(conn: Connection, tasks: Iterable[Task]) -> None:
     await conn.executemany(
         "INSERT INTO tasks (task_id, repository, arch, source, version, release, build_release,"
         " recipe_path, commit_id, reason, state, blocked_by, attempt, builder, failure, priority,"
-        " assigned_at, retry_at, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-        " ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET state = excluded.state,"
+        " assigned_at, retry_at, withdrawn, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO UPDATE SET"
+        " state = excluded.state,"
         " blocked_by = excluded.blocked_by, attempt = excluded.attempt,"
         " builder = excluded.builder, failure = excluded.failure,"
         " build_release = excluded.build_release, priority = excluded.priority,"
         " assigned_at = excluded.assigned_at, retry_at = excluded.retry_at,"
+        " withdrawn = excluded.withdrawn,"
         " commit_id = excluded.commit_id,"
         " version = excluded.version, recipe_path = excluded.recipe_path,"
         " updated = excluded.updated",
         [(t.task_id, t.repository, t.arch, t.source, t.version, t.release, t.build_release,
           t.recipe_path, t.commit, str(t.reason), str(t.state),
           json.dumps([b.to_json() for b in t.blocked_by]), t.attempt, t.builder, t.failure,
-          t.priority, t.assigned_at, t.retry_at, now, now) for t in tasks],
+          t.priority, t.assigned_at, t.retry_at, t.withdrawn, now, now) for t in tasks],
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -214,6 +215,61 @@ async def test_raising_the_last_ready_task_makes_it_the_next_to_start(
     status, _ = await farm.call("POST", f"/api/v1/tasks/{last}/priority", {"priority": 1},
                                 token=None)
     assert status == 401
+
+
+async def test_a_raised_task_takes_the_slot_of_an_assignment_its_builder_has_not_started(
+        make_farm: Callable[[dict[str, float]], ProcessFarm]) -> None:
+    """A task already assigned (``task-ready`` sent) whose builder has not claimed it yet is
+    not started: raising another task's priority withdraws that assignment, the raised task
+    takes the slot, and the withdrawn task is built later, once."""
+    farm = make_farm({f"w{i}": 0.5 for i in range(4)})
+    farm.start_services()
+    tasks = await until(farm, "4 ready tasks", lambda: _ready(farm, 4))
+    status, _ = await farm.call("POST", "/api/v1/dispatch/pause")
+    assert status == 200
+    # A long heartbeat: summit must not lose the stopped builder while the test acts.
+    farm.start_builder("only", CAIRN_AVALANCHE_HEARTBEAT_S="30")
+    await until(farm, "the builder online", lambda: _builder_online(farm, "only"))
+    builder = farm.processes["only"]
+    builder.send_signal(signal.SIGSTOP)  # it takes the next message only when continued
+    try:
+        status, _ = await farm.call("POST", "/api/v1/dispatch/resume")
+        assert status == 200
+        first = await until(farm, "an assignment", lambda: _assigned(farm, "only"))
+        last = max((t for t in tasks.values() if t["id"] != first["id"]),
+                   key=lambda t: t["id"])
+        status, _ = await farm.call("POST", f"/api/v1/tasks/{last['id']}/priority",
+                                    {"priority": 5})
+        assert status == 200
+        now = await by_source(farm)
+        assert (now[last["source"]]["builder"], now[last["source"]]["state"]) == \
+            ("only", "ready")
+        withdrawn = now[first["source"]]
+        assert (withdrawn["builder"], withdrawn["attempt"], withdrawn["withdrawn"]) == \
+            (None, 2, 1), withdrawn
+    finally:
+        builder.send_signal(signal.SIGCONT)
+    done = await farm.wait_tasks(all_final(4), timeout=120)
+    assert {t["state"] for t in done} == {"completed"}, done
+    entries = await timeline(farm)
+    assert started_order(entries)[0] == last["id"], started_order(entries)
+    # The withdrawn attempt never ran: one build of the task, its next attempt.
+    builds = [e for e in farm.journal() if e["type"] == "build-done"
+              and e["data"]["task_id"] == first["id"]]
+    assert len(builds) == 1 and builds[0]["data"]["attempt"] >= 2, builds
+    assert any("withdrawn before it started" in e["summary"] for e in entries
+               if e["task_id"] == first["id"])
+
+
+async def _builder_online(farm: ProcessFarm, name: str) -> bool:
+    """Whether summit heard from the builder (enabling one it does not know is a 404)."""
+    status, _ = await farm.call("POST", f"/api/v1/builders/{name}/enable")
+    return status == 200
+
+
+async def _assigned(farm: ProcessFarm, builder: str) -> dict[str, Any] | None:
+    found = [t for t in await farm.tasks() if t["state"] == "ready" and t["builder"] == builder]
+    return found[0] if found else None
 
 
 async def _ready(farm: ProcessFarm, count: int) -> dict[str, dict[str, Any]] | None:

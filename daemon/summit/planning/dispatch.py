@@ -7,7 +7,9 @@ needs (features, memory, disk: :mod:`daemon.summit.planning.constraints`); among
 one with the most free slots, so work spreads over the fleet. A task no free builder can
 take is passed over, not waited for: the next one in order may fit elsewhere. A builder
 never holds more tasks (assigned and building) than its slots. Paused tasks (the farm or
-their repository) are not assigned at all.
+their repository) are not assigned at all. When an operator changes priorities, assignments
+that no builder has claimed yet are decided again (:func:`overtaken`): a task now ahead of
+one takes its slot.
 """
 
 from __future__ import annotations
@@ -67,6 +69,37 @@ def dispatch(ready: Iterable[Task], builders: Iterable[Builder], load: Mapping[s
         free[best] -= 1
         if free[best] == 0:
             del free[best]
+    return out
+
+
+def overtaken(waiting: Iterable[Task], assigned: Iterable[Task], builders: Iterable[Builder],
+              load: Mapping[str, int], order: OrderKey, needs: NeedsOf = _no_needs,
+              levers: Levers = NO_LEVERS) -> list[Task]:
+    """Assignments not claimed yet whose slots tasks now ahead of them in the queue should
+    have (an operator changed priorities): each waiting task that no free slot takes, in queue
+    order, takes the slot of the assignment last in order among those behind it on a builder
+    that fits it. Returns the assignments to withdraw; :func:`dispatch` then gives the freed
+    slots out in queue order. Builders that take no work (drained) keep their assignments,
+    and a paused task takes no one's slot."""
+    waiting = list(waiting)
+    builders = list(builders)
+    placed = {a.task.task_id for a in dispatch(waiting, builders, load, order, needs, levers)}
+    able = {b.name: b for b in builders if levers.takes_work(b)}
+    victims = sorted((t for t in assigned if t.assigned and t.builder in able), key=order)
+    out: list[Task] = []
+    for task in sorted(waiting, key=order):
+        if not victims:
+            break
+        if task.task_id in placed or levers.holds(task):
+            continue
+        wants = needs(task)
+        ahead = order(task)
+        victim = next((v for v in reversed(victims) if order(v) > ahead
+                       and able[v.builder or ""].arch == task.arch
+                       and fits(able[v.builder or ""], wants)), None)
+        if victim is not None:
+            victims.remove(victim)
+            out.append(victim)
     return out
 
 

@@ -47,6 +47,7 @@ from daemon.summit.planning.states import (
     on_publish_failed,
     supersede_running,
     task_cancelled,
+    withdraw,
 )
 from daemon.summit.planning.tree import RecipeDelta, RecipeEntry, RecipeTree
 from events.errors import CairnError
@@ -298,7 +299,7 @@ class Planner:
 
     def _retry_at(self, task: Task, now: float | None) -> float | None:
         """When another attempt of ``task`` may start, should it get one."""
-        return None if now is None else now + self.backoff.delay(task.attempt)
+        return None if now is None else now + self.backoff.delay(task.tries)
 
     def on_build_started(self, event: BuildStarted) -> Decision:
         task = self._own(event.task_id, event.arch)
@@ -381,6 +382,11 @@ class Planner:
         if task is None:
             return Decision()
         return self._react(lose(task, why, self.max_attempts, self._retry_at(task, now)))
+
+    def withdraw(self, task_id: int, why: str) -> Decision:
+        """Take back an assignment not claimed yet: the task waits for a builder again."""
+        task = self._tasks.get(task_id)
+        return Decision() if task is None else self._react(withdraw(task, why))
 
     def fail(self, task_id: int, reason: str) -> Decision:
         """Fail a task for a reason outside any build report (it kept killing builders, and

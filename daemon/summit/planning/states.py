@@ -180,11 +180,19 @@ class Task:
     #: A ``ready`` task given another attempt after an infrastructure failure is not
     #: dispatched before this time (epoch seconds; its back-off).
     retry_at: float | None = None
+    #: Attempts whose assignment summit withdrew before the builder claimed it (a task ahead
+    #: in the queue took the slot): they are not tries, and do not count towards the bound.
+    withdrawn: int = 0
 
     @property
     def assigned(self) -> bool:
         """Ready and given to a builder, which has not claimed it yet."""
         return self.state is TaskState.READY and self.builder is not None
+
+    @property
+    def tries(self) -> int:
+        """Attempts that were tries (the withdrawn ones are not): what the bound counts."""
+        return self.attempt - self.withdrawn
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +258,21 @@ def assign(task: Task, builder: str, now: float, repo: RepoRef, critical_path: i
         return _unchanged(task)
     given = replace(task, builder=builder, assigned_at=now, retry_at=None)
     return Reaction(task=given, emits=(task_ready(given, repo, critical_path, limits),))
+
+
+def withdraw(task: Task, why: str) -> Reaction:
+    """Take back an assignment its builder has not claimed yet (a task ahead of it in the
+    queue takes the slot): the task waits for a builder again as a new attempt, so the old
+    attempt's claim is refused and the builder never starts it; it is told so at once. Not a
+    failure: the attempt does not count towards the bound."""
+    if not task.assigned:
+        return _unchanged(task)
+    stop = task_cancelled(task, f"{why}; the assignment was withdrawn")
+    again = replace(task, attempt=task.attempt + 1, builder=None, assigned_at=None,
+                    withdrawn=task.withdrawn + 1)
+    return Reaction(task=again, emits=(stop,) if stop else (),
+                    note=f"assignment to {task.builder} (attempt {task.attempt}) withdrawn "
+                         f"before it started: {why}")
 
 
 def _refusal(task: Task, claim: BuildStarted) -> str:
@@ -353,12 +376,12 @@ def supersede_running(task: Task, release: int) -> Reaction:
 
 def _retry_or_fail(current: Task, retryable: bool, why: str, max_attempts: int,
                    retry_at: float | None = None) -> Reaction:
-    if retryable and current.attempt < max_attempts:
+    if retryable and current.tries < max_attempts:
         again = replace(current, state=TaskState.READY, attempt=current.attempt + 1,
                         builder=None, assigned_at=None, failure=why, retry_at=retry_at)
         if current.state is not TaskState.READY:
             check_transition(current, TaskState.READY)
         return Reaction(task=again)
     if retryable:
-        why = f"{why} (gave up after {current.attempt} attempts)"
+        why = f"{why} (gave up after {current.tries} attempts)"
     return Reaction(task=move(current, TaskState.FAILED, failure=why))

@@ -75,7 +75,10 @@ SCHEMAS: dict[str, Any] = {
         waiting={"type": ["string", "null"], "description": "why a ready task waits "
                  "(paused, no builder with what it needs); null: only for a free slot"},
         retry_at={"type": ["number", "null"], "description": "a ready task retried after an "
-                  "infrastructure failure is not assigned before this time (epoch seconds)"}),
+                  "infrastructure failure is not assigned before this time (epoch seconds)"},
+        withdrawn={"type": "integer", "minimum": 0, "description": "attempts whose "
+                   "assignment was withdrawn before the builder claimed it (a task ahead in "
+                   "the queue took the slot); they do not count towards max_attempts"}),
     "TaskRef": _obj(["source", "id", "state"], source=_STR, id=_nullable("integer"),
                     state=_nullable("string")),
     "TimelineEntry": _obj(["seq", "time", "type", "summary"], seq={"type": "integer"},

@@ -4,8 +4,10 @@ drained builder; a task nobody can take says why."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from daemon.summit.planning.constraints import Constraints, Needs, Rule, lacks
-from daemon.summit.planning.dispatch import dispatch, queue_order, waiting_reason
+from daemon.summit.planning.dispatch import dispatch, overtaken, queue_order, waiting_reason
 from daemon.summit.planning.fleet import Builder, BuilderStatus
 from daemon.summit.planning.levers import Levers
 from daemon.summit.planning.states import Task, TaskReason, TaskState
@@ -101,3 +103,42 @@ def test_a_drained_builder_gets_nothing_enabled_again_it_does() -> None:
     out = dispatch(ready, [builder("one"), builder("two")], {}, ORDER,
                    levers=levers.drain("one", False))
     assert sorted(a.builder for a in out) == ["one", "two"]
+
+
+def _given(t: Task, to: str) -> Task:
+    return replace(t, builder=to, assigned_at=1.0)
+
+
+def test_a_raised_task_takes_the_slot_of_an_unclaimed_assignment_behind_it() -> None:
+    held = [_given(task(1), "b"), _given(task(2), "c")]
+    raised = task(9, priority=5)
+    out = overtaken([task(8), raised], held, [builder("b"), builder("c")], {"b": 1, "c": 1},
+                    ORDER)
+    # Only the raised task is ahead of an assignment; the last in order gives way.
+    assert [t.task_id for t in out] == [2]
+    # Nothing ahead of them: every assignment stays.
+    assert overtaken([task(8)], held, [builder("b"), builder("c")], {"b": 1, "c": 1},
+                     ORDER) == []
+
+
+def test_a_free_slot_is_taken_before_anyone_gives_way() -> None:
+    held = [_given(task(1), "b")]
+    out = overtaken([task(9, priority=5)], held, [builder("b", slots=2)], {"b": 1}, ORDER)
+    assert out == []
+
+
+def test_only_an_assignment_on_a_builder_that_fits_gives_way() -> None:
+    held = [_given(task(1, "zlib"), "small"), _given(task(2, "xz"), "large")]
+    builders = [builder("small"), builder("large", features=frozenset({"big"}))]
+    out = overtaken([task(9, "llvm", priority=5)], held, builders,
+                    {"small": 1, "large": 1}, ORDER, BIG.needs)
+    assert [t.task_id for t in out] == [2]
+
+
+def test_paused_tasks_and_drained_builders_leave_assignments_alone() -> None:
+    held = [_given(task(1), "b")]
+    raised = task(9, priority=5)
+    paused = Levers().pause(None, True)
+    assert overtaken([raised], held, [builder("b")], {"b": 1}, ORDER, levers=paused) == []
+    drained = Levers().drain("b", True)
+    assert overtaken([raised], held, [builder("b")], {"b": 1}, ORDER, levers=drained) == []

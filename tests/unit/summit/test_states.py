@@ -3,6 +3,8 @@ the current attempt only, ownership, retries, loss of a builder."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from daemon.summit.planning.states import (
@@ -20,6 +22,7 @@ from daemon.summit.planning.states import (
     on_package_published,
     on_publish_failed,
     supersede_running,
+    withdraw,
 )
 from events.payloads import (
     Artefact,
@@ -201,3 +204,26 @@ def test_losing_the_builder_gives_the_task_to_another_attempt_and_stops_the_old_
         assert (stop.builder, stop.attempt) == ("b1", 1)
     assert not lose(task(builder=None), "x").changed
     assert lose(building(attempt=3), "gone", max_attempts=3).task.state is TaskState.FAILED
+
+
+def test_an_unclaimed_assignment_withdrawn_waits_again_as_an_attempt_that_is_no_try() -> None:
+    taken = withdraw(task(attempt=2), "a task ahead takes the slot")
+    again = taken.task
+    assert again.state is TaskState.READY and again.builder is None
+    assert (again.attempt, again.withdrawn, again.tries) == (3, 1, 2)
+    (stop,) = taken.emits
+    assert isinstance(stop, TaskCancelled) and (stop.builder, stop.attempt) == ("b1", 2)
+    assert "withdrawn" in stop.reason and "b1 (attempt 2) withdrawn" in (taken.note or "")
+    # The withdrawn attempt's late claim is refused to its builder: it never starts.
+    refused = on_build_started(again, claim("b1", attempt=2))
+    assert not refused.changed and isinstance(refused.emits[0], TaskCancelled)
+    # A withdrawn attempt is not counted: with a bound of 3, attempt 4 (one withdrawn) is
+    # the third try, and losing it fails the task only then.
+    fourth = replace(assign(again, "b2", 0, REPO, 0).task, attempt=4)
+    assert fourth.tries == 3
+    assert lose(replace(fourth, attempt=3), "gone", max_attempts=3).task.state \
+        is TaskState.READY
+    assert lose(fourth, "gone", max_attempts=3).task.state is TaskState.FAILED
+    # Claimed (building) or not assigned: nothing to withdraw.
+    assert not withdraw(building(), "x").changed
+    assert not withdraw(task(builder=None), "x").changed
