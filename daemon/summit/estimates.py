@@ -51,6 +51,11 @@ class Learned:
         """A successful build of ``task`` took ``duration_s``."""
         self.durations[(task.repository, task.arch, task.source)] = duration_s
 
+    def copy(self) -> Learned:
+        """A copy to read in another thread while this one goes on learning."""
+        return Learned(dict(self.durations), self.overhead_s, dict(self._started),
+                       dict(self._built))
+
     def started_at(self, task_id: int) -> float | None:
         return self._started.get(task_id)
 
@@ -69,6 +74,18 @@ def expected(planners: Mapping[tuple[str, str], Planner], builders: Iterable[Bui
     order = queue_order(lambda t: planners[(t.repository, t.arch)].critical_path(t.source))
     tasks.sort(key=lambda pair: order(pair[0]))
     return estimate([e for _, e in tasks], slots, now, learned.overhead_s)
+
+
+def expected_all(planners: Mapping[tuple[str, str], Planner], builders: Iterable[Builder],
+                 levers: Levers, learned: Learned, now: float) -> Eta:
+    """Expected start and finish of every open task, and of the whole queue (the last arch
+    to finish)."""
+    fleet = list(builders)
+    etas = [expected(planners, fleet, levers, learned, now, arch)
+            for arch in sorted({a for _, a in planners})]
+    finishes = [e.finish for e in etas if e.finish is not None]
+    return Eta({i: x for e in etas for i, x in e.tasks.items()},
+               max(finishes) if finishes else None)
 
 
 def _eta_task(planner: Planner, task: Task, learned: Learned, typical: float) -> EtaTask:

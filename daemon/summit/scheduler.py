@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 
 from daemon.summit import store
-from daemon.summit.estimates import Learned, expected
+from daemon.summit.estimates import Learned, expected_all
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
 from daemon.summit.planning.constraints import NO_CONSTRAINTS, Constraints, Needs
@@ -433,13 +433,8 @@ class Scheduler:
     def expected(self) -> Eta:
         """Expected start and finish of every open task, and of the whole queue (the last
         arch to finish)."""
-        now = self.clock()
-        arches = sorted({a for _, a in self.planners})
-        etas = [expected(self.planners, self.fleet.builders.values(), self.levers,
-                         self.learned, now, arch) for arch in arches]
-        finishes = [e.finish for e in etas if e.finish is not None]
-        return Eta({i: x for e in etas for i, x in e.tasks.items()},
-                   max(finishes) if finishes else None)
+        return expected_all(self.planners, self.fleet.builders.values(), self.levers,
+                            self.learned, self.clock())
 
     def _planners_for(self, data: Any) -> list[Planner]:
         if isinstance(data, p.PackagePublished):

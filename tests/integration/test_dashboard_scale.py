@@ -80,6 +80,26 @@ def focus_edges(source: str) -> set[tuple[str, str]]:
             if (a in up and b in up) or (a in down and b in down)}
 
 
+def api_queue_in_pages(farm: CairnUp, held: int) -> None:
+    """``/api/v1/queue`` answers a page at a time with the edges among that page only, the
+    columns of everything, a search, and one task's focus: never the whole queue."""
+    first = farm.get("/api/v1/queue?limit=50")
+    assert (first["total"], first["open"], len(first["nodes"])) == (held, held, 50)
+    assert sum(c["count"] for c in first["columns"]) == held
+    shown = {n["id"] for n in first["nodes"]}
+    assert first["edges"] and all(e["from"] in shown and e["to"] in shown
+                                  for e in first["edges"])
+    rest = farm.get("/api/v1/queue?limit=500&offset=50")
+    assert len(rest["nodes"]) == held - 50 and not shown & {n["id"] for n in rest["nodes"]}
+    [found] = farm.get("/api/v1/queue?q=bc-12")["nodes"]
+    assert found["source"] == "bc-12" and found["column"] == "stuck"
+    around = farm.get(f"/api/v1/queue?q=bc-12&focus={found['id']}")["focus"]
+    names = {n["id"]: n["source"] for n in around["nodes"]}
+    assert {(names[e["from"]], names[e["to"]]) for e in around["edges"]} == \
+        focus_edges("bc-12")
+    assert farm.get("/api/v1/queue?state=ready")["total"] == 0
+
+
 def test_overview_and_queue_at_the_scale_of_a_distribution(tmp_path: Path) -> None:
     executable = chromium()
     sync_api = pytest.importorskip("playwright.sync_api",
@@ -89,6 +109,7 @@ def test_overview_and_queue_at_the_scale_of_a_distribution(tmp_path: Path) -> No
     with running_farm(tmp_path, recipes, builders=4, backend="noop") as farm, \
             sync_api.sync_playwright() as pw:
         settled(farm, expected)
+        api_queue_in_pages(farm, expected.behind_cycle + expected.behind_failure + 1)
         browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -16,6 +16,7 @@ whose providers changed; a publication re-evaluates the dependents of that sourc
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
+from copy import copy
 from dataclasses import dataclass, field, replace
 
 from daemon.summit.planning.graph import PublishedIndex, RecipeGraph
@@ -174,6 +175,20 @@ class Planner:
         """Build waves assuming every build succeeds (see :meth:`Schedule.waves`)."""
         blocked = {s for s in self._latest if self._hard_blocked(s)}
         return self.schedule.waves(self._latest, blocked)
+
+    def snapshot(self) -> Planner:
+        """A copy to read in another thread while this planner goes on changing: its maps
+        are copied (tasks are immutable, so shared). The recipe graph and the published
+        index are shared, not copied: reads of tasks, waves, edges and critical paths do
+        not use them, and a snapshot is never planned with."""
+        twin = copy(self)
+        twin._tasks = dict(self._tasks)
+        twin._latest = dict(self._latest)
+        twin._by_release = dict(self._by_release)
+        twin._of_source = {s: list(ids) for s, ids in self._of_source.items()}
+        twin._problems = dict(self._problems)
+        twin.schedule = self.schedule.snapshot(twin._pending, twin._not_started)
+        return twin
 
     def _hard_blocked(self, source: str) -> bool:
         task = self.latest(source)

@@ -11,7 +11,7 @@ only the edges of that selection.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -85,23 +85,56 @@ def matches(node: Node, pattern: str) -> bool:
     return pattern in source
 
 
-def select(graph: Graph, *, state: str | None = None, pattern: str | None = None,
-           repository: str | None = None, column: str | None = None) -> list[Node]:
+@dataclass(frozen=True, slots=True)
+class QueueIndex:
+    """The queue graph indexed once for the pages: its nodes in list order (column, then
+    source) and by id, and its edges both ways. Built with the graph, off the request path,
+    so a search, a focus or a drawing costs what it shows, not the size of the queue."""
+
+    graph: Graph
+    ordered: tuple[Node, ...]
+    by_id: Mapping[int, Node]
+    #: Task → the tasks it waits for, and task → the tasks waiting for it.
+    waits: Mapping[int, tuple[int, ...]]
+    waited: Mapping[int, tuple[int, ...]]
+
+    def degrees(self, task_id: int) -> tuple[int, int]:
+        """How many tasks it waits for, and how many wait for it."""
+        return len(self.waits.get(task_id, ())), len(self.waited.get(task_id, ()))
+
+
+def index(graph: Graph) -> QueueIndex:
+    waits: dict[int, list[int]] = {}
+    waited: dict[int, list[int]] = {}
+    for a, b in graph.edges:
+        waits.setdefault(a, []).append(b)
+        waited.setdefault(b, []).append(a)
+    ordered = sorted(graph.nodes, key=lambda n: (column_of(n)[0], n.source, n.task_id))
+    return QueueIndex(graph, tuple(ordered), {n.task_id: n for n in graph.nodes},
+                      {k: tuple(v) for k, v in waits.items()},
+                      {k: tuple(v) for k, v in waited.items()})
+
+
+def select(queue: QueueIndex, *, state: str | None = None, pattern: str | None = None,
+           repository: str | None = None, arch: str | None = None,
+           column: str | None = None) -> Sequence[Node]:
     """The nodes a search asks for, in column order, then by source."""
-    found = [n for n in graph.nodes
-             if (state is None or n.state == state)
-             and (repository is None or n.repository == repository)
-             and (column is None or column_of(n)[1] == column)
-             and (not pattern or matches(n, pattern))]
-    found.sort(key=lambda n: (column_of(n)[0], n.source, n.task_id))
-    return found
+    if not (state or pattern or repository or arch or column):
+        return queue.ordered
+    return [n for n in queue.ordered
+            if (state is None or n.state == state)
+            and (repository is None or n.repository == repository)
+            and (arch is None or n.arch == arch)
+            and (column is None or column_of(n)[1] == column)
+            and (not pattern or matches(n, pattern))]
 
 
-def subgraph(graph: Graph, keep: Iterable[int]) -> Graph:
+def subgraph(queue: QueueIndex, keep: Iterable[int]) -> Graph:
     """The nodes in ``keep`` and only the edges between them."""
-    kept = set(keep)
-    return Graph(tuple(n for n in graph.nodes if n.task_id in kept),
-                 tuple((a, b) for a, b in graph.edges if a in kept and b in kept))
+    kept = [i for i in dict.fromkeys(keep) if i in queue.by_id]
+    inside = set(kept)
+    return Graph(tuple(queue.by_id[i] for i in kept),
+                 tuple((a, b) for a in kept for b in queue.waits.get(a, ()) if b in inside))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +151,7 @@ class Focus:
     cut: int
 
 
-def _reach(start: int, succ: dict[int, list[int]]) -> list[int]:
+def _reach(start: int, succ: Mapping[int, Sequence[int]]) -> list[int]:
     """Nodes reachable from ``start`` (itself excluded), nearest first."""
     seen = {start}
     order: list[int] = []
@@ -132,29 +165,24 @@ def _reach(start: int, succ: dict[int, list[int]]) -> list[int]:
     return order
 
 
-def focus(graph: Graph, task_id: int, limit: int = DRAW_LIMIT) -> Focus | None:
+def focus(queue: QueueIndex, task_id: int, limit: int = DRAW_LIMIT) -> Focus | None:
     """The focus view of ``task_id`` (None when it is not in the queue)."""
-    node = next((n for n in graph.nodes if n.task_id == task_id), None)
+    node = queue.by_id.get(task_id)
     if node is None:
         return None
-    waits: dict[int, list[int]] = {}
-    waited: dict[int, list[int]] = {}
-    for a, b in graph.edges:
-        waits.setdefault(a, []).append(b)
-        waited.setdefault(b, []).append(a)
-    up, down = _reach(task_id, waits), _reach(task_id, waited)
+    up, down = _reach(task_id, queue.waits), _reach(task_id, queue.waited)
     room = max(limit - 1, 0)
     shown_up = up[:max(room // 2, room - len(down))]
     shown_down = down[:room - len(shown_up)]
     above, below = {task_id, *shown_up}, {task_id, *shown_down}
-    keep = above | below
-    edges = tuple((a, b) for a, b in graph.edges
+    keep = [task_id, *shown_up, *shown_down]
+    edges = tuple((a, b) for a in dict.fromkeys(keep) for b in queue.waits.get(a, ())
                   if (a in above and b in above) or (a in below and b in below))
-    nodes = tuple(n for n in graph.nodes if n.task_id in keep)
+    nodes = tuple(queue.by_id[i] for i in dict.fromkeys(keep))
     # In a cycle a task is its own ancestor's descendant: count each task once.
     related = set(up) | set(down)
     return Focus(node, Graph(nodes, edges), len(up), len(down),
-                 len(related) - len(keep - {task_id}))
+                 len(related) - len((above | below) - {task_id}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,18 @@ class Schedule:
         self.scc_of: dict[str, frozenset[str]] = {}
         self.cp: dict[str, int] = {}
 
+    def snapshot(self, pending: Lookup, not_started: Lookup) -> Schedule:
+        """A copy of the maps, answering ``pending``/``not_started`` from a snapshot of the
+        planner (see :meth:`Planner.snapshot`)."""
+        twin = Schedule(self.graph, self.published, pending, not_started)
+        twin.edges = dict(self.edges)
+        twin.redges = defaultdict(set, {s: set(u) for s, u in self.redges.items()})
+        twin.broken = {s: set(b) for s, b in self.broken.items()}
+        twin.cycle_of = dict(self.cycle_of)
+        twin.scc_of = dict(self.scc_of)
+        twin.cp = dict(self.cp)
+        return twin
+
     def update(
         self, affected: Iterable[str], latest: Lookup
     ) -> dict[str, tuple[BlockReason, ...]]:

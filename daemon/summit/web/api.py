@@ -19,19 +19,20 @@ from multidict import MultiMapping
 
 from daemon.summit import store
 from daemon.summit.planning.states import Task, TaskState
-from daemon.summit.planning.views import counts, explain_task
+from daemon.summit.planning.views import OPEN, counts, explain_task
 from daemon.summit.service import Summit
 from daemon.summit.web.apiread import (
     ApiError,
     Channels,
-    blockage,
+    QueueQuery,
     builders,
     events,
     generations,
     overview,
-    queue,
+    queue_json,
     recipes,
     task_log,
+    view_of,
 )
 from daemon.summit.web.guard import admitted
 from daemon.summit.web.live import Live
@@ -163,7 +164,7 @@ def _matches(task: Task, state: str | None, source: str | None, text: str,
                (task.source, task.failure, task.builder, task.version))
 
 
-def filter_tasks(summit: Summit, query: MultiMapping[str]) -> list[Task]:
+async def filter_tasks(summit: Summit, query: MultiMapping[str]) -> list[Task]:
     """The tasks the query asks for, newest first (shared with the dashboard's list)."""
     state = _once(query, "state")
     if state is not None and state not in set(TaskState):
@@ -173,7 +174,7 @@ def filter_tasks(summit: Summit, query: MultiMapping[str]) -> list[Task]:
     cause = text_param(query, "cause")
     everything = summit.scheduler.all_tasks()
     if cause is not None:
-        group = blockage(summit).group(cause)
+        group = (await view_of(summit)).blockage.group(cause)
         if group is None:
             raise ApiError(404, f"nothing is blocked by {cause!r} now")
         held = set(group.tasks)
@@ -184,7 +185,7 @@ def filter_tasks(summit: Summit, query: MultiMapping[str]) -> list[Task]:
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    tasks = filter_tasks(request.app[SUMMIT_KEY], request.query)
+    tasks = await filter_tasks(request.app[SUMMIT_KEY], request.query)
     scheduler = request.app[SUMMIT_KEY].scheduler
     return paginated(request, "tasks", tasks,
                      lambda t: store.task_json(t, waiting=scheduler.waiting_reason(t)),
@@ -336,9 +337,25 @@ async def list_builders(request: web.Request) -> web.Response:
     return web.json_response({"builders": builders(request.app[LIVE_KEY])})
 
 
+def queue_query(query: MultiMapping[str]) -> QueueQuery:
+    """A search of the queue from query parameters (shared with the dashboard's queue)."""
+    state = text_param(query, "state")
+    if state is not None and state not in OPEN:
+        raise ApiError(400, f"state {state!r} is not a state of the open queue; one of "
+                            f"{', '.join(s for s in TaskState if s in OPEN)}")
+    return QueueQuery(state, text_param(query, "q"), text_param(query, "repository"),
+                      text_param(query, "arch"), text_param(query, "column"))
+
+
 async def show_queue(request: web.Request) -> web.Response:
-    graph = queue(request.app[SUMMIT_KEY], _text(request, "repository"), _text(request, "arch"))
-    return web.json_response(graph.to_json())
+    """One page of the open queue (``limit``/``offset``) a search finds, with the edges
+    among that page's tasks, the columns, and one task's focus (``focus``)."""
+    summit = request.app[SUMMIT_KEY]
+    query = queue_query(request.query)
+    limit, offset = page(request)
+    focus_id = int_param(request, "focus", 0, 0, 10**12) or None
+    view = await view_of(summit)
+    return web.json_response(queue_json(summit, view, query, limit, offset, focus_id))
 
 
 async def list_events(request: web.Request) -> web.Response:

@@ -13,23 +13,31 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import weakref
-from collections import Counter
-from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
 from daemon.formats import layout
 from daemon.summit import store
-from daemon.summit.planning.eta import Eta
 from daemon.summit.planning.progress import Limit, Progress, limit, progress
-from daemon.summit.planning.rootcause import Blockage, CauseKind, Hold, root_causes
+from daemon.summit.planning.queueview import (
+    Column,
+    QueueIndex,
+    column_of,
+    columns,
+    focus,
+    select,
+    subgraph,
+)
+from daemon.summit.planning.rootcause import Blockage
 from daemon.summit.planning.states import Task, TaskState
-from daemon.summit.planning.views import Graph, counts, queue_graph
+from daemon.summit.planning.views import Graph, Node, counts
 from daemon.summit.service import Summit
 from daemon.summit.web.live import Live
 from daemon.summit.web.numbers import whole
+from daemon.summit.web.readview import View, read_view, views_of
 from events.errors import CairnError
 from events.payloads import HTTP_URL_PATTERN
 
@@ -82,73 +90,18 @@ def recipes(summit: Summit, repository: str | None, arch: str | None,
     return out
 
 
-T = TypeVar("T")
-#: Seconds an estimate read from the clock is reused while nothing else changed.
-ESTIMATES_MAX_AGE = 15.0
-#: Per scheduler: what was read from its planners, and the state it was read in.
-_READS: weakref.WeakKeyDictionary[Any, dict[str, tuple[Hashable, Any]]] = \
-    weakref.WeakKeyDictionary()
-
-
-def _reused(summit: Summit, name: str, compute: Callable[[], T],
-            max_age: float | None = None) -> T:
-    """``compute()``, or its last result while nothing it reads has changed: the planners
-    (the scheduler's version), the levers and the fleet. Reading 50,000 tasks takes a good
-    part of a second; pages are asked for far more often than decisions are made."""
-    scheduler = summit.scheduler
-    # Estimates are made from the clock: kept at most ``max_age`` seconds.
-    age = int(time.monotonic() // max_age) if max_age else 0
-    state = (scheduler.version, age, scheduler.levers,
-             tuple((b.name, b.arch, b.status, b.slots, b.heard, b.features, b.memory_mb,
-                    b.disk_mb) for b in scheduler.fleet.builders.values()))
-    kept = _READS.setdefault(scheduler, {})
-    found = kept.get(name)
-    if found is not None and found[0] == state:
-        result: T = found[1]
-        return result
-    value = compute()
-    kept[name] = (state, value)
-    return value
-
-
 def builders(live: Live) -> list[dict[str, Any]]:
     return [live.builder_json(live.builders[name]) for name in sorted(live.builders)]
 
 
-def expected_of(summit: Summit) -> Eta:
-    """When each open task and the whole queue are expected to finish (absolute times,
-    valid until the next decision)."""
-    return _reused(summit, "expected", summit.scheduler.expected, ESTIMATES_MAX_AGE)
+async def view_of(summit: Summit) -> View:
+    """The latest view of the queue, its estimates and root causes (:mod:`.readview`)."""
+    return await read_view(summit.scheduler)
 
 
-def queue(summit: Summit, repository: str | None = None, arch: str | None = None) -> Graph:
-    def compute() -> Graph:
-        return queue_graph((p for (repo, a), p in sorted(summit.scheduler.planners.items())
-                            if (not repository or repo == repository)
-                            and (not arch or a == arch)), expected_of(summit).tasks)
-    if repository or arch:
-        return compute()
-    return _reused(summit, "queue", compute, ESTIMATES_MAX_AGE)
-
-
-def hold_of(summit: Summit) -> Hold:
-    """Why a ready task is not given to a builder (a pause, no builder that can take it), as
-    a root cause (see :mod:`daemon.summit.planning.rootcause`)."""
-    scheduler = summit.scheduler
-
-    def hold(task: Task) -> tuple[CauseKind, str] | None:
-        why = scheduler.waiting_reason(task)
-        if why is None:
-            return None
-        paused = scheduler.levers.pause_reason(task) is not None
-        return (CauseKind.PAUSED if paused else CauseKind.NO_BUILDER), why
-    return hold
-
-
-def blockage(summit: Summit) -> Blockage:
-    """Every open task held back, grouped by root cause."""
-    return _reused(summit, "blockage", lambda: root_causes(
-        (p for _, p in sorted(summit.scheduler.planners.items())), hold_of(summit)))
+def as_of(summit: Summit, view: View) -> dict[str, Any]:
+    """How old ``view`` is, for an answer (``current``: nothing changed since)."""
+    return view.as_of(views_of(summit.scheduler).current(summit.scheduler))
 
 
 def farm_progress(summit: Summit) -> Progress:
@@ -158,17 +111,72 @@ def farm_progress(summit: Summit) -> Progress:
                     scheduler.load_of(), scheduler.levers.takes_work)
 
 
-def farm_limit(summit: Summit, found: Blockage | None = None) -> Limit:
+def farm_limit(summit: Summit, found: Blockage) -> Limit:
     """What limits progress now, in one sentence."""
-    return limit(farm_progress(summit), found if found is not None else blockage(summit))
+    return limit(farm_progress(summit), found)
 
 
-def queue_degrees(summit: Summit) -> tuple[Counter[int], Counter[int]]:
-    """For each task of the queue: how many it waits for, and how many wait for it."""
-    def compute() -> tuple[Counter[int], Counter[int]]:
-        edges = queue(summit).edges
-        return Counter(a for a, _ in edges), Counter(b for _, b in edges)
-    return _reused(summit, "degrees", compute)
+@dataclass(frozen=True)
+class QueueQuery:
+    """A search of the queue: every field narrows it (None: any)."""
+
+    state: str | None = None
+    #: A source name's part, or a shell pattern (``lib*``).
+    pattern: str | None = None
+    repository: str | None = None
+    arch: str | None = None
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueSelection:
+    """What a search finds (in column order), and the columns of what it finds when the
+    column is not narrowed."""
+
+    matching: Sequence[Node]
+    columns: Sequence[Column]
+
+
+def select_queue(view: View, query: QueueQuery) -> QueueSelection:
+    """The queue's nodes a search finds, with the columns they fall in."""
+    scope = select(view.queue, state=query.state, pattern=query.pattern,
+                   repository=query.repository, arch=query.arch)
+    summary = view.columns if scope is view.queue.ordered else tuple(columns(scope))
+    if query.column is None:
+        return QueueSelection(scope, summary)
+    return QueueSelection([n for n in scope if column_of(n)[1] == query.column], summary)
+
+
+def _node_json(node: Node, queue: QueueIndex) -> dict[str, Any]:
+    waits, waited = queue.degrees(node.task_id)
+    return {**node.to_json(), "column": column_of(node)[1], "waits": waits,
+            "waited_by": waited}
+
+
+def _graph_json(graph: Graph, queue: QueueIndex) -> dict[str, Any]:
+    return {"nodes": [_node_json(n, queue) for n in graph.nodes],
+            "edges": [{"from": a, "to": b} for a, b in graph.edges]}
+
+
+def queue_json(summit: Summit, view: View, query: QueueQuery, limit: int, offset: int,
+               focus_id: int | None) -> dict[str, Any]:
+    """One page of the queue a search finds, the edges among that page's tasks, the
+    columns, and (``focus_id``) one task's ancestors and descendants: never the whole
+    queue."""
+    found = select_queue(view, query)
+    shown = found.matching[offset:offset + limit]
+    page = _graph_json(subgraph(view.queue, (n.task_id for n in shown)), view.queue)
+    around = focus(view.queue, focus_id) if focus_id is not None else None
+    return {"total": len(found.matching), "offset": offset, "limit": limit,
+            "open": len(view.queue.ordered), **page,
+            "columns": [{"key": c.key, "title": c.title, "count": c.count,
+                         "sample": list(c.sample), "states": dict(c.states)}
+                        for c in found.columns],
+            "focus": None if around is None else {
+                "id": around.node.task_id, "ancestors": around.ancestors,
+                "descendants": around.descendants, "cut": around.cut,
+                **_graph_json(around.graph, view.queue)},
+            "expected_finish": view.eta.finish, "as_of": as_of(summit, view)}
 
 
 async def events(summit: Summit, task_id: int | None, limit: int,
@@ -181,7 +189,8 @@ async def events(summit: Summit, task_id: int | None, limit: int,
 async def overview(summit: Summit, live: Live) -> dict[str, Any]:
     tasks = summit.scheduler.all_tasks()
     _, recent = await events(summit, None, 15, 0)
-    found = blockage(summit)
+    view = await view_of(summit)
+    found = view.blockage
     now = farm_limit(summit, found)
     return {"counts": counts(tasks), "builders": builders(live), "recent": recent,
             "open": sum(1 for t in tasks if t.state in (
@@ -189,7 +198,7 @@ async def overview(summit: Summit, live: Live) -> dict[str, Any]:
                 TaskState.PUBLISHING)),
             "limit": {"kind": now.kind, "text": now.text},
             "root_causes": [g.to_json() for g in found.groups], "queued": found.queued,
-            "expected_finish": expected_of(summit).finish}
+            "expected_finish": view.eta.finish, "as_of": as_of(summit, view)}
 
 
 async def task_log(summit: Summit, live: Live, task: Task, after: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ Every asset is served from ``static/``: the dashboard works on a farm with no in
 
 from __future__ import annotations
 
+import heapq
 import time
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from daemon.summit import store
-from daemon.summit.planning.queueview import (
-    DRAW_LIMIT,
-    columns,
-    focus,
-    layout,
-    page_of,
-    select,
-    subgraph,
-)
+from daemon.summit.planning.queueview import DRAW_LIMIT, focus, layout, page_of, subgraph
 from daemon.summit.planning.views import OPEN, STATE_ORDER, counts, explain_task
 from daemon.summit.web.api import (
     CHANNELS_KEY,
@@ -36,20 +29,20 @@ from daemon.summit.web.api import (
     SUMMIT_KEY,
     TOKEN_KEY,
     filter_tasks,
+    queue_query,
     repositories_json,
     task_detail,
 )
 from daemon.summit.web.apiread import (
     ApiError,
-    blockage,
+    as_of,
     builders,
-    expected_of,
     farm_limit,
     generations,
     is_http_url,
-    queue,
-    queue_degrees,
+    select_queue,
     task_log,
+    view_of,
 )
 from daemon.summit.web.guard import signed_in_csrf
 from daemon.summit.web.numbers import whole
@@ -119,13 +112,14 @@ async def overview(request: web.Request) -> web.Response:
     summit = request.app[SUMMIT_KEY]
     tasks = summit.scheduler.all_tasks()
     recent = await store.timeline_groups(summit.db, 20)
-    failed = sorted((t for t in tasks if t.state == "failed"), key=lambda t: -t.task_id)[:10]
-    found = blockage(summit)
+    failed = heapq.nlargest(10, (t for t in tasks if t.state == "failed"),
+                            key=lambda t: t.task_id)
+    view = await view_of(summit)
     return render(request, "overview.html", page="overview", counts=counts(tasks),
                   builders=builders(request.app[LIVE_KEY]), recent=recent, failed=failed,
-                  blockage=found, limit=farm_limit(summit, found),
-                  repositories=await repositories_json(summit),
-                  expected_finish=expected_of(summit).finish, now=time.time(),
+                  blockage=view.blockage, limit=farm_limit(summit, view.blockage),
+                  repositories=await repositories_json(summit), as_of=as_of(summit, view),
+                  expected_finish=view.eta.finish, now=time.time(),
                   levers=summit.scheduler.levers,
                   fleet=sorted(b.name for b in summit.scheduler.fleet.builders.values()
                                if b.present))
@@ -135,7 +129,7 @@ async def task_list(request: web.Request) -> web.Response:
     # A form leaves unused fields empty: they mean "any", not "the empty value".
     given = MultiDict((k, v) for k, v in request.query.items() if v)
     try:
-        tasks = filter_tasks(request.app[SUMMIT_KEY], given)
+        tasks = await filter_tasks(request.app[SUMMIT_KEY], given)
     except ApiError as exc:
         return render(request, "error.html", status=exc.status, page="tasks",
                       message=str(exc))
@@ -148,7 +142,8 @@ async def task_list(request: web.Request) -> web.Response:
     rows = [(t, explain_task(t, summit.scheduler.planners[(t.repository, t.arch)])) for t in shown]
     query = {k: v for k, v in request.query.items()
              if k in ("state", "q", "source", "cause") and v}
-    cause = blockage(summit).group(query["cause"]) if "cause" in query else None
+    cause = (await view_of(summit)).blockage.group(query["cause"]) if "cause" in query \
+        else None
 
     def link(n: int) -> str:
         return "/tasks?" + urlencode({**query, "page": n})
@@ -179,40 +174,44 @@ def _page_number(raw: str) -> int:
 
 async def queue_page(request: web.Request) -> web.Response:
     """Columns summarised, a search listed a page at a time, and a drawing only of a small
-    selection or of one task's ancestors and descendants (see planning/queueview.py)."""
+    selection or of one task's ancestors and descendants (see planning/queueview.py), from
+    the same search and the same view as ``/api/v1/queue``."""
     summit = request.app[SUMMIT_KEY]
-    eta = expected_of(summit)
-    graph = queue(summit)
+    view = await view_of(summit)
     q = request.query
     query = {k: q[k][:100] for k in ("state", "q", "repository", "column", "focus")
              if q.get(k)}
-    raw_focus = query.get("focus", "")
-    focus_id = whole(raw_focus)
-    focused = focus(graph, focus_id) if focus_id is not None else None
-    selected = select(graph, state=query.get("state"), pattern=query.get("q"),
-                      repository=query.get("repository"), column=query.get("column"))
+    try:
+        found = select_queue(view, queue_query(MultiDict(
+            (k, v) for k, v in query.items() if k != "focus")))
+    except ApiError as exc:
+        return render(request, "error.html", status=exc.status, page="queue",
+                      message=str(exc))
+    focus_id = whole(query.get("focus", ""))
+    focused = focus(view.queue, focus_id) if focus_id is not None else None
     if focused is not None:
         drawn = layout(focused.graph)
-    elif len(selected) <= DRAW_LIMIT:
-        drawn = layout(subgraph(graph, (n.task_id for n in selected)))
+    elif len(found.matching) <= DRAW_LIMIT:
+        drawn = layout(subgraph(view.queue, (n.task_id for n in found.matching)))
     else:
         drawn = None
-    rows, number, pages = page_of(selected, _page_number(q.get("page", "1")), PAGE_SIZE)
-    waits, waited = queue_degrees(summit)
+    rows, number, pages = page_of(found.matching, _page_number(q.get("page", "1")), PAGE_SIZE)
     kept = {k: v for k, v in query.items() if k != "focus"}
 
     def link(**change: object) -> str:
         return "/queue?" + urlencode({k: v for k, v in {**kept, **change}.items() if v})
 
-    return render(request, "queue.html", page="queue", graph=graph, layout=drawn,
-                  focused=focused, summary=columns(graph.nodes), rows=rows, total=len(selected),
-                  number=number, pages=pages, link=link, query=query, waits=waits,
-                  waited=waited, open_states=[s for s in STATE_ORDER if s in OPEN],
+    return render(request, "queue.html", page="queue", queued=len(view.queue.ordered),
+                  layout=drawn, focused=focused, summary=found.columns, rows=rows,
+                  total=len(found.matching), number=number, pages=pages, link=link,
+                  query=query, degrees=view.queue.degrees,
+                  open_states=[s for s in STATE_ORDER if s in OPEN],
                   repositories=sorted(summit.repos), draw_limit=DRAW_LIMIT,
-                  expected_finish=eta.finish, now=time.time(),
+                  expected_finish=view.eta.finish, now=time.time(), as_of=as_of(summit, view),
                   waiting=[(t, summit.scheduler.waiting_reason(t))
                            for t in summit.scheduler.queue()[:QUEUE_SHOWN]],
-                  waiting_total=len(summit.scheduler.waiting()), limit=farm_limit(summit))
+                  waiting_total=len(summit.scheduler.waiting()),
+                  limit=farm_limit(summit, view.blockage))
 
 
 async def repository_page(request: web.Request) -> web.Response:

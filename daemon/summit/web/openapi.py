@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from daemon.summit.planning.states import BlockKind, TaskReason, TaskState
+from daemon.summit.planning.views import OPEN
 from events.payloads import NAME_MAX_LENGTH, NAME_PATTERN
 
 JSON = "application/json"
@@ -169,16 +170,43 @@ SCHEMAS["RootCause"] = _obj(
     repository=_STR, arch=_STR, subject=_STR, members={"type": "array", "items": _STR},
     task_id=_nullable("integer"), detail=_STR, text=_STR,
     count={"type": "integer", "minimum": 1, "description": "open tasks it holds back"})
-SCHEMAS["Queue"] = _obj(
-    ["nodes", "edges"],
-    nodes={"type": "array", "items": _obj(
-        ["id", "source", "state", "repository", "arch", "wave", "critical_path", "stuck"],
+_GRAPH: dict[str, Any] = {
+    "nodes": {"type": "array", "items": _obj(
+        ["id", "source", "state", "repository", "arch", "wave", "critical_path", "stuck",
+         "column", "waits", "waited_by", "expected_start", "expected_finish"],
         id={"type": "integer"}, source=_STR, state={"enum": list(TaskState)},
         repository=_STR, arch=_STR, wave=_INT0, critical_path=_INT0,
-        stuck={"type": "boolean", "description": "cannot start as things stand"})},
-    edges={"type": "array", "description": "from waits for to",
-           "items": _obj(["from", "to"], **{"from": {"type": "integer"},
-                                            "to": {"type": "integer"}})})
+        stuck={"type": "boolean", "description": "cannot start as things stand"},
+        column={"type": "string", "description": "building, publishing, wave-N or stuck"},
+        waits={**_INT0, "description": "open tasks it waits for"},
+        waited_by={**_INT0, "description": "open tasks waiting for it"},
+        expected_start=_nullable("number"), expected_finish=_nullable("number"))},
+    "edges": {"type": "array", "description": "from waits for to, among these nodes only",
+              "items": _obj(["from", "to"], **{"from": {"type": "integer"},
+                                               "to": {"type": "integer"}})}}
+SCHEMAS["AsOf"] = _obj(
+    ["time", "age_s", "current", "compute_s"],
+    time={**_TIME, "description": "when the state shown was read from the planners"},
+    age_s={"type": "number", "minimum": 0}, compute_s={"type": "number", "minimum": 0},
+    current={"type": "boolean", "description": "false: decisions were made since, and a "
+                                               "refresh is taking them in"})
+SCHEMAS["Queue"] = _obj(
+    ["total", "offset", "limit", "open", "nodes", "edges", "columns", "focus",
+     "expected_finish", "as_of"],
+    total={**_INT0, "description": "open tasks the search finds"}, offset=_INT0,
+    limit={"type": "integer", "minimum": 1}, open={**_INT0, "description": "open tasks"},
+    **_GRAPH,
+    columns={"type": "array", "description": "what the search finds (the column aside) "
+                                             "by column",
+             "items": _obj(["key", "title", "count", "sample", "states"], key=_STR,
+                           title=_STR, count=_INT0, sample={"type": "array", "items": _STR},
+                           states={"type": "object",
+                                   "additionalProperties": {"type": "integer"}})},
+    focus={"oneOf": [{"type": "null"}, _obj(
+        ["id", "ancestors", "descendants", "cut", "nodes", "edges"], id={"type": "integer"},
+        ancestors=_INT0, descendants=_INT0,
+        cut={**_INT0, "description": "related tasks left out (the farthest)"}, **_GRAPH)]},
+    expected_finish=_nullable("number"), as_of=_ref("AsOf"))
 
 
 def _param(name: str, schema: dict[str, Any], description: str,
@@ -307,7 +335,8 @@ PATHS: dict[str, Any] = {
     "/api/v1/overview": _get(
         "counts by state, builders, recent events, what limits progress, and blocked tasks "
         "by root cause", _obj(
-            ["counts", "builders", "recent", "open", "limit", "root_causes", "queued"],
+            ["counts", "builders", "recent", "open", "limit", "root_causes", "queued",
+             "as_of"],
             counts=_ref("Counts"), builders={"type": "array", "items": _ref("Builder")},
             recent={"type": "array", "items": _ref("Event")}, open=_INT0,
             limit=_obj(["kind", "text"], kind=_STR, text=_STR),
@@ -315,6 +344,7 @@ PATHS: dict[str, Any] = {
                              "open queue is expected to be built (epoch seconds; null: no "
                              "estimate)"},
             root_causes={"type": "array", "items": _ref("RootCause")},
+            as_of=_ref("AsOf"),
             queued={"type": "integer", "minimum": 0,
                     "description": "blocked tasks that only wait for builds that can run"})),
     "/api/v1/tasks": _get(
@@ -362,8 +392,16 @@ PATHS: dict[str, Any] = {
                              LIMIT, OFFSET], BAD),
     "/api/v1/builders": _get("builders, from their telemetry presence", _obj(
         ["builders"], builders={"type": "array", "items": _ref("Builder")})),
-    "/api/v1/queue": _get("the open queue as a graph: open tasks, and which waits for which",
-                          _ref("Queue"), [REPOSITORY, ARCH], BAD),
+    "/api/v1/queue": _get(
+        "one page of the open queue (in column order, then by source), the edges among "
+        "that page's tasks, the columns, and one task's ancestors and descendants",
+        _ref("Queue"),
+        [_param("state", {"enum": [s for s in TaskState if s in OPEN]}, "only this state"),
+         _param("q", _TEXT, "a part of the source's name, or a pattern (lib*)"),
+         _param("column", _TEXT, "only this column (building, publishing, wave-N, stuck)"),
+         _param("focus", {"type": "integer", "minimum": 0, "maximum": 10**12},
+                "a task whose ancestors and descendants to include"),
+         REPOSITORY, ARCH, LIMIT, OFFSET], BAD),
     "/api/v1/events": _get("task events (state changes), newest first",
                            _list("events", _ref("Event")),
                            [_param("task_id", {"type": "integer", "minimum": 0,

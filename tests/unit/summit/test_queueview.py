@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from daemon.summit.planning.graph import PublishedIndex
 from daemon.summit.planning.planner import Planner
-from daemon.summit.planning.queueview import columns, focus, layout, select, subgraph
+from daemon.summit.planning.queueview import columns, focus, index, layout, select, subgraph
 from daemon.summit.planning.states import RepoRef, TaskState
 from daemon.summit.planning.views import Graph, Node, queue_graph
 from tests.unit.summit.helpers import build, commit_id, entry, tree
@@ -34,10 +34,10 @@ def test_building_and_publishing_are_columns_of_their_own() -> None:
 
 def test_search_by_part_or_pattern_state_and_column() -> None:
     graph = Graph((node(1, "libfoo"), node(2, "libbar", "ready"), node(3, "foo-tools")), ())
-    assert [n.source for n in select(graph, pattern="FOO")] == ["foo-tools", "libfoo"]
-    assert [n.source for n in select(graph, pattern="lib*")] == ["libbar", "libfoo"]
-    assert [n.source for n in select(graph, state="ready")] == ["libbar"]
-    assert select(graph, column="wave-2") == []
+    assert [n.source for n in select(index(graph), pattern="FOO")] == ["foo-tools", "libfoo"]
+    assert [n.source for n in select(index(graph), pattern="lib*")] == ["libbar", "libfoo"]
+    assert [n.source for n in select(index(graph), state="ready")] == ["libbar"]
+    assert select(index(graph), column="wave-2") == []
 
 
 def planned() -> Planner:
@@ -54,14 +54,14 @@ def test_focus_draws_ancestors_and_descendants_with_only_their_edges() -> None:
     graph = queue_graph([planned()])
     ids = {n.source: n.task_id for n in graph.nodes}
     name = {v: k for k, v in ids.items()}
-    around = focus(graph, ids["c"])
+    around = focus(index(graph), ids["c"])
     assert around is not None
     assert (around.ancestors, around.descendants, around.cut) == (2, 1, 0)
     assert {n.source for n in around.graph.nodes} == {"a", "b", "c", "d"}
     # d -> a is a shortcut from a descendant to an ancestor: not an edge of c's.
     assert {(name[a], name[b]) for a, b in around.graph.edges} == {
         ("b", "a"), ("c", "b"), ("d", "c")}
-    assert focus(graph, 10**9) is None
+    assert focus(index(graph), 10**9) is None
 
 
 def test_focus_is_cut_to_the_nearest_when_large() -> None:
@@ -70,7 +70,7 @@ def test_focus_is_cut_to_the_nearest_when_large() -> None:
         entry(f"s{i}", 1, [f"lib{i - 1}"], [f"lib{i}"]) for i in range(1, 200))))
     graph = queue_graph([p])
     ids = {n.source: n.task_id for n in graph.nodes}
-    around = focus(graph, ids["s100"], limit=21)
+    around = focus(index(graph), ids["s100"], limit=21)
     assert around is not None
     assert {n.source for n in around.graph.nodes} == {f"s{i}" for i in range(90, 111)}
     assert (around.ancestors, around.descendants, around.cut) == (100, 99, 179)
@@ -82,7 +82,7 @@ def test_a_drawing_places_no_two_boxes_alike_and_a_cycle_in_one_column() -> None
                      entry("b", 1, ["liba"], ["libb"]), entry("c", 1, ["liba"], ["libc"]),
                      entry("d", 1, ["libc"])))
     graph = queue_graph([p])
-    drawn = layout(subgraph(graph, (n.task_id for n in graph.nodes)))
+    drawn = layout(subgraph(index(graph), (n.task_id for n in graph.nodes)))
     spots = [(placed.x, placed.y) for placed in drawn.nodes]
     assert len(set(spots)) == len(spots) == 4
     x = {placed.node.source: placed.x for placed in drawn.nodes}

@@ -1,0 +1,97 @@
+"""The pages' view of the planners (root causes, waves, estimates), computed off the
+request path: a real summit (SQLite store, a recipe repository in git) plans, a lever is
+pulled, and the view says what it shows and how current it is.
+
+When computing a view is quick (this small tree), a request waits for it and sees the
+latest decision; when it is slow (forced here: the threshold set to zero, as with 50,000
+tasks), a request is answered at once from the previous view, marked not current, while
+one refresh shared by every request takes the change in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from daemon.summit import store
+from daemon.summit.gitrepo import RepoConfig
+from daemon.summit.service import Summit, SummitSettings
+from daemon.summit.web import readview
+from daemon.summit.web.readview import read_view, views_of
+from events import payloads as p
+from events.envelope import new_event
+from events.memory import MemoryBus
+from events.outbox import OutboxRelay
+from events.sqlite import Database
+from tests.integration.cairn_up import make_recipes
+
+
+@pytest.fixture
+async def summit(tmp_path: Path) -> AsyncIterator[Summit]:
+    """A summit that planned ``slow`` (ready) and ``after-slow`` (blocked behind it)."""
+    repo = make_recipes(tmp_path)
+    settings = SummitSettings(repositories=[RepoConfig("recipes", str(repo))],
+                              mirrors_dir=tmp_path / "mirrors")
+    bus = MemoryBus()
+    async with bus, Database.open(tmp_path / "summit.sqlite", store.MIGRATIONS) as db, \
+            OutboxRelay(db, bus) as relay:
+        summit = Summit(bus, db, relay, settings)
+        await summit.prepare()
+        await summit.mirrors.fetch("recipes")
+        head = summit.mirrors["recipes"].head("main")
+        await summit.scheduler.handle(new_event(p.CommitSeen(
+            repository="recipes", url=str(repo), branch="main", new_commit=head,
+            arches=["x86_64"]), source="test"))
+        yield summit
+
+
+def kinds(view: readview.View) -> list[str]:
+    return [str(g.cause.kind) for g in view.blockage.groups]
+
+
+async def test_a_quick_view_shows_the_latest_decision_and_is_reused_until_one(
+        summit: Summit) -> None:
+    scheduler = summit.scheduler
+    first = await read_view(scheduler)
+    assert views_of(scheduler).current(scheduler)
+    assert {n.source for n in first.queue.ordered} == {"slow", "after-slow"}
+    assert kinds(first) == ["no-builder"]  # no builder online yet
+    assert await read_view(scheduler) is first, "nothing changed: nothing recomputed"
+    await summit.operations.pause("recipes")
+    paused = await read_view(scheduler)
+    assert paused.seq > first.seq and views_of(scheduler).current(scheduler)
+    [group] = paused.blockage.groups
+    assert (group.text, len(group.tasks)) == (
+        "dispatch is paused for repository recipes: blocks 2 tasks", 2)
+    assert paused.as_of(True)["current"] is True
+
+
+async def test_a_slow_view_answers_at_once_and_one_refresh_takes_the_change_in(
+        summit: Summit, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readview, "QUICK_S", 0.0)
+    scheduler, views = summit.scheduler, views_of(summit.scheduler)
+    first = await read_view(scheduler)  # the first view is waited for: there is no other
+    await summit.operations.pause("recipes")
+    started = views.started
+    answers = await asyncio.gather(*(read_view(scheduler) for _ in range(5)))
+    assert all(a is first for a in answers), "answered from the previous view"
+    assert not views.current(scheduler)
+    latest = await read_view(scheduler, wait=True)
+    assert views.started == started + 1, "the five requests shared one refresh"
+    assert views.current(scheduler) and latest is views.view
+    assert kinds(latest) == ["paused"]
+
+
+async def test_a_failed_refresh_fails_the_request_waiting_for_it_and_the_next_one_retries(
+        summit: Summit, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> readview.View:
+        raise RuntimeError("a bug in a read model")
+    working = readview.compute
+    monkeypatch.setattr(readview, "compute", broken)
+    with pytest.raises(RuntimeError, match="a bug in a read model"):
+        await read_view(summit.scheduler)
+    monkeypatch.setattr(readview, "compute", working)
+    view = await read_view(summit.scheduler)
+    assert {n.source for n in view.queue.ordered} == {"slow", "after-slow"}
