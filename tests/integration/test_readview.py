@@ -65,7 +65,7 @@ async def test_a_quick_view_shows_the_latest_decision_and_is_reused_until_one(
     [group] = paused.blockage.groups
     assert (group.text, len(group.tasks)) == (
         "dispatch is paused for repository recipes: blocks 2 tasks", 2)
-    assert paused.as_of(True)["current"] is True
+    assert paused.as_of(True)["up_to_date"] is True
 
 
 async def test_a_slow_view_answers_at_once_and_one_refresh_takes_the_change_in(

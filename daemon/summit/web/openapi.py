@@ -185,11 +185,11 @@ _GRAPH: dict[str, Any] = {
               "items": _obj(["from", "to"], **{"from": {"type": "integer"},
                                                "to": {"type": "integer"}})}}
 SCHEMAS["AsOf"] = _obj(
-    ["time", "age_s", "current", "compute_s"],
+    ["time", "age_s", "up_to_date", "compute_s"],
     time={**_TIME, "description": "when the state shown was read from the planners"},
     age_s={"type": "number", "minimum": 0}, compute_s={"type": "number", "minimum": 0},
-    current={"type": "boolean", "description": "false: decisions were made since, and a "
-                                               "refresh is taking them in"})
+    up_to_date={"type": "boolean", "description": "false: decisions were made since, and a "
+                                                  "refresh is taking them in"})
 SCHEMAS["Queue"] = _obj(
     ["total", "offset", "limit", "open", "nodes", "edges", "columns", "focus",
      "expected_finish", "as_of"],

@@ -79,7 +79,7 @@ class View:
         """What a page says about its age; ``current``: nothing changed since."""
         return {"time": self.computed_at, "age_s": round(max(time.time() -
                                                              self.computed_at, 0.0), 3),
-                "current": current, "compute_s": round(self.compute_s, 3)}
+                "up_to_date": current, "compute_s": round(self.compute_s, 3)}
 
 
 def state_key(scheduler: Scheduler) -> Hashable:
