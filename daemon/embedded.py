@@ -197,6 +197,7 @@ async def start_farm(options: UpOptions) -> EmbeddedFarm:
             await asyncio.to_thread(_store_environment, vessel, env)
         summit = SummitDaemon(SummitDaemonConfig(**base, summit=SummitSection(
             listen_port=options.port, repository_url=vessel.service.url,
+            vessel_key=str(vessel.service.repo.layout.public_key),
             poll_interval=options.poll_interval,
             repositories=[RepositorySection(name="recipes", url=repository_url,
                                             branch=options.branch, arches=[options.arch],

@@ -116,6 +116,9 @@ class SummitSection(Section, frozen=True):
     channel: Name = "volatile"
     #: vessel's base URL (indexes for builders, and what is published at first start).
     repository_url: str = "http://127.0.0.1:8090"
+    #: vessel's minisign public key (its repo/minisign.pub): what a repository's build
+    #: environment provides is read from vessel's record of it, checked with this key.
+    vessel_key: str = ""
     poll_interval: Seconds = 60.0
     max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
     #: An infrastructure failure's next attempt waits this long, doubled for each further
@@ -173,6 +176,7 @@ def settings_of(config: SummitDaemonConfig) -> SummitSettings:
                       for r in section.repositories],
         mirrors_dir=config.state.path("summit", "mirrors"),
         channel=section.channel, repository_url=section.repository_url or None,
+        vessel_key=Path(section.vessel_key) if section.vessel_key else None,
         poll_interval=section.poll_interval, max_attempts=section.max_attempts,
         claim_timeout=section.claim_timeout,
         constraints=Constraints(tuple(c.rule() for c in section.constraints)),

@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 
 from daemon.summit import store
+from daemon.summit.envprovides import EnvironmentCatalogue
 from daemon.summit.estimates import Learned, expected_all
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
@@ -82,7 +83,8 @@ class Scheduler:
                  dispatching: bool = True, constraints: Constraints = NO_CONSTRAINTS,
                  priorities: Mapping[str, int] | None = None,
                  observer: SchedulerObserver | None = None,
-                 limits: LimitRules = NO_LIMITS, backoff: Backoff = NO_BACKOFF) -> None:
+                 limits: LimitRules = NO_LIMITS, backoff: Backoff = NO_BACKOFF,
+                 catalogue: EnvironmentCatalogue | None = None) -> None:
         self.db = db
         self.relay = relay
         self.repos = repos
@@ -105,6 +107,10 @@ class Scheduler:
         #: Each repository's base priority (its new tasks start with it).
         self.priorities = dict(priorities or {})
         self.observer = observer or SchedulerObserver()
+        #: What each repository's build environment provides (read from vessel), and the
+        #: planners still waiting to learn it.
+        self.catalogue = catalogue or EnvironmentCatalogue(None)
+        self._unprovided: set[tuple[str, str]] = set()
         self.levers = Levers()
         #: What the estimates learn: durations, running builds' starts, publishing time.
         self.learned = Learned()
@@ -145,7 +151,9 @@ class Scheduler:
         for builder in await store.load_builders(self.db):
             self.fleet.restore(builder, now)
         environments = await self._environments()
+        self._unprovided.clear()
         for repo in self.repos.values():
+            provides = await self.catalogue.fetch(environments[repo.name])
             for arch in repo.arches:
                 ref = RepoRef(repo.name, repo.url, arch, self.channel, self.index_url(arch),
                               self.priorities.get(repo.name, 0), environments[repo.name])
@@ -153,8 +161,10 @@ class Scheduler:
                 mine = [t for t in tasks if t.repository == repo.name and t.arch == arch]
                 planner = Planner(ref, published, mine, ids=self.ids,
                                   max_attempts=self.max_attempts, limits=self.limits,
-                                  backoff=self.backoff)
+                                  backoff=self.backoff, environment_provides=provides or ())
                 self.planners[(repo.name, arch)] = planner
+                if provides is None:
+                    self._unprovided.add((repo.name, arch))
                 commit = await store.planned_commit(self.db, repo.name, arch)
                 if commit is not None:
                     tree = await self.mirrors[repo.name].aread_tree(commit, arch)
@@ -327,6 +337,7 @@ class Scheduler:
     async def use_environment(self, repository: str, environment: str | None) -> list[Task]:
         """An operator points ``repository`` at ``environment``: stored, and every planner of
         the repository re-plans its builds in it; returns the tasks that changed."""
+        provides = await self.catalogue.fetch(environment)
         async with self.lock:
             planners = [p for (name, _), p in sorted(self.planners.items())
                         if name == repository]
@@ -337,7 +348,10 @@ class Scheduler:
                 async with self.db.transaction() as conn:
                     await store.save_environment(conn, repository, environment)
                     for planner in planners:
-                        decision = planner.use_environment(environment)
+                        decision = planner.use_environment(environment, provides or ())
+                        self._unprovided.discard((repository, planner.repo.arch))
+                        if provides is None:
+                            self._unprovided.add((repository, planner.repo.arch))
                         await self.write(conn, planner, decision, None)
                         changed.extend(decision.tasks)
                     await self._dispatch(conn, None)
@@ -346,6 +360,27 @@ class Scheduler:
                 raise
             self.relay.notify()
             return changed
+
+    async def _learn_provides(self) -> None:
+        """Planners whose environment vessel could not describe before: ask again."""
+        for key in sorted(self._unprovided):
+            planner = self.planners.get(key)
+            provides = await self.catalogue.fetch(planner.repo.environment if planner else None)
+            if planner is None or provides is None:
+                continue
+            async with self.lock:
+                if self.planners.get(key) is not planner or key not in self._unprovided:
+                    continue
+                try:
+                    async with self.db.transaction() as conn:
+                        await self.write(conn, planner, planner.environment_known(provides),
+                                         None)
+                        await self._dispatch(conn, None)
+                except BaseException:
+                    await self._reload()
+                    raise
+                self._unprovided.discard(key)
+            self.relay.notify()
 
     async def decide(self, task_id: int, decide: Callable[[Planner], Decision],
                      reorder: bool = False) -> Planner:
@@ -528,6 +563,8 @@ class Scheduler:
     async def tick(self) -> None:
         """Time-driven decisions: builders not heard from for their grace period are lost
         (with their tasks); assignments not claimed in time go to another attempt."""
+        if self._unprovided:
+            await self._learn_provides()
         now = self.clock()
         if self.hearing is not None and not await self.hearing():
             # Summit cannot hear anyone: no builder is lost for a silence summit caused.

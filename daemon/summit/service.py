@@ -20,6 +20,7 @@ import structlog
 
 from daemon.formats import layout
 from daemon.summit import store
+from daemon.summit.envprovides import EnvironmentCatalogue
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
 from daemon.summit.operations import Operations
@@ -47,6 +48,9 @@ class SummitSettings:
     channel: str = "volatile"
     #: vessel's base URL: the channel's index is ``<url>/<channel>/<arch>/current/index.json``.
     repository_url: str | None = None
+    #: vessel's minisign public key: environment records (what a repository's build
+    #: environment provides) are checked with it; ``None``: read unchecked.
+    vessel_key: Path | None = None
     poll_interval: float = 60.0
     max_attempts: int = MAX_ATTEMPTS
     #: How long an assigned task waits for its builder's claim before another attempt.
@@ -83,7 +87,9 @@ class Summit:
                                    dispatching=settings.dispatching,
                                    constraints=settings.constraints,
                                    priorities=settings.priorities,
-                                   limits=settings.limits, backoff=settings.backoff)
+                                   limits=settings.limits, backoff=settings.backoff,
+                                   catalogue=EnvironmentCatalogue(settings.repository_url,
+                                                                  settings.vessel_key))
         self.watcher = Watcher(db, relay, self.repos, self.mirrors, settings.poll_interval)
         self.operations = Operations(self.scheduler)
         self._consumers: list[Consumer] = []

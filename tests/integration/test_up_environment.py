@@ -3,7 +3,10 @@ and found in the user's cache on the next ones. Here the cache holds the environ
 tests share (:mod:`tests.buildenv_cache`, linked in, not made again) and mmdebstrap is not
 on the PATH: ``cairn up`` must use what it cached without making anything, push it to its
 vessel, and build every recipe in it; the output, the summary, the API and every package
-name it. (``--environment`` with an archive or a digest: tests/unit/buildenv/test_upenv.py.)"""
+name it. Summit resolves build dependencies against the channel and the environment's provides
+only: a recipe needing the environment's gcc builds; one needing git, which this host has
+and the environment has not, is blocked ``unresolvable`` naming it. (``--environment`` with an
+archive or a digest: tests/unit/buildenv/test_upenv.py.)"""
 
 from __future__ import annotations
 
@@ -30,15 +33,43 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300),
                                  reason="bubblewrap is not installed")]
 
 
+NEEDS = """name: needs-{tool}
+version: 1.0.0
+release: 1
+summary: Build-depends on {tool}
+license: MPL-2.0
+builddeps:
+    - binary({tool})
+build: |
+    {tool} --version > version.txt
+install: |
+    mkdir -p $installdir/usr/share/{tool} && cp version.txt $installdir/usr/share/{tool}/
+"""
+
+
+def _recipes(tmp_path: Path) -> Path:
+    """``slow`` and ``after-slow`` (a dependency on the channel), ``needs-gcc`` (on the
+    environment) and ``needs-git`` (on nothing but this host)."""
+    repo = make_recipes(tmp_path, lines=1, pause=0.0)
+    for tool in ("gcc", "git"):
+        (repo / f"needs-{tool}").mkdir()
+        (repo / f"needs-{tool}" / "stone.yaml").write_text(NEEDS.format(tool=tool))
+    for args in (["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@localhost", "commit",
+                                 "-q", "-m", "needs"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    return repo
+
+
 def _cairn_up(tmp_path: Path, env: dict[str, str], *extra: str) -> tuple[str, dict[str, object]]:
-    recipes = make_recipes(tmp_path, lines=1, pause=0.0)
+    recipes = _recipes(tmp_path)
     summary_file = tmp_path / "summary.json"
     done = subprocess.run(
         [*CAIRN, "up", "--state", str(tmp_path / "state"), "--port", str(free_port_pair()),
          "--recipes", str(recipes), "--builders", "1", "--poll-interval", "1",
          "--until-idle", "--summary-json", str(summary_file), *extra],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
+    # 1: not every task completed (needs-git cannot start).
+    assert done.returncode == 1, done.stdout + done.stderr
     summary: dict[str, object] = json.loads(summary_file.read_text())
     return done.stdout, summary
 
@@ -52,8 +83,12 @@ def _check_built_in(stdout: str, summary: dict[str, object], digest: str) -> Non
     repository = summary["repository"]
     index = Path(repository["path"]) / "volatile/x86_64/current/index.json"  # type: ignore[index]
     packages = read_index(index).packages
-    assert {p.name for p in packages} >= {"slow", "after-slow"}
+    assert {p.name for p in packages} == {"slow", "after-slow", "needs-gcc"}
     assert {p.environment for p in packages} == {digest}
+    assert summary["tasks"] == {"completed": 3, "blocked": 1}, summary
+    (blocked,) = summary["blocked"]  # type: ignore[misc]
+    assert blocked["source"] == "needs-git"
+    assert blocked["blocked_by"] == [{"kind": "unresolvable", "name": "binary(git)"}], blocked
 
 
 def test_cairn_up_builds_in_the_environment_it_cached(

@@ -127,6 +127,7 @@ class Planner:
         max_attempts: int = MAX_ATTEMPTS,
         limits: LimitRules = NO_LIMITS,
         backoff: Backoff = NO_BACKOFF,
+        environment_provides: Iterable[str] = (),
     ) -> None:
         self.repo = repo
         self.graph = RecipeGraph()
@@ -141,6 +142,7 @@ class Planner:
         self._of_source: dict[str, list[int]] = {}
         self._problems: dict[str, tuple[BrokenRecipe, ...]] = {}
         self.schedule = Schedule(self.graph, self.published, self._pending, self._not_started)
+        self.schedule.set_environment(environment_provides)
         for task in sorted(tasks, key=lambda t: t.task_id):
             self._store(task)
         #: Task ids are unique across every planner of a summit: they share one allocator.
@@ -430,11 +432,13 @@ class Planner:
         self._create(task.source, TaskReason.RETRY, self.commit or task.commit, batch)
         return self._settle(batch)
 
-    def use_environment(self, environment: str | None) -> Decision:
-        """An operator points the repository at ``environment``: what is built is built again
-        in it (:mod:`.rebuild`), reason "build environment changed"."""
+    def use_environment(self, environment: str | None,
+                        provides: Iterable[str] = ()) -> Decision:
+        """An operator points the repository at ``environment`` (which ``provides`` those
+        names): what is built is built again in it (:mod:`.rebuild`), reason "build
+        environment changed"."""
         self.repo = replace(self.repo, environment=environment)
-        batch = _Batch()
+        batch = self._environment_provides(provides)
         for rebuild in rebuilds(self.graph.recipes, self.repo.arch, self.published,
                                 self.latest, self.of_source):
             if rebuild.cancel is not None:
@@ -443,6 +447,17 @@ class Planner:
             self._create(rebuild.source, TaskReason.ENVIRONMENT_CHANGED,
                          self.commit or "", batch, rebuild.build_release)
         return self._settle(batch)
+
+    def environment_known(self, provides: Iterable[str]) -> Decision:
+        """What the repository's environment provides is known (or changed): tasks blocked
+        on a name only it provides become ready, and the other way round."""
+        return self._settle(self._environment_provides(provides))
+
+    def _environment_provides(self, provides: Iterable[str]) -> _Batch:
+        batch = _Batch()
+        self.schedule.set_environment(provides)
+        batch.affected |= {s for s, r in self.graph.recipes.items() if r.build_deps}
+        return batch
 
     def cancel(self, task_id: int, reason: str = "cancelled by an operator") -> Decision:
         task = self._tasks.get(task_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
+from daemon.formats.manifest import normalise
 from daemon.summit.planning.graph import (
     PublishedIndex,
     RecipeGraph,
@@ -44,6 +45,15 @@ class Schedule:
         #: Members of the strongly connected block a source was last found in.
         self.scc_of: dict[str, frozenset[str]] = {}
         self.cp: dict[str, int] = {}
+        #: What the repository's build environment provides (normalised names): a build
+        #: dependency nothing in the channel provides resolves against it, and only it.
+        self.environment: frozenset[str] = frozenset()
+
+    def set_environment(self, provides: Iterable[str]) -> None:
+        self.environment = frozenset(normalise(p) for p in provides)
+
+    def in_environment(self, name: str) -> bool:
+        return normalise(name) in self.environment
 
     def snapshot(self, pending: Lookup, not_started: Lookup) -> Schedule:
         """A copy of the maps, answering ``pending``/``not_started`` from a snapshot of the
@@ -164,7 +174,8 @@ class Schedule:
     # -- status ------------------------------------------------------------------------
     def reasons(self, source: str, latest: Lookup) -> tuple[BlockReason, ...]:
         """Why ``source``'s task cannot start (empty: it can): a pending provider, a failed
-        one, a cycle with no published member, a name nothing provides."""
+        one, a cycle with no published member, a name that nothing provides: no recipe, no
+        package of the channel, nothing in the build environment."""
         recipe = self.graph.recipes.get(source)
         if recipe is None:
             return ()
@@ -176,7 +187,7 @@ class Schedule:
         for name in recipe.build_deps:
             providers = self.graph.recipe_providers(name)
             if not providers:
-                if not self.published.provides(name):
+                if not self.published.provides(name) and not self.in_environment(name):
                     out[("name", name)] = BlockReason(BlockKind.UNRESOLVABLE, name=name)
                 continue
             for provider in providers:
