@@ -16,14 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.vessel import minisign
-
 from . import buildroot
 from .cache import DEFAULT_KEEP, CachedEnvironment, EnvironmentCache
 from .errors import BuildEnvError
 from .manifest import check_digest
 from .pkgcache import PackageCache
-from .remote import Origin
+from .remote import Origin, origin_with_key_file
 
 #: The name a builder's configuration uses to ask for builds on its host's own system.
 HOST = "host"
@@ -40,13 +38,7 @@ class EnvironmentSetting:
     timeout: float = 60.0
 
     def origin(self) -> Origin:
-        try:
-            public = minisign.parse_public_key(self.key.read_text())
-        except OSError as exc:
-            raise BuildEnvError(f"cannot read vessel's public key {self.key}: {exc}") from exc
-        except minisign.SignatureError as exc:
-            raise BuildEnvError(f"{self.key} is not a minisign public key: {exc}") from exc
-        return Origin(self.url, public, self.timeout)
+        return origin_with_key_file(self.url, self.key, self.timeout)
 
 
 def setting(digest: str, url: str | None, key: Path | None, *, keep: int = DEFAULT_KEEP,

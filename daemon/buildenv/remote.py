@@ -36,6 +36,17 @@ class Origin:
     timeout: float = 60.0
 
 
+def origin_with_key_file(url: str, key: Path, timeout: float = 60.0) -> Origin:
+    """vessel at ``url``, trusted with the minisign public key in the file ``key``."""
+    try:
+        public = minisign.parse_public_key(key.read_text())
+    except OSError as exc:
+        raise BuildEnvError(f"cannot read vessel's public key {key}: {exc}") from exc
+    except minisign.SignatureError as exc:
+        raise BuildEnvError(f"{key} is not a minisign public key: {exc}") from exc
+    return Origin(url, public, timeout)
+
+
 def fetch_record(origin: Origin, digest: str) -> EnvRecord:
     """The record of ``digest`` from vessel, its signature checked."""
     url = env_url(origin.url, record_name(digest))

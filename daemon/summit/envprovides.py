@@ -21,7 +21,6 @@ import structlog
 from daemon.buildenv import remote
 from daemon.buildenv.errors import BuildEnvError
 from daemon.buildenv.manifest import EnvRecord, decode_record, env_url, record_name
-from daemon.vessel import minisign
 
 log = structlog.get_logger("cairn.summit")
 
@@ -71,13 +70,8 @@ class EnvironmentCatalogue:
         if not self.base_url:
             raise BuildEnvError("summit has no repository_url to read environments from")
         if self.key is not None:
-            try:
-                public = minisign.parse_public_key(self.key.read_text())
-            except (OSError, minisign.SignatureError) as exc:
-                raise BuildEnvError(f"cannot read vessel's public key {self.key}: "
-                                    f"{exc}") from exc
-            return remote.fetch_record(remote.Origin(self.base_url, public, self.timeout),
-                                       digest)
+            origin = remote.origin_with_key_file(self.base_url, self.key, self.timeout)
+            return remote.fetch_record(origin, digest)
         url = env_url(self.base_url, record_name(digest))
         record = decode_record(remote.get(url, self.timeout), what=url)
         if record.digest != digest:
