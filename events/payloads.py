@@ -3,7 +3,9 @@
 These frozen structs mirror the JSON Schema files in ``schemas/``; ``tests/unit/
 test_schemas.py`` keeps the two in step. A breaking change is a new struct and a new
 schema version published beside the old one, never an edit of a published one: the version
-1 structs that version 2 replaced live on, frozen, in :mod:`events.payloads_v1`.
+1 structs that version 2 replaced live on, frozen, in :mod:`events.payloads_v1`. A version
+that only adds fields is a subclass of the one before (``BuildDoneV3`` of ``BuildDone``):
+code that reads the older version reads the newer one as well.
 """
 
 from __future__ import annotations
@@ -183,6 +185,34 @@ class BuildDone(_Payload, frozen=True):
     usage: Usage | None = None
 
 
+class UsageV3(Usage, frozen=True):
+    """What a build consumed (``build-done`` v3): version 2's, and the disk it took."""
+
+    #: The build tree's peak size: sources, work, install tree, build dependencies.
+    disk_bytes: Size = 0
+
+
+class BuildDoneV3(BuildDone, frozen=True):
+    """A build finished, whatever its outcome (version 3: its usage says the disk it took).
+
+    A version 2 report with one more field, so whoever reads version 2 (``isinstance``
+    :class:`BuildDone`) reads this one too; ``build-accepted`` v1 carries the version 2 form
+    (:func:`build_done_v2`)."""
+
+    usage: UsageV3 | None = None
+
+
+def build_done_v2(done: BuildDone) -> BuildDone:
+    """``done`` as version 2: without what later versions added (the disk a build took)."""
+    if type(done) is BuildDone:
+        return done
+    usage = None if done.usage is None else Usage(
+        cpu_s=done.usage.cpu_s, max_rss_kb=done.usage.max_rss_kb,
+        output_bytes=done.usage.output_bytes, log_bytes=done.usage.log_bytes)
+    fields = {f: getattr(done, f) for f in BuildDone.__struct_fields__ if f != "usage"}
+    return BuildDone(**fields, usage=usage)
+
+
 class BuildAdmitted(_Payload, frozen=True):
     """Summit admits a builder's claim: the task is still wanted, at this attempt, from this
     builder. Only now does the build start."""
@@ -287,6 +317,7 @@ class BuilderSeen(_Payload, frozen=True):
 
 
 Payload = (
-    CommitSeen | TaskReady | BuildStarted | BuildAdmitted | BuildDone | BuildAccepted
+    CommitSeen | TaskReady | BuildStarted | BuildAdmitted | BuildDone | BuildDoneV3
+    | BuildAccepted
     | PackagePublished | PublishFailed | TaskCancelled | BuilderSeen
 )

@@ -66,6 +66,9 @@ SPECS: tuple[EventSpec, ...] = (
               "a build finished: outcome, log, artefacts with sha256 and size"),
     EventSpec(EventType.BUILD_DONE, 2, p.BuildDone, _arch,
               "a build finished: attempt, outcome, log, artefacts, environment, usage"),
+    EventSpec(EventType.BUILD_DONE, 3, p.BuildDoneV3, _arch,
+              "a build finished: attempt, outcome, log, artefacts, environment, usage with "
+              "the disk it took"),
     EventSpec(EventType.BUILD_ACCEPTED, 1, p.BuildAccepted, _build_channel,
               "summit accepts a successful build for publication"),
     EventSpec(EventType.PACKAGE_PUBLISHED, 1, p.PackagePublished, _channel,

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from daemon.runtime.address import http_url
 from daemon.runtime.listen import start_site
-from events.payloads import Artefact, BuildDone, TaskReady
+from events.payloads import Artefact, BuildDoneV3, TaskReady
 
 from .build import LOG_NAME, BuildResult
 
@@ -55,10 +55,10 @@ class ArtefactStore:
             for a in result.artefacts
         ]
 
-    def build_done(self, task: TaskReady, result: BuildResult, builder: str) -> BuildDone:
+    def build_done(self, task: TaskReady, result: BuildResult, builder: str) -> BuildDoneV3:
         """The ``build-done`` payload for ``result``."""
         reason = result.reason[:_REASON_MAX] if result.reason else None
-        return BuildDone(
+        return BuildDoneV3(
             task_id=task.task_id,
             attempt=task.attempt,
             builder=builder,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from daemon.formats.manifest import manifest_file, render_manifest
 from daemon.package import Manifest, name_provider
-from events.payloads import BuildLimits, LogOverflow, Outcome, TaskReady, Usage
+from events.payloads import BuildLimits, LogOverflow, Outcome, TaskReady, UsageV3
 
 from . import deps, environment
 from .backend import BuildContext, BuildProducts, BuildTree
@@ -84,7 +84,7 @@ class BuildResult:
     manifests: tuple[Manifest, ...] = ()
     #: The build environment it ran in (sha256 digest); ``None``: the host (not hermetic).
     environment: str | None = None
-    usage: Usage = field(default_factory=Usage)
+    usage: UsageV3 = field(default_factory=UsageV3)
 
 
 def effective_limits(task: TaskReady, config: AvalancheConfig) -> BuildLimits:
@@ -179,8 +179,9 @@ def run_build(
     else:
         log.phase(f"success: {len(artefacts)} package(s)")
     log.close()
-    usage = Usage(cpu_s=round(limits.meter.cpu_s, 3), max_rss_kb=limits.meter.max_rss_kb,
-                  output_bytes=output.output_bytes, log_bytes=_size(log.path))
+    usage = UsageV3(cpu_s=round(limits.meter.cpu_s, 3), max_rss_kb=limits.meter.max_rss_kb,
+                    output_bytes=output.output_bytes, log_bytes=_size(log.path),
+                    disk_bytes=output.disk_bytes)
     return BuildResult(
         task_id=task.task_id,
         build_id=build_id,

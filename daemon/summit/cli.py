@@ -167,6 +167,8 @@ def _build_line(build: dict[str, Any]) -> str:
         parts.append(f"peak {build['max_rss_kb'] / 1024:.1f} MiB")
     if build.get("output_bytes") is not None:
         parts.append(f"output {build['output_bytes']} B")
+    if build.get("disk_bytes") is not None:
+        parts.append(f"disk {build['disk_bytes'] / 2**20:.1f} MiB")
     return "  ".join(parts)
 
 

@@ -114,8 +114,9 @@ class Scheduler:
         self.levers = Levers()
         #: What the estimates learn: durations, running builds' starts, publishing time.
         self.learned = Learned()
-        #: Source → peak memory (KiB) of its latest build that reported usage.
+        #: Source → peak memory (KiB) and disk (bytes) of its latest build that reported it.
         self._peaks: dict[str, int] = {}
+        self._disk: dict[str, int] = {}
         #: When each ready task became ready (the start of its wait for a builder).
         self._ready_at: dict[int, float] = {}
         self.planners: dict[tuple[str, str], Planner] = {}
@@ -144,6 +145,7 @@ class Scheduler:
         self.levers = await store.load_levers(self.db)
         self.learned = Learned(durations=await store.learned_durations(self.db))
         self._peaks = await store.peak_memory(self.db)
+        self._disk = await store.peak_disk(self.db)
         for task in tasks:
             self._track(task)
         self.fleet = Fleet()
@@ -225,11 +227,14 @@ class Scheduler:
                                  self.needs(task).constraint_class)
 
     def needs(self, task: Task) -> Needs:
-        """What ``task`` needs: the configured rules, and the peak memory its source's
-        latest build reached (which excludes only builders declaring less)."""
+        """What ``task`` needs: the configured rules, and the peak memory and disk its
+        source's latest build took (which exclude only builders declaring less)."""
         needs = self.constraints.needs(task)
-        peak = self._peaks.get(task.source)
-        return needs.merge(Needs(measured_memory_mb=-(-peak // 1024))) if peak else needs
+        peak, disk = self._peaks.get(task.source, 0), self._disk.get(task.source, 0)
+        if not peak and not disk:
+            return needs
+        return needs.merge(Needs(measured_memory_mb=-(-peak // 1024),
+                                 measured_disk_mb=-(-disk // 2**20)))
 
     def waiting_reasons(self) -> Counter[str]:
         """Ready tasks no builder has, by why: ``paused``, ``builder`` (none online can take
@@ -452,6 +457,8 @@ class Scheduler:
                 self._learn(data)
                 if data.usage is not None and data.usage.max_rss_kb > 0:
                     self._peaks[data.source] = data.usage.max_rss_kb
+                if isinstance(data.usage, p.UsageV3) and data.usage.disk_bytes > 0:
+                    self._disk[data.source] = data.usage.disk_bytes
             for planner in planners:
                 decision = planner.handle(data, self.declared_by(planner.repo.arch),
                                           self.clock())

@@ -20,7 +20,7 @@ from daemon.summit.planning.recipe import BrokenRecipe
 from daemon.summit.planning.states import BlockKind, BlockReason, Task, TaskReason, TaskState
 from events.inbox import INBOX_SCHEMA
 from events.outbox import OUTBOX_SCHEMA
-from events.payloads import BuildDone
+from events.payloads import BuildDone, UsageV3
 from events.sqlite import Connection, Database, Row
 
 MIGRATIONS: tuple[str, ...] = (
@@ -180,6 +180,10 @@ MIGRATIONS: tuple[str, ...] = (
     # the slot): attempts that do not count towards max_attempts.
     """
     ALTER TABLE tasks ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
+    """,
+    # The disk a build took (its tree's peak size; build-done v3): learned as a need.
+    """
+    ALTER TABLE builds ADD COLUMN disk_bytes INTEGER;
     """,
 )
 
@@ -349,14 +353,15 @@ async def record_build(conn: Connection, done: BuildDone) -> None:
     its source's history (durations for the estimates, peak memory), and which build
     environment built it."""
     usage = done.usage
+    disk = usage.disk_bytes if isinstance(usage, UsageV3) else None
     await conn.execute(
         "INSERT INTO builds (task_id, attempt, builder, outcome, reason, log_url, duration_s,"
-        " time, environment, cpu_s, max_rss_kb, output_bytes, log_bytes) VALUES (?, ?, ?, ?,"
-        " ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " time, environment, cpu_s, max_rss_kb, output_bytes, log_bytes, disk_bytes)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (done.task_id, done.attempt, done.builder, str(done.outcome), done.reason,
          done.log_url, done.duration_s, time.time(), done.environment,
          *((usage.cpu_s, usage.max_rss_kb, usage.output_bytes, usage.log_bytes)
-           if usage is not None else (None, None, None, None))))
+           if usage is not None else (None, None, None, None)), disk))
 
 
 async def source_history(db: Database, source: str, repository: str | None = None,
@@ -368,6 +373,7 @@ async def source_history(db: Database, source: str, repository: str | None = Non
         " tasks.version, builds.builder, builds.outcome, builds.reason, builds.duration_s,"
         " builds.environment,"
         " builds.cpu_s, builds.max_rss_kb, builds.output_bytes, builds.log_bytes,"
+        " builds.disk_bytes,"
         " builds.log_url, builds.time FROM builds JOIN tasks USING (task_id)"
         " WHERE tasks.source = ? AND (? IS NULL OR tasks.repository = ?)"
         " AND (? IS NULL OR tasks.arch = ?) ORDER BY builds.seq DESC LIMIT ?",
@@ -381,6 +387,14 @@ async def peak_memory(db: Database) -> dict[str, int]:
         "SELECT tasks.source, builds.max_rss_kb FROM builds JOIN tasks USING (task_id)"
         " WHERE builds.max_rss_kb > 0 ORDER BY builds.seq")
     return {r["source"]: int(r["max_rss_kb"]) for r in rows}
+
+
+async def peak_disk(db: Database) -> dict[str, int]:
+    """Source → the disk (bytes) its latest build that reported it took."""
+    rows = await db.fetchall(
+        "SELECT tasks.source, builds.disk_bytes FROM builds JOIN tasks USING (task_id)"
+        " WHERE builds.disk_bytes > 0 ORDER BY builds.seq")
+    return {r["source"]: int(r["disk_bytes"]) for r in rows}
 
 
 async def learned_durations(db: Database) -> dict[tuple[str, str, str], float]:

@@ -9,7 +9,7 @@ import msgspec
 
 from daemon.avalanche.artefacts import ArtefactStore
 from daemon.avalanche.build import run_build
-from events.payloads import BuildLimits, LogOverflow, Outcome, TaskReady
+from events.payloads import BuildLimits, LogOverflow, Outcome, TaskReady, UsageV3
 from tests.integration.test_avalanche_outcomes import _recipe
 from tests.unit.avalanche.support import config, task_for
 
@@ -107,6 +107,7 @@ def test_every_build_reports_its_cpu_time_peak_memory_and_sizes(tmp_path: Path) 
     assert 1.0 <= usage.cpu_s < 10
     assert usage.output_bytes == sum(a.size for a in result.artefacts) > 0
     assert usage.log_bytes == result.log_path.stat().st_size > 0
+    assert isinstance(usage, UsageV3) and usage.disk_bytes > 0  # its tree's peak
 
 
 def test_a_build_writing_past_its_output_cap_is_stopped_while_it_writes(
@@ -126,4 +127,6 @@ def test_a_build_writing_past_its_output_cap_is_stopped_while_it_writes(
     # What it had written when it was stopped (measured once more before the tree went):
     # within a few measurements of the cap, nowhere near filling the disk.
     assert 4_000_000 < result.usage.output_bytes < 40_000_000
+    # The disk the build took: its whole tree, the install tree included.
+    assert result.usage.disk_bytes >= result.usage.output_bytes
     assert result.artefacts == ()

@@ -1,7 +1,7 @@
 """Summit learns what a source needs from its builds: after a build of diamond-a reports a
-peak of 3 GiB, its next attempt waits — saying so — while the only builder declares 1 GiB,
-and goes to a builder declaring 4 GiB the moment that one reports in. On real RabbitMQ, with
-the test playing the builders."""
+peak of 3 GiB (of memory, or of disk), its next attempt waits — saying so — while the only
+builder declares 1 GiB, and goes to a builder declaring 4 GiB the moment that one reports
+in. On real RabbitMQ, with the test playing the builders."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.summit import store
 from events import payloads as p
 from events.amqp import AmqpBus
 from events.envelope import new_event
@@ -23,10 +24,11 @@ pytestmark = [pytest.mark.rabbitmq]
 LARGE = "b2"
 
 
-async def _online(bus: AmqpBus, name: str, memory_mb: int) -> None:
+async def _online(bus: AmqpBus, name: str, memory_mb: int | None = None,
+                  disk_mb: int | None = None) -> None:
     await bus.publish(new_event(p.BuilderSeen(
         builder=name, arch="x86_64", state=p.BuilderState.ONLINE, boot=f"boot-{name}",
-        slots=4, interval_s=60.0, memory_mb=memory_mb), source="test"))
+        slots=4, interval_s=60.0, memory_mb=memory_mb, disk_mb=disk_mb), source="test"))
 
 
 async def test_a_measured_peak_keeps_the_next_attempt_off_smaller_builders(
@@ -59,6 +61,46 @@ async def test_a_measured_peak_keeps_the_next_attempt_off_smaller_builders(
                 why = await _poll(waiting)
                 assert why == "no builder with 3072 MB memory for x86_64"
                 await _online(bus, LARGE, memory_mb=4096)
+                again = await seen.wait_for("task-ready", count=3, timeout=60)
+                assert (again[-1].data.task_id, again[-1].data.attempt,
+                        again[-1].data.builder) == (diamond.task_id, 2, LARGE)
+            finally:
+                await summit.stop(5)
+
+
+async def test_the_disk_a_build_took_keeps_the_next_attempt_off_smaller_builders(
+        tmp_path: Path, private_rabbitmq_url: str) -> None:
+    async with AmqpBus(private_rabbitmq_url, name="test") as bus:
+        for subscription in (VESSEL, JOURNAL, builder(BUILDER), builder(LARGE)):
+            await bus.declare(subscription)
+        async with captured_events(bus, "task-ready", "build-admitted") as seen:
+            summit = await _summit(tmp_path, private_rabbitmq_url)
+            try:
+                await _online(bus, BUILDER, disk_mb=1024)
+                await seen.wait_for("task-ready", count=2, timeout=20)
+                diamond = _ready(seen)["diamond-a"]
+                await bus.publish(new_event(_claim(diamond), source="test"))
+                await seen.wait_for("build-admitted", count=1, timeout=20)
+                full = _done(diamond, p.Outcome.INFRASTRUCTURE, "No space left on device")
+                full = p.BuildDoneV3(**{f: getattr(full, f) for f in full.__struct_fields__
+                                        if f != "usage"},
+                                     usage=p.UsageV3(disk_bytes=3 * 2**30))
+                await bus.publish(new_event(full, source="test"))
+                service = summit.service
+                assert service is not None
+                scheduler = service.scheduler
+
+                async def waiting() -> str | None:
+                    task = scheduler.task(diamond.task_id)
+                    if task is None or task.attempt != 2:
+                        return None
+                    return scheduler.waiting_reason(task)
+
+                why = await _poll(waiting)
+                assert why == "no builder with 3072 MB disk for x86_64"
+                (build,) = await store.source_history(scheduler.db, "diamond-a")
+                assert build["disk_bytes"] == 3 * 2**30  # the history shows it too
+                await _online(bus, LARGE, disk_mb=4096)
                 again = await seen.wait_for("task-ready", count=3, timeout=60)
                 assert (again[-1].data.task_id, again[-1].data.attempt,
                         again[-1].data.builder) == (diamond.task_id, 2, LARGE)

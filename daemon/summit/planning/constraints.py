@@ -3,9 +3,9 @@
 A source's needs come from summit's configuration: rules per repository and per source
 pattern (shell-style, ``llvm*``), each naming features (``big``, ``kvm``) and the memory and
 disk a build of it takes; every rule that matches a task adds to its needs (features are
-united, sizes take the largest). Needs learned from a source's build history (its peak
-memory) are added as *measured* sizes: they only exclude builders that declare less, since a
-builder that declares nothing cannot be compared.
+united, sizes take the largest). Needs learned from a source's build history (the peak
+memory and the disk its latest build took) are added as *measured* sizes: they only exclude
+builders that declare less, since a builder that declares nothing cannot be compared.
 
 A builder can take a task when it has every feature and declares at least the configured
 memory and disk (a builder that declares no memory cannot promise a configured amount).

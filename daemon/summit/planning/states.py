@@ -31,6 +31,7 @@ from events.payloads import (
     PublishFailed,
     TaskCancelled,
     TaskReady,
+    build_done_v2,
 )
 
 Emit = TaskReady | TaskCancelled | BuildAdmitted | BuildAccepted
@@ -329,7 +330,7 @@ def on_build_done(
         if isinstance(owned, str):
             return Reaction(task=move(task, TaskState.FAILED, failure=owned))
         accepted = BuildAccepted(task_id=task.task_id, attempt=task.attempt,
-                                 packages=list(owned), build=event)
+                                 packages=list(owned), build=build_done_v2(event))
         return Reaction(task=move(task, TaskState.PUBLISHING), emits=(accepted,))
     retryable = event.outcome in (Outcome.INFRASTRUCTURE, Outcome.CANCELLED)
     why = f"{event.outcome}: {event.reason}" if event.reason else str(event.outcome)

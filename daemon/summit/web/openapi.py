@@ -46,6 +46,8 @@ _USAGE: dict[str, Any] = {
     "max_rss_kb": {"type": ["integer", "null"], "description": "peak resident memory, KiB"},
     "output_bytes": {"type": ["integer", "null"], "description": "size of what it made"},
     "log_bytes": {"type": ["integer", "null"], "description": "size of its log"},
+    "disk_bytes": {"type": ["integer", "null"], "description": "the disk it took: its build "
+                   "tree's peak size (null: reported by a builder before build-done v3)"},
 }
 
 SCHEMAS: dict[str, Any] = {

@@ -32,9 +32,9 @@ MINIMAL: dict[EventType, Any] = {
     EventType.BUILD_STARTED: p.BuildStarted(task_id=1, builder="b1", arch="x86_64"),
     EventType.BUILD_ADMITTED: p.BuildAdmitted(task_id=1, attempt=1, builder="b1",
                                               arch="x86_64"),
-    EventType.BUILD_DONE: p.BuildDone(task_id=1, attempt=1, builder="b1", source="zlib",
-                                      version="1.3", release=2, build_release=1,
-                                      arch="x86_64", outcome=p.Outcome.FAILED),
+    EventType.BUILD_DONE: p.BuildDoneV3(task_id=1, attempt=1, builder="b1", source="zlib",
+                                        version="1.3", release=2, build_release=1,
+                                        arch="x86_64", outcome=p.Outcome.FAILED),
     EventType.BUILD_ACCEPTED: p.BuildAccepted(
         task_id=1, attempt=1, packages=[],
         build=p.BuildDone(task_id=1, attempt=1, builder="b1", source="zlib", version="1.3",
@@ -71,14 +71,15 @@ FULL: dict[EventType, Any] = {
     EventType.BUILD_STARTED: p.BuildStarted(task_id=7, builder="b1", arch="x86_64", attempt=2),
     EventType.BUILD_ADMITTED: p.BuildAdmitted(task_id=7, attempt=2, builder="b1",
                                               arch="x86_64"),
-    EventType.BUILD_DONE: p.BuildDone(
+    EventType.BUILD_DONE: p.BuildDoneV3(
         task_id=7, attempt=2, builder="b1", source="zlib", version="1.3", release=2,
         build_release=1, arch="x86_64", outcome=p.Outcome.SUCCESS, reason=None,
         log_url="http://h/log",
         artefacts=[p.Artefact(name="zlib", filename="zlib-1.3-2-1-x86_64.tar.zst",
                               url="http://h/a", sha256=SHA, size=10)],
         duration_s=1.5, channel="volatile", environment=SHA,
-        usage=p.Usage(cpu_s=1.0, max_rss_kb=2048, output_bytes=10, log_bytes=5)),
+        usage=p.UsageV3(cpu_s=1.0, max_rss_kb=2048, output_bytes=10, log_bytes=5,
+                        disk_bytes=1 << 20)),
     EventType.BUILD_ACCEPTED: p.BuildAccepted(
         task_id=7, attempt=2, packages=["zlib", "zlib-devel"],
         build=p.BuildDone(
@@ -234,3 +235,19 @@ def test_decode_payload_for_the_cli() -> None:
                        b' "outcome": "maybe"}')
     with pytest.raises(UnknownEventType):
         decode_payload("no-such-type", b"{}")
+
+
+def test_build_done_v3_adds_the_disk_and_reads_as_v2() -> None:
+    v3 = FULL[EventType.BUILD_DONE]
+    event = new_event(v3, source="b1")
+    assert event.cairnversion == 3 and isinstance(event.data, p.BuildDone)
+    assert event.data.usage.disk_bytes == 1 << 20
+    # A version 2 report still decodes (builders not upgraded yet) ...
+    v2 = p.build_done_v2(v3)
+    assert type(v2) is p.BuildDone and new_event(v2, source="b1").cairnversion == 2
+    assert v2.usage == p.Usage(cpu_s=1.0, max_rss_kb=2048, output_bytes=10, log_bytes=5)
+    # ... and a version 2 reader refuses what version 3 added: hence a new version.
+    body = json.loads(encode_event(event))
+    body["cairnversion"] = 2
+    with pytest.raises(EventValidationError, match="disk_bytes"):
+        decode_event(json.dumps(body).encode())

@@ -24,17 +24,21 @@ from daemon.summit.planning.states import (
     supersede_running,
     withdraw,
 )
+from events.envelope import new_event
 from events.payloads import (
     Artefact,
     BuildAccepted,
     BuildAdmitted,
     BuildDone,
+    BuildDoneV3,
     BuildStarted,
     Outcome,
     PackagePublished,
     PublishFailed,
     TaskCancelled,
     TaskReady,
+    Usage,
+    UsageV3,
 )
 
 REPO = RepoRef(name="recipes", url="https://example.org/recipes.git")
@@ -125,6 +129,16 @@ def test_success_goes_to_vessel_as_build_accepted() -> None:
     completed = on_package_published(built.task, published)
     assert completed.task.state is TaskState.COMPLETED
     assert not on_package_published(completed.task, published).changed
+
+
+def test_a_version_3_report_goes_to_vessel_in_the_version_2_form_it_reads() -> None:
+    report = done(Outcome.SUCCESS)
+    v3 = BuildDoneV3(**{f: getattr(report, f) for f in report.__struct_fields__
+                        if f != "usage"}, usage=UsageV3(max_rss_kb=10, disk_bytes=1 << 30))
+    (accepted,) = on_build_done(building(), v3, ("zlib",)).emits
+    assert isinstance(accepted, BuildAccepted) and type(accepted.build) is BuildDone
+    assert accepted.build.usage == Usage(max_rss_kb=10)
+    assert new_event(accepted, source="summit").cairnversion == 1  # build-accepted v1 as is
 
 
 def test_a_package_the_source_does_not_own_fails_the_build_and_reaches_nobody() -> None:
