@@ -95,27 +95,25 @@ def _link(src: str, dst: str, stats: RootStats) -> None:
 
 def _farm(src_root: Path, dst_root: Path, dest: Path, stats: RootStats) -> None:
     """Mirror ``src_root`` into the (existing) directory ``dst_root``: new directories, hard
-    links for files, copies of symlinks."""
-    for dirpath, dirnames, filenames in os.walk(src_root):
-        rel = os.path.relpath(dirpath, src_root)
-        out = str(dst_root) if rel == "." else os.path.join(dst_root, rel)
-        for name in list(dirnames):
-            src = os.path.join(dirpath, name)
-            if os.path.islink(src):
-                os.symlink(os.readlink(src), os.path.join(out, name))
-                stats.symlinks += 1
-                dirnames.remove(name)
-            else:
-                mode = stat.S_IMODE(os.lstat(src).st_mode)
-                os.mkdir(os.path.join(out, name), (mode | 0o700) & 0o755)
-                stats.dirs += 1
-        for name in filenames:
-            src = os.path.join(dirpath, name)
-            if os.path.islink(src):
-                os.symlink(os.readlink(src), os.path.join(out, name))
-                stats.symlinks += 1
-            else:
-                _link(src, os.path.join(out, name), stats)
+    links for files, copies of symlinks. One ``scandir`` per directory: its entries' types
+    come with it, so only directories cost an ``lstat`` (for their mode)."""
+    stack = [(str(src_root), str(dst_root))]
+    symlink, mkdir, join = os.symlink, os.mkdir, os.path.join
+    while stack:
+        src_dir, out = stack.pop()
+        with os.scandir(src_dir) as entries:
+            for entry in entries:
+                target = join(out, entry.name)
+                if entry.is_symlink():
+                    symlink(os.readlink(entry.path), target)
+                    stats.symlinks += 1
+                elif entry.is_dir(follow_symlinks=False):
+                    mode = stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode)
+                    mkdir(target, (mode | 0o700) & 0o755)
+                    stats.dirs += 1
+                    stack.append((entry.path, target))
+                else:
+                    _link(entry.path, target, stats)
 
 
 def _overlay(package: Path, dest: Path, stats: RootStats) -> None:
