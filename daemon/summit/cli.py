@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
         action.add_argument("id", type=int)
         action.set_defaults(func=_task_action, action=name)
     history = sub.add_parser("history", parents=[common],
-                             help="a source's builds: outcome, duration, CPU, peak memory")
+                             help="a source's builds: outcome, duration, CPU, peak memory, disk")
     history.add_argument("source")
     history.add_argument("--limit", type=int, default=20)
     history.set_defaults(func=_history)

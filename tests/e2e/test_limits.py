@@ -84,6 +84,11 @@ async def test_each_limit_ends_its_build_with_its_own_outcome(farm: ProcessFarm)
     # The CLI shows each outcome as itself too.
     history = _cli(farm, "tasks", "history", "hoard")
     assert "output-limit" in history and "on builder" in history, history
+    # The disk the build took, measured by the builder and kept in the history: its tree
+    # held the 3 MB it wrote in its work directory and then its install tree.
+    assert " disk " in history, history
+    (hoard,) = await _history(farm, "hoard")
+    assert hoard["disk_bytes"] >= 3_000_000, hoard
     shown = _cli(farm, "tasks", "show", str(latest["mute"]["id"]))
     assert "failure: silent: " in shown and "build (attempt 1): silent" in shown, shown
 
