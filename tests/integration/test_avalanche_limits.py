@@ -112,14 +112,14 @@ def test_every_build_reports_its_cpu_time_peak_memory_and_sizes(tmp_path: Path) 
 
 def test_a_build_writing_past_its_output_cap_is_stopped_while_it_writes(
         tmp_path: Path) -> None:
-    # Writes 1 MB into the install tree every 0.1 s and never ends by itself: only a cap
+    # Writes 1 MB into the install tree every 0.2 s and never ends by itself: only a cap
     # watched during the build stops it (a check after the build would wait for its
     # timeout, with the disk filling meanwhile).
     flood = ("mkdir -p %(installroot)/usr/share/flood\n"
              "while true; do head -c 1000000 /dev/zero >> %(installroot)/usr/share/flood/f; "
-             "sleep 0.1; done")
+             "sleep 0.2; done")
     repo, commit = _recipe(tmp_path, "flood", flood)
-    task = _limited(task_for(repo, commit, "flood"), output_bytes=4_000_000, timeout_s=100)
+    task = _limited(task_for(repo, commit, "flood"), output_bytes=4_000_000, timeout_s=30)
     result = run_build(task, config(tmp_path / "b", kill_grace_s=0.5))
     assert result.outcome is Outcome.OUTPUT_LIMIT, result.reason
     assert result.reason is not None and "over the output cap of 4000000 bytes" in result.reason
