@@ -14,7 +14,9 @@ from typing import Any
 
 from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
-from daemon.summit.planning.states import Task
+from daemon.summit.planning.planner import Decision, Planner
+from daemon.summit.planning.states import WITHDRAWN, Task
+from daemon.summit.scheduler import Scheduler
 from daemon.summit.service import Summit, SummitSettings
 from events import payloads as p
 from events.bus import PublishOnlyBus
@@ -65,6 +67,20 @@ HANDLED = (p.CommitSeen, p.BuilderSeen, p.BuildStarted, p.BuildDone, p.PackagePu
            p.PublishFailed)
 
 
+async def _replay_withdrawal(scheduler: Scheduler, cancelled: p.TaskCancelled) -> None:
+    """An assignment summit withdrew before its builder claimed it (an operator's priority
+    change, which no event records): withdrawn again, so the attempts it did not count are
+    not counted here either."""
+    def withdraw(planner: Planner) -> Decision:
+        task = planner.tasks.get(cancelled.task_id)
+        if task is None or task.attempt != cancelled.attempt:
+            return Decision()
+        return planner.withdraw(task.task_id, cancelled.reason.removesuffix(f"; {WITHDRAWN}"))
+
+    if scheduler.task(cancelled.task_id) is not None:
+        await scheduler.decide(cancelled.task_id, withdraw)
+
+
 async def replay(path: Path, channel: str = "volatile") -> list[Task]:
     """The task states a fresh summit reaches on the recorded events of ``path``."""
     events = read_events(path)
@@ -86,4 +102,7 @@ async def replay(path: Path, channel: str = "volatile") -> list[Task]:
                     await summit.scheduler.handle(event)
                 elif isinstance(event.data, p.TaskReady):
                     await summit.scheduler.replay_assignment(event)
+                elif isinstance(event.data, p.TaskCancelled) and \
+                        event.data.reason.endswith(WITHDRAWN):
+                    await _replay_withdrawal(summit.scheduler, event.data)
             return sorted(summit.scheduler.all_tasks(), key=lambda t: t.task_id)

@@ -218,7 +218,7 @@ async def test_raising_the_last_ready_task_makes_it_the_next_to_start(
 
 
 async def test_a_raised_task_takes_the_slot_of_an_assignment_its_builder_has_not_started(
-        make_farm: Callable[[dict[str, float]], ProcessFarm]) -> None:
+        make_farm: Callable[[dict[str, float]], ProcessFarm], tmp_path: Path) -> None:
     """A task already assigned (``task-ready`` sent) whose builder has not claimed it yet is
     not started: raising another task's priority withdraws that assignment, the raised task
     takes the slot, and the withdrawn task is built later, once."""
@@ -259,6 +259,16 @@ async def test_a_raised_task_takes_the_slot_of_an_assignment_its_builder_has_not
     assert len(builds) == 1 and builds[0]["data"]["attempt"] >= 2, builds
     assert any("withdrawn before it started" in e["summary"] for e in entries
                if e["task_id"] == first["id"])
+    # The recorded run, replayed, counts the withdrawn attempt as summit did.
+    recording = tmp_path / "run.jsonl"
+    recording.write_text("".join(json.dumps(e) + "\n" for e in farm.journal()))
+    dry = subprocess.run([sys.executable, "-m", "daemon.cli", "summit", "--replay",
+                          str(recording), "--dry-run", "--json"], capture_output=True,
+                         text=True, check=False)
+    assert dry.returncode == 0, dry.stderr
+    assert [(t["id"], t["state"], t["attempt"], t["withdrawn"])
+            for t in json.loads(dry.stdout)["tasks"]] == sorted(
+        (t["id"], t["state"], t["attempt"], t["withdrawn"]) for t in done)
 
 
 async def _builder_online(farm: ProcessFarm, name: str) -> bool:

@@ -261,6 +261,11 @@ def assign(task: Task, builder: str, now: float, repo: RepoRef, critical_path: i
     return Reaction(task=given, emits=(task_ready(given, repo, critical_path, limits),))
 
 
+#: How the ``task-cancelled`` that withdraws an unclaimed assignment ends (a replay tells it
+#: from the loss of a builder by it).
+WITHDRAWN = "the assignment was withdrawn"
+
+
 def withdraw(task: Task, why: str) -> Reaction:
     """Take back an assignment its builder has not claimed yet (a task ahead of it in the
     queue takes the slot): the task waits for a builder again as a new attempt, so the old
@@ -268,7 +273,7 @@ def withdraw(task: Task, why: str) -> Reaction:
     failure: the attempt does not count towards the bound."""
     if not task.assigned:
         return _unchanged(task)
-    stop = task_cancelled(task, f"{why}; the assignment was withdrawn")
+    stop = task_cancelled(task, f"{why}; {WITHDRAWN}")
     again = replace(task, attempt=task.attempt + 1, builder=None, assigned_at=None,
                     withdrawn=task.withdrawn + 1)
     return Reaction(task=again, emits=(stop,) if stop else (),
