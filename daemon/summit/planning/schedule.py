@@ -73,13 +73,23 @@ class Schedule:
         """Refresh the graph around ``affected``; return the block reasons of every
         not-started source whose standing may have changed (empty tuple: ready)."""
         seeds = set(affected)
+        # What each source really waited for before: critical paths change along the
+        # edges that appear or disappear, and nowhere else.
+        before = {s: set(self.effective_deps(s)) for s in seeds}
         old_targets: set[str] = set()
         for source in seeds:
             old_targets |= self._set_edges(source)
-        touched = self._cycles(seeds)
+        touched, cut_before = self._cycles(seeds)
+        for source in (touched | cut_before.keys()) - seeds:  # its edges are unchanged
+            before[source] = set(self.edges.get(source, ())) - cut_before.get(source, set())
         evaluate = {s for s in seeds | touched if self.not_started(s) is not None}
         statuses = {s: self.reasons(s, latest) for s in evaluate}
-        self._critical_paths(seeds | touched | old_targets)
+        if len(seeds) * 4 > len(self.edges):  # a first plan: in Kahn's order, once each
+            region = self._closure(seeds | touched | old_targets, self.effective_deps)
+            self.cp.update(longest_chains(region, self.effective_dependents,
+                                          self.effective_deps, self.cp))
+        else:
+            self._critical_paths(seeds, before)
         return statuses
 
     # -- edges -------------------------------------------------------------------------
@@ -118,17 +128,21 @@ class Schedule:
         return out
 
     # -- cycles ------------------------------------------------------------------------
-    def _cycles(self, seeds: set[str]) -> set[str]:
+    def _cycles(self, seeds: set[str]) -> tuple[set[str], dict[str, set[str]]]:
         """Recompute the strongly connected blocks reachable from ``seeds`` (and the blocks
-        they were in); returns every source whose cycle standing may have changed."""
+        they were in); returns every source whose cycle standing may have changed, and
+        the edges each source of the region had broken or blocked before."""
         start = set(seeds)
         for source in seeds:
             start |= self.scc_of.get(source, frozenset())
         region = self._closure(start, lambda s: self.edges.get(s, ()))
         touched = start - seeds
+        cut: dict[str, set[str]] = {}  # what each source did not wait for, before
         for source in region:
-            self.broken.pop(source, None)
-            self.cycle_of.pop(source, None)
+            was_broken = self.broken.pop(source, None)
+            was_cycle = self.cycle_of.pop(source, None)
+            if was_broken or was_cycle:
+                cut[source] = set(was_broken or ()) | set(was_cycle or ())
             if self.scc_of.pop(source, None) is not None:
                 touched.add(source)
         for component in strongly_connected(region, lambda s: self.edges.get(s, ())):
@@ -146,7 +160,7 @@ class Schedule:
             for cycle in blocked:
                 for member in cycle:
                     self.cycle_of[member] = frozenset(cycle)
-        return touched
+        return touched, cut
 
     def _breakable(self, user: str, member: str) -> bool:
         """``user`` may build against the published ``member`` for every name linking them."""
@@ -215,34 +229,55 @@ class Schedule:
         return None
 
     # -- ordering ----------------------------------------------------------------------
-    def _critical_paths(self, seeds: set[str]) -> None:
-        """Bring ``cp`` (the longest chain of dependents above each source) up to date.
+    def _critical_paths(self, seeds: set[str], before: dict[str, set[str]]) -> None:
+        """Bring ``cp`` (the longest chain of dependents above each source) up to date after
+        the edges of the sources in ``before`` changed (``before``: what each waited for).
 
-        ``seeds`` are every source whose dependents may have changed. A source's value is
-        recomputed from its dependents'; only a value that changed goes on to what the
-        source waits for. A publication in a mass rebuild, or a ten-recipe commit on a tree
-        with every task open, changes a few values: recomputing every dependency below them
-        (all of a core library's thousands of users, each time) was most of their cost.
+        A value is raised where an edge appears (no scan), recomputed from all its
+        dependents only where an edge that may have carried its maximum disappears, and a
+        change goes on only to what the changed source waits for. A publication in a mass
+        rebuild, or a ten-recipe commit with every task open, changes a few values;
+        recomputing everything below a change (a core library's thousands of users, each
+        time) was most of their cost. ``seeds`` (whose tasks changed) are recomputed.
         """
         cp = self.cp
-        if len(seeds) * 4 > len(self.edges):  # a first plan: in Kahn's order, once each
-            region = self._closure(seeds, self.effective_deps)
-            cp.update(longest_chains(region, self.effective_dependents, self.effective_deps, cp))
-            return
-        work = deque(sorted(seeds))
-        queued = set(work)
         ceiling = len(self.edges) + 1  # no chain of a DAG is longer: a cycle, left alone
-        while work:
-            node = work.popleft()
-            queued.discard(node)
-            value = 1 + max((cp.get(p, 0) for p in self.effective_dependents(node)), default=-1)
-            if cp.get(node) == value or value > ceiling:
-                continue
-            cp[node] = value
+        rescan: deque[str] = deque(sorted(seeds))
+        queued = set(rescan)
+        raises: list[tuple[str, int]] = []
+
+        def changed(node: str, old: int, new: int) -> None:
             for target in self.effective_deps(node):
-                if target not in queued:
+                if new > old:
+                    raises.append((target, new + 1))
+                elif cp.get(target, 0) == old + 1 and target not in queued:
                     queued.add(target)
-                    work.append(target)
+                    rescan.append(target)
+
+        for source, old_deps in before.items():
+            new_deps = set(self.effective_deps(source))
+            floor = cp.get(source, 0) + 1
+            raises.extend((target, floor) for target in new_deps - old_deps)
+            for target in old_deps - new_deps:
+                if cp.get(target, 0) <= floor and target not in queued:
+                    queued.add(target)
+                    rescan.append(target)
+        while rescan or raises:
+            while raises:
+                node, value = raises.pop()
+                old = cp.get(node, 0)
+                if old < value <= ceiling:
+                    cp[node] = value
+                    changed(node, old, value)
+            if rescan:
+                node = rescan.popleft()
+                queued.discard(node)
+                old = cp.get(node, 0)
+                value = 1 + max((cp.get(p, 0) for p in self.effective_dependents(node)),
+                                default=-1)
+                cp[node] = value
+                if value != old:
+                    changed(node, old, value)
 
     def waves(self, nodes: Iterable[str], hard_blocked: set[str]) -> list[list[str]]:
         """Wave k: not-started sources whose dependencies all lie in earlier waves, assuming
