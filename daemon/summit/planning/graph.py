@@ -28,13 +28,14 @@ class RecipeGraph:
     recipes: dict[str, PlannedRecipe] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
     by_path: dict[str, str] = field(default_factory=dict)
-    provides: dict[str, frozenset[str]] = field(default_factory=dict)
-    providers: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    users: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    #: Kept as tuples (a frozenset per recipe weighed four times as much).
+    provides: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    providers: dict[str, Holders] = field(default_factory=dict)
+    users: dict[str, Holders] = field(default_factory=dict)
     #: The package names each source declares (its name, its manifest's packages), and
     #: the reverse: which sources declare a package name.
-    packages: dict[str, frozenset[str]] = field(default_factory=dict)
-    declared: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    packages: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    declared: dict[str, Holders] = field(default_factory=dict)
 
     def put(self, entry: RecipeEntry) -> tuple[set[str], BrokenRecipe | None]:
         """Add or replace the recipe at ``entry.path``.
@@ -52,19 +53,19 @@ class RecipeGraph:
                 f"source {recipe.name!r} is already defined by {owner}/stone.yaml",
             )
         changed = self._drop_path(recipe.path, keep=recipe.name)
-        old = self.provides.get(recipe.name, frozenset())
+        old = frozenset(self.provides.get(recipe.name, ()))
         new = entry.providers
         for name in old - new:
-            self.providers[name].discard(recipe.name)
+            discard_holder(self.providers, name, recipe.name)
         for name in new - old:
-            self.providers[name].add(recipe.name)
+            add_holder(self.providers, name, recipe.name)
         changed |= old ^ new
         self._set_packages(recipe.name, entry.package_names)
         self._set_users(recipe.name, self.recipes.get(recipe.name), recipe)
         self.recipes[recipe.name] = recipe
         self.paths[recipe.name] = recipe.path
         self.by_path[recipe.path] = recipe.name
-        self.provides[recipe.name] = new
+        self.provides[recipe.name] = tuple(new)
         return changed, None
 
     def remove_path(self, path: str) -> tuple[str | None, set[str]]:
@@ -77,9 +78,9 @@ class RecipeGraph:
         source = self.by_path.get(path)
         if source is None or source == keep:
             return set()
-        lost = set(self.provides.pop(source, frozenset()))
+        lost = set(self.provides.pop(source, ()))
         for name in lost:
-            self.providers[name].discard(source)
+            discard_holder(self.providers, name, source)
         self._set_packages(source, frozenset())
         self._set_users(source, self.recipes.pop(source, None), None)
         self.paths.pop(source, None)
@@ -87,34 +88,34 @@ class RecipeGraph:
         return lost
 
     def _set_packages(self, source: str, names: frozenset[str]) -> None:
-        old = self.packages.pop(source, frozenset())
+        old = frozenset(self.packages.pop(source, ()))
         for name in old - names:
-            self.declared[name].discard(source)
+            discard_holder(self.declared, name, source)
         for name in names - old:
-            self.declared[name].add(source)
+            add_holder(self.declared, name, source)
         if names:
-            self.packages[source] = names
+            self.packages[source] = tuple(names)
 
     def declared_by(self, name: str) -> Collection[str]:
         """The sources whose recipe or manifest declares the package ``name``."""
-        return self.declared.get(name, ())
+        return holders_of(self.declared, name)
 
     def _set_users(self, source: str, old: PlannedRecipe | None, new: PlannedRecipe | None) -> None:
         before = set(old.build_deps) if old else set()
         after = set(new.build_deps) if new else set()
         for name in before - after:
-            self.users[name].discard(source)
+            discard_holder(self.users, name, source)
         for name in after - before:
-            self.users[name].add(source)
+            add_holder(self.users, name, source)
 
     def recipe_providers(self, name: str) -> Collection[str]:
-        return self.providers.get(name, ())
+        return holders_of(self.providers, name)
 
     def users_of(self, names: Iterable[str]) -> set[str]:
         """Sources that build-depend on any of ``names``."""
         out: set[str] = set()
         for name in names:
-            out |= self.users.get(name, set())
+            out.update(holders_of(self.users, name))
         return out
 
     def dependents(self, source: str) -> set[str]:
@@ -127,7 +128,7 @@ class PublishedIndex:
     """What the target repository has published: release per source, providers by name."""
 
     releases: dict[str, int] = field(default_factory=dict)
-    providers: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    providers: dict[str, Holders] = field(default_factory=dict)
 
     def add(self, source: str, release: int, names: Iterable[str]) -> set[str]:
         """Record a publication; returns the names that had no published provider before."""
@@ -136,14 +137,58 @@ class PublishedIndex:
         new: set[str] = set()
         for raw in names:
             name = normalise(raw)
-            holders = self.providers[name]
-            if not holders:
+            if name not in self.providers:
                 new.add(name)
-            holders.add(source)
+            add_holder(self.providers, name, source)
         return new
 
     def provides(self, name: str) -> bool:
-        return bool(self.providers.get(name))
+        return name in self.providers
+
+    def providers_of(self, name: str) -> Collection[str]:
+        return holders_of(self.providers, name)
+
+
+#: The sources an index holds under one name: most names have one, kept as the text alone
+#: (a set per name was most of a 50,000-recipe graph's memory).
+Holders = str | set[str]
+
+
+def holders_of(index: Mapping[str, Holders], name: str) -> Collection[str]:
+    found = index.get(name)
+    if found is None:
+        return ()
+    return (found,) if isinstance(found, str) else found
+
+
+def copy_holders(index: Mapping[str, Holders]) -> dict[str, Holders]:
+    return {name: h if isinstance(h, str) else set(h) for name, h in index.items()}
+
+
+def add_holder(index: dict[str, Holders], name: str, source: str) -> None:
+    found = index.get(name)
+    if found is None:
+        index[name] = source
+    elif isinstance(found, str):
+        if found != source:
+            index[name] = {found, source}
+    else:
+        found.add(source)
+
+
+def discard_holder(index: dict[str, Holders], name: str, source: str) -> None:
+    found = index.get(name)
+    if found is None:
+        return
+    if isinstance(found, str):
+        if found == source:
+            del index[name]
+        return
+    found.discard(source)
+    if len(found) == 1:
+        index[name] = next(iter(found))
+    elif not found:
+        del index[name]
 
 
 def strongly_connected(nodes: Iterable[str], succ: Succ) -> list[list[str]]:

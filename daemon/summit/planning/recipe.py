@@ -10,6 +10,7 @@ line.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from sys import intern
 
 from daemon.formats.stone import STONE_FILE, Recipe
 
@@ -41,8 +42,11 @@ class PlannedRecipe:
 
     @classmethod
     def of(cls, recipe: Recipe, path: str) -> PlannedRecipe:
-        return cls(name=recipe.name, version=recipe.version, release=recipe.release, path=path,
-                   summary=recipe.summary, build_deps=recipe.build_deps,
+        # Names are interned: a library's name is in thousands of recipes' dependencies,
+        # and a 50,000-recipe tree kept one copy of it per recipe.
+        return cls(name=intern(recipe.name), version=intern(recipe.version),
+                   release=recipe.release, path=path, summary=recipe.summary,
+                   build_deps=tuple(intern(d) for d in recipe.build_deps),
                    architectures=recipe.architectures)  # fmt: skip
 
     @property

@@ -8,14 +8,19 @@ so a ten-recipe commit on a 50,000-recipe tree costs what those ten recipes reac
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from daemon.formats.manifest import normalise
 from daemon.summit.planning.graph import (
+    Holders,
     PublishedIndex,
     RecipeGraph,
+    add_holder,
     break_cycles,
+    copy_holders,
+    discard_holder,
+    holders_of,
     longest_chains,
     strongly_connected,
 )
@@ -37,7 +42,7 @@ class Schedule:
         self.pending = pending
         self.not_started = not_started
         self.edges: dict[str, frozenset[str]] = {}
-        self.redges: defaultdict[str, set[str]] = defaultdict(set)
+        self.redges: dict[str, Holders] = {}
         #: ``broken[u]``: sources u builds against the published version of (cycle breaking).
         self.broken: dict[str, set[str]] = {}
         #: Members of the blocked (unbreakable) cycle a source is in.
@@ -60,7 +65,7 @@ class Schedule:
         planner (see :meth:`Planner.snapshot`)."""
         twin = Schedule(self.graph, self.published, pending, not_started)
         twin.edges = dict(self.edges)
-        twin.redges = defaultdict(set, {s: set(u) for s, u in self.redges.items()})
+        twin.redges = copy_holders(self.redges)
         twin.broken = {s: set(b) for s, b in self.broken.items()}
         twin.cycle_of = dict(self.cycle_of)
         twin.scc_of = dict(self.scc_of)
@@ -103,9 +108,9 @@ class Schedule:
                 if self.pending(p) is not None
             )
         for target in old - new:
-            self.redges[target].discard(source)
+            discard_holder(self.redges, target, source)
         for target in new - old:
-            self.redges[target].add(source)
+            add_holder(self.redges, target, source)
         if new:
             self.edges[source] = new
         return set(old | new)
@@ -121,7 +126,7 @@ class Schedule:
 
     def effective_dependents(self, source: str) -> list[str]:
         out = []
-        for user in self.redges.get(source, ()):
+        for user in holders_of(self.redges, source):
             if source in self.broken.get(user, ()) or source in self.cycle_of.get(user, ()):
                 continue
             out.append(user)
@@ -169,7 +174,7 @@ class Schedule:
         recipe = self.graph.recipes[user]
         for name in recipe.build_deps:
             if member in self.graph.recipe_providers(name) and member not in (
-                self.published.providers.get(name, ())
+                self.published.providers_of(name)
             ):
                 return False
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from sys import intern
 
 from daemon.formats.manifest import Manifest, manifest_file, parse_manifest
 from daemon.formats.stone import RecipeError, parse_stone
@@ -33,7 +34,7 @@ class RecipeEntry:
         own = frozenset((self.recipe.name,))
         if self.manifest is None:
             return own
-        return own | frozenset(p.name for p in self.manifest.packages)
+        return own | frozenset(intern(p.name) for p in self.manifest.packages)
 
     @property
     def providers(self) -> frozenset[str]:
@@ -41,7 +42,9 @@ class RecipeEntry:
         if self.recipe is None:
             return frozenset()
         own = frozenset((self.recipe.name,))
-        return own | self.manifest.providers() if self.manifest is not None else own
+        if self.manifest is None:
+            return own
+        return own | frozenset(map(intern, self.manifest.providers()))
 
 
 @dataclass(frozen=True, slots=True)
