@@ -2,8 +2,8 @@
 
 Runs summit's planner, unchanged, on two commits of a recipe repository: recipes as they
 are at ``--from`` count as published (nothing is, without ``--from``), and the tree at
-``--to`` is planned against that. Nothing is written anywhere but a temporary clone when
-``REPO`` is a URL.
+``--to`` is planned against that and what ``--environment`` provides. Nothing is written
+anywhere but a temporary clone when ``REPO`` is a URL.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from daemon.buildenv import archive
+from daemon.buildenv.errors import BuildEnvError
+from daemon.buildenv.manifest import decode_record
 from daemon.summit.gitrepo import Mirror, RepoConfig
 from daemon.summit.planning.graph import PublishedIndex
 from daemon.summit.planning.planner import Planner
@@ -34,6 +37,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--to", dest="to_rev", default="HEAD", metavar="REV",
                         help="revision to plan (default HEAD)")
     parser.add_argument("--arch", default="x86_64", help="architecture (default x86_64)")
+    parser.add_argument("--environment", type=Path, default=None, metavar="FILE",
+                        help="the repository's build environment (its .json record or "
+                             ".tar.zst archive): what it provides resolves build dependencies "
+                             "too, as in summit (default: none)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -46,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         if args.from_rev is not None:
             published = published_from(mirror.read_tree(mirror.resolve(args.from_rev), args.arch))
         tree = mirror.read_tree(to_commit, args.arch)
-    planner = Planner(RepoRef(name="plan", url=args.repo, arch=args.arch), published)
+    planner = Planner(RepoRef(name="plan", url=args.repo, arch=args.arch), published,
+                      environment_provides=environment_provides(args.environment))
     planner.plan_tree(tree)
     report = plan_report(planner)
     if args.json:
@@ -54,6 +62,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(human_summary(report, args))
     return 0
+
+
+def environment_provides(path: Path | None) -> frozenset[str]:
+    """What the environment whose record or archive is at ``path`` provides."""
+    if path is None:
+        return frozenset()
+    if path.name.endswith(".tar.zst"):
+        return frozenset(archive.read_manifest(path).provides)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BuildEnvError(f"cannot read the environment record {path}: {exc}") from exc
+    return frozenset(decode_record(raw, what=str(path)).manifest.provides)
 
 
 def _open(repo: str, scratch: Path) -> Mirror:
