@@ -31,21 +31,12 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.farm import ProcessFarm, commit, recipe_repo
+from tests.e2e.farm import ProcessFarm, commit, recipe_repo, slow_recipe
 from tests.support.mosquitto import MosquittoBroker
 
 RABBITMQ = os.environ.get("CAIRN_BENCH_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672")
 #: A recipe that takes its time, so durations are not all dispatch and publish overhead.
-SLOW = """name        : slow
-version     : 1.0.0
-release     : 1
-summary     : Talks while it takes its time
-license     : MPL-2.0
-build       : |
-    for i in $(seq 1 16); do echo "slow step $i"; sleep 0.5; done
-install     : |
-    mkdir -p $installdir/usr/share/slow && echo done > $installdir/usr/share/slow/done
-"""
+SLOW = slow_recipe(16)
 
 
 def rabbitmqctl(*args: str) -> None:

@@ -58,3 +58,20 @@ def cached_environment(path: Path | None = None) -> BuiltEnv:
         return BuiltEnv(record, out / archive_name(record.digest), base / "cache", fresh)
     finally:
         os.close(fd)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.buildenv_cache [DECLARATION...]``: build (or find) the environments
+    the tests use — the bundled one and the macro families' by default — ahead of the tests
+    that need them (``tests/run`` starts this in the background)."""
+    families = Path(__file__).resolve().parent / "buildenv" / "families.toml"
+    for path in [Path(a) for a in argv] or [None, families]:
+        built = cached_environment(path)
+        print(f"{path or 'bundled'}: {built.archive} ({'built' if built.fresh else 'cached'})")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

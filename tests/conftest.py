@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -60,19 +62,61 @@ def rabbitmq_url() -> Iterator[str]:
         _rabbitmqctl("delete_vhost", vhost)
 
 
-@pytest.fixture
-def private_rabbitmq_url(rabbitmq_url: str) -> Iterator[str]:
-    """A vhost of its own for one test: for tests whose services use the real queue names
-    (``cairn.work.x86_64``, ``cairn.summit``) and must not see another test's leftovers."""
+def _new_vhost() -> str:
+    """A vhost the guest user may use entirely (two rabbitmqctl calls, a second or so each)."""
     vhost = f"cairn-test-{uuid.uuid4().hex[:10]}"
     for args in (("add_vhost", vhost), ("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")):
         done = _rabbitmqctl(*args)
         if done.returncode != 0:
-            rabbitmq_unavailable(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()}")
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()}")
+    return vhost
+
+
+class _Vhosts:
+    """Private vhosts made one ahead and deleted in the background: a test waits for
+    neither (``rabbitmqctl`` starts an Erlang VM each time)."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vhosts")
+        self._next: Future[str] = self._pool.submit(_new_vhost)
+        self._deleting: list[Future[object]] = []
+
+    def take(self) -> str:
+        ready, self._next = self._next, self._pool.submit(_new_vhost)
+        return ready.result()
+
+    def give_back(self, vhost: str) -> None:
+        self._deleting.append(self._pool.submit(_rabbitmqctl, "delete_vhost", vhost))
+
+    def close(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.give_back(self._next.result())
+        for done in self._deleting:
+            done.result()
+        self._pool.shutdown()
+
+
+@pytest.fixture(scope="session")
+def _vhosts(rabbitmq_url: str) -> Iterator[_Vhosts]:
+    vhosts = _Vhosts()
+    try:
+        yield vhosts
+    finally:
+        vhosts.close()
+
+
+@pytest.fixture
+def private_rabbitmq_url(rabbitmq_url: str, _vhosts: _Vhosts) -> Iterator[str]:
+    """A vhost of its own for one test: for tests whose services use the real queue names
+    (``cairn.work.x86_64``, ``cairn.summit``) and must not see another test's leftovers."""
+    try:
+        vhost = _vhosts.take()
+    except RuntimeError as exc:
+        rabbitmq_unavailable(str(exc))
     try:
         yield rabbitmq_url.rsplit("/", 1)[0] + "/" + vhost
     finally:
-        _rabbitmqctl("delete_vhost", vhost)
+        _vhosts.give_back(vhost)
 
 
 @pytest.fixture(scope="session")

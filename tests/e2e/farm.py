@@ -99,6 +99,10 @@ class ProcessFarm:
     #: A Mosquitto of the farm's own: on a shared one, another farm's summit and builders
     #: (same client ids) take over this farm's MQTT sessions, and /healthz says so.
     mqtt_url: str = MQTT_URL
+    #: More configuration of every builder (and of summit) this farm starts, under what a
+    #: call passes: a test's shorter heartbeat or retry back-off.
+    builder_env: dict[str, str] = field(default_factory=dict)
+    summit_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def summit_url(self) -> str:
@@ -129,7 +133,7 @@ class ProcessFarm:
             "CAIRN_SUMMIT_LISTEN_PORT": str(self.summit_port),
             "CAIRN_SUMMIT_REPOSITORY_URL": self.vessel_url, "CAIRN_SUMMIT_POLL_INTERVAL": "1.0",
             "CAIRN_SUMMIT_REPOSITORIES": repos, "CAIRN_SUMMIT_ADMIN_TOKEN": "test-token",
-            **extra})
+            **self.summit_env, **extra})
 
     def start_builder(self, name: str, **extra: str) -> None:
         """A builder process; ``extra`` sets more of its configuration (``CAIRN_AVALANCHE_
@@ -137,13 +141,15 @@ class ProcessFarm:
         self.start(name, "avalanche", **{"CAIRN_AVALANCHE_BUILDER": name,
                                          "CAIRN_AVALANCHE_JOBS": "2",
                                          "CAIRN_AVALANCHE_TIMEOUT_S": "300",
-                                         "CAIRN_AVALANCHE_ENVIRONMENT": "host", **extra})
+                                         "CAIRN_AVALANCHE_ENVIRONMENT": "host",
+                                         **self.builder_env, **extra})
 
     def start_services(self, **summit: str) -> None:
         """Journal, vessel and summit, without builders."""
         self.start("journal", "journal")
         self.start("vessel", "vessel", CAIRN_VESSEL_LISTEN_PORT=str(self.vessel_port))
-        time.sleep(1.5)  # their queues exist before summit publishes
+        self.wait_ready("journal")  # their queues exist before summit publishes
+        self.wait_ready("vessel")
         self.start_summit(**summit)
 
     async def call(self, method: str, path: str, body: dict[str, Any] | None = None,
@@ -182,10 +188,13 @@ class ProcessFarm:
         return process.wait(timeout=60)
 
     def stop_all(self) -> dict[str, int]:
-        codes = {}
-        for name in reversed(list(self.processes)):
-            codes[name] = self.kill(name, signal.SIGTERM)
-        return codes
+        """SIGTERM to every service at once (each stops on its own: one by one took seconds
+        per farm), then each one's exit status, the last started first."""
+        names = list(reversed(self.processes))
+        for name in names:
+            if self.processes[name].poll() is None:
+                self.processes[name].send_signal(signal.SIGTERM)
+        return {name: self.processes[name].wait(timeout=60) for name in names}
 
     def logs(self) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}"

@@ -61,9 +61,10 @@ def flag() -> Iterator[Path]:
 
 
 def _farm(tmp_path: Path, url: str, mosquitto: MosquittoBroker,
-          recipes: dict[str, str]) -> ProcessFarm:
+          recipes: dict[str, str], **settings: dict[str, str]) -> ProcessFarm:
+    """A farm building ``recipes``; ``settings``: ``builder_env``, ``summit_env``."""
     repo = recipe_repo(tmp_path / "recipes", recipes, examples=False)
-    farm = ProcessFarm(url, repo, tmp_path / "state", mqtt_url=mosquitto.url)
+    farm = ProcessFarm(url, repo, tmp_path / "state", mqtt_url=mosquitto.url, **settings)
     farm.start_all(builders=2)
     return farm
 
@@ -235,7 +236,9 @@ build       : |
 install     : |
     mkdir -p $installdir/usr/share/notes && cp notes.txt $installdir/usr/share/notes/
 """
-    farm = _farm(tmp_path, private_rabbitmq_url, private_mosquitto, {"notes": recipe})
+    # The next attempt after a second's back-off, not the default's ten.
+    farm = _farm(tmp_path, private_rabbitmq_url, private_mosquitto, {"notes": recipe},
+                 summit_env={"CAIRN_SUMMIT_RETRY_BACKOFF_S": "1"})
     try:
         (task,) = await farm.wait_tasks(all_final(1))
         events = farm.journal()

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from events.bus import Subscription
+from events.topology import JOURNAL, SUMMIT, VESSEL
+from events.topology import builder as builder_subscription
 from tests.e2e.farm import (
     ProcessFarm,
     all_final,
@@ -35,6 +39,11 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.mqtt, pytest.mark.slow,
 EXAMPLES = {"libgreet", "greet", "greet-banner", "diamond-a", "diamond-b", "diamond-c",
             "diamond-d"}
 SLOW = slow_recipe(16)
+#: A killed builder is given up after three missed heartbeats, and its task's next attempt
+#: waits for the back-off: seconds here rather than the defaults' 30 and 10.
+QUICK_TO_RETRY: dict[str, Any] = {
+    "builder_env": {"CAIRN_AVALANCHE_HEARTBEAT_S": "2"},
+    "summit_env": {"CAIRN_SUMMIT_RETRY_BACKOFF_S": "1"}}
 
 
 @pytest.fixture
@@ -42,7 +51,7 @@ async def farm(tmp_path: Path, private_rabbitmq_url: str,
                private_mosquitto: MosquittoBroker) -> AsyncIterator[ProcessFarm]:
     repo = recipe_repo(tmp_path / "recipes", {"slow": SLOW})
     running = ProcessFarm(private_rabbitmq_url, repo, tmp_path / "state",
-                   mqtt_url=private_mosquitto.url)
+                          mqtt_url=private_mosquitto.url, **QUICK_TO_RETRY)
     running.start_all(builders=2)
     try:
         yield running
@@ -68,7 +77,10 @@ def _by_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 async def test_first_commit_builds_in_order_in_parallel_then_a_bump_rebuilds_one(
-        farm: ProcessFarm) -> None:
+        farm: ProcessFarm, tmp_path: Path) -> None:
+    """One run of the examples, checked for every fact it shows: dependencies build first,
+    two builders side by side, every service serves /healthz and /metrics, replaying every
+    recorded event changes nothing; then a release bump rebuilds that one source."""
     tasks = await farm.wait_tasks(all_final(8))
     assert {t["source"] for t in tasks} == EXAMPLES | {"slow"}
     assert all(t["state"] == "completed" for t in tasks), tasks
@@ -95,6 +107,8 @@ async def test_first_commit_builds_in_order_in_parallel_then_a_bump_rebuilds_one
     assert overlapped, "no two builds ran at the same time"
     assert {e["data"]["builder"] for e in _by_type(events, "build-started")} == {
         "builder1", "builder2"}
+    await _every_service_serves_health_and_metrics(farm)
+    await _replaying_every_event_changes_nothing(farm, tasks, tmp_path)
 
     generation = farm.index()["generation"]
     bump_release(farm.repo, "greet", 2)
@@ -239,8 +253,8 @@ async def test_summit_killed_and_restarted_mid_run(farm: ProcessFarm) -> None:
     _verify(farm)
 
 
-async def test_replaying_every_event_changes_nothing(farm: ProcessFarm, tmp_path: Path) -> None:
-    tasks = await farm.wait_tasks(all_final(8))
+async def _replaying_every_event_changes_nothing(farm: ProcessFarm, tasks: list[dict[str, Any]],
+                                                tmp_path: Path) -> None:
     index = farm.index()
     before = farm.journal()
 
@@ -254,6 +268,7 @@ async def test_replaying_every_event_changes_nothing(farm: ProcessFarm, tmp_path
     replayed = json.loads(dry.stdout)["tasks"]
     assert [(t["id"], t["source"], t["release"], t["state"]) for t in replayed] == sorted(
         (t["id"], t["source"], t["release"], t["state"]) for t in tasks)
+    handled = await _handled(farm)
     done = subprocess.run([sys.executable, "-m", "daemon.cli", "events", "replay",
                            "--journal", str(farm.state / "journal" / "journal.sqlite"),
                            "--to", "live", "--broker", farm.bus_url],
@@ -262,7 +277,8 @@ async def test_replaying_every_event_changes_nothing(farm: ProcessFarm, tmp_path
     replayed_count = re.search(r"replayed (\d+) event\(s\)", done.stderr)
     # Every recorded event, and the builders' reports recorded since.
     assert replayed_count and int(replayed_count.group(1)) >= len(before), done.stderr
-    await asyncio.sleep(8)
+    await _until_handled(farm, handled, before)
+    await asyncio.sleep(2)  # what a service published in answer reaches the journal
     assert await farm.tasks() == tasks
     assert farm.index() == index
     # Builders keep reporting themselves; nothing else was published because of the replay.
@@ -270,6 +286,45 @@ async def test_replaying_every_event_changes_nothing(farm: ProcessFarm, tmp_path
         return [e["id"] for e in journal if e["type"] != "builder-seen"]
 
     assert decisions(farm.journal()) == decisions(before)
+
+
+#: Each service's queue, to know when it has taken every replayed event.
+QUEUES = {"summit": SUMMIT, "journal": JOURNAL, "vessel": VESSEL,
+          "builder1": builder_subscription("builder1"),
+          "builder2": builder_subscription("builder2")}
+
+
+async def _handled(farm: ProcessFarm) -> dict[str, int]:
+    """Events each service has taken off its queue (handled or dead-lettered), builders'
+    reports aside (they keep coming)."""
+    out = {}
+    async with aiohttp.ClientSession() as session:
+        for name, subscription in QUEUES.items():
+            url = f"http://127.0.0.1:{farm.health_ports[name]}/metrics"
+            async with session.get(url) as response:
+                text = await response.text()
+            out[name] = sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+                            if line.startswith(("cairn_events_handled_total{",
+                                                "cairn_events_dead_lettered_total{"))
+                            and f'queue="{subscription.queue}"' in line
+                            and 'type="builder-seen"' not in line)
+    return out
+
+
+async def _until_handled(farm: ProcessFarm, before: dict[str, int],
+                         replayed: list[dict[str, Any]], timeout: float = 120) -> None:
+    """Until every service has taken the replayed events its queue is bound to."""
+    def bound(subscription: Subscription, event: dict[str, Any]) -> bool:
+        return event["type"] != "builder-seen" and any(
+            b in (f"{event['type']}.*", f"{event['type']}.{event['subject']}")
+            for b in subscription.bindings)
+
+    expected = {name: before[name] + sum(bound(sub, e) for e in replayed)
+                for name, sub in QUEUES.items()}
+    deadline = time.monotonic() + timeout
+    while (now := await _handled(farm)) and any(now[n] < expected[n] for n in expected):
+        assert time.monotonic() < deadline, f"replayed events not all taken: {now} {expected}"
+        await asyncio.sleep(0.3)
 
 
 METRICS = {
@@ -282,8 +337,7 @@ METRICS = {
 }
 
 
-async def test_every_service_serves_health_and_metrics(farm: ProcessFarm) -> None:
-    await farm.wait_tasks(all_final(8))
+async def _every_service_serves_health_and_metrics(farm: ProcessFarm) -> None:
     async with aiohttp.ClientSession() as session:
         for name, series in METRICS.items():
             base = f"http://127.0.0.1:{farm.health_ports[name]}"

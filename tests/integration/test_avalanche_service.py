@@ -28,21 +28,12 @@ from events import payloads as p
 from events.amqp import AmqpBus
 from events.envelope import new_event
 from events.testing import Captured, captured_events
+from tests.e2e.farm import slow_recipe
 from tests.unit.avalanche.support import add_recipe, make_repo, task_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.mqtt, pytest.mark.slow]
 
 MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
-SLOW = """name: slow
-version: 1.0.0
-release: 1
-summary: Takes its time, talking
-license: MPL-2.0
-build: |
-    for i in $(seq 1 %d); do echo "slow step $i"; sleep 0.5; done
-install: |
-    mkdir -p $installdir/usr/share/slow && echo done > $installdir/usr/share/slow/done
-"""
 
 
 class Builder:
@@ -109,7 +100,7 @@ def _status(line: str, builder: str) -> str | None:
 @pytest.fixture
 def repo(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     path, _ = make_repo(tmp_path / "recipes")
-    commit = add_recipe(path, "slow", SLOW % 12)
+    commit = add_recipe(path, "slow", slow_recipe(12))
     yield path, commit
 
 
