@@ -49,7 +49,9 @@ def farm(host_network: Network, tmp_path: Path) -> Iterator[HostFarm]:
     repo = _slow_repo(tmp_path / "forge" / "recipes")
     running = HostFarm(host_network, tmp_path / "state", repo, builders=2, brokers=1,
                        amqp_heartbeat=AMQP_HEARTBEAT,
-                       builder_env={"CAIRN_AVALANCHE_HEARTBEAT_S": str(SEEN_PERIOD)})
+                       builder_env={"CAIRN_AVALANCHE_HEARTBEAT_S": str(SEEN_PERIOD)},
+                       # The lost build's next attempt after a second, not the default 10.
+                       summit_env={"CAIRN_SUMMIT_RETRY_BACKOFF_S": "1"})
     try:
         running.start()
         yield running

@@ -64,6 +64,8 @@ class HostFarm:
     amqp_heartbeat: int | None = None
     #: Extra ``CAIRN_*`` settings for every builder (e.g. a short ``builder-seen`` period).
     builder_env: dict[str, str] = field(default_factory=dict)
+    #: Extra ``CAIRN_*`` settings for summit (e.g. a short retry back-off).
+    summit_env: dict[str, str] = field(default_factory=dict)
     control: Host | None = None
     broker_hosts: list[Host] = field(default_factory=list)
     builder_hosts: list[Host] = field(default_factory=list)
@@ -189,7 +191,8 @@ class HostFarm:
                            CAIRN_SUMMIT_LISTEN_PORT=str(SUMMIT_PORT),
                            CAIRN_SUMMIT_REPOSITORY_URL=self.vessel_url,
                            CAIRN_SUMMIT_POLL_INTERVAL="1.0",
-                           CAIRN_SUMMIT_REPOSITORIES=repos, CAIRN_SUMMIT_ADMIN_TOKEN=self.token)
+                           CAIRN_SUMMIT_REPOSITORIES=repos, CAIRN_SUMMIT_ADMIN_TOKEN=self.token,
+                           **self.summit_env)
         self.wait_consumed(["cairn.summit"])
 
     def builder_reach(self) -> list[Endpoint]:
