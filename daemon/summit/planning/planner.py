@@ -488,7 +488,8 @@ class Planner:
 
     def _put(self, task: Task, batch: _Batch, cancel: Task | None = None) -> None:
         """Store a task record; when its source's standing as a provider changes (pending,
-        failed, gone) its dependents are re-evaluated."""
+        failed, gone) its dependents are re-evaluated, when only whether it has started
+        changes, the source alone."""
         before = self._standing(task.source)
         self._store(task)
         batch.changed[task.task_id] = task
@@ -496,8 +497,13 @@ class Planner:
             stop = task_cancelled(cancel, task.failure or str(task.state))
             if stop is not None:
                 batch.emits.append(stop)
-        if before != self._standing(task.source):
+        after = self._standing(task.source)
+        if before[0::2] != after[0::2]:  # pending or failed: what its dependents wait on
             batch.affected |= self.graph.dependents(task.source)
+            batch.affected.add(task.source)
+        elif before != after:
+            # Started (or back to waiting): only its own edges change; its dependents wait
+            # for it as before. A core library starting used to re-plan its thousands.
             batch.affected.add(task.source)
 
     def _store(self, task: Task) -> None:
