@@ -53,12 +53,15 @@ def tell(report: Callable[..., None], *args: Any) -> None:
         log.warning("bus.observer_failed", error=repr(exc))
 
 
-def _parse(body: bytes, subscription: Subscription) -> Event[Any] | Verdict:
+def _parse(body: bytes, subscription: Subscription, decoded: Event[Any] | None
+           ) -> Event[Any] | Verdict:
     if len(body) > subscription.max_body_bytes:
         return Verdict(
             Disposition.DEAD_LETTER,
             f"body of {len(body)} bytes exceeds the limit of {subscription.max_body_bytes}",
         )
+    if decoded is not None:
+        return decoded
     try:
         return decode_event(body)
     except EventValidationError as exc:
@@ -77,15 +80,20 @@ def misrouted(event: Event[Any], routing_key: str) -> str | None:
 
 
 async def process(body: bytes, routing_key: str, subscription: Subscription,
-                  handler: Handler, observer: BusObserver = NO_OBSERVER) -> Verdict:
+                  handler: Handler, observer: BusObserver = NO_OBSERVER,
+                  decoded: Event[Any] | None = None) -> Verdict:
     """Decode, validate and handle one delivery, retrying a failing handler with back-off.
 
     ``routing_key`` is the key the message was published with (for a dead-letter reader:
     the key it had before it was dead-lettered). Returns how the transport must settle the
     message. Cancellation (shutdown, a consumer being torn down) propagates: the transport
     then leaves the message unacknowledged so the broker delivers it again.
+
+    ``decoded``: what ``body`` decodes to, when the transport decoded it already and the
+    body never left the process (the embedded broker decodes an event once for every queue
+    it reaches); a body from the network is always decoded here.
     """
-    parsed = _parse(body, subscription)
+    parsed = _parse(body, subscription, decoded)
     if isinstance(parsed, Verdict):
         log.warning("event.dead_lettered", queue=subscription.queue, reason=parsed.reason)
         tell(observer.dead_lettered, INVALID_TYPE, subscription.queue)

@@ -20,8 +20,8 @@ import structlog
 
 from events.bus import Bus, Consumer, DeadLetter, Handler, Subscription
 from events.consume import Disposition, Verdict, process, tell
-from events.envelope import Event, encode_event
-from events.errors import BusError, UnroutableEvent
+from events.envelope import Event, decode_event, encode_event
+from events.errors import BusError, EventValidationError, UnroutableEvent
 from events.names import (
     HEADER_ATTEMPTS,
     HEADER_QUEUE,
@@ -39,6 +39,9 @@ class _Message:
     routing_key: str
     headers: dict[str, Any] = field(default_factory=dict)
     returns: int = 0
+    #: The event ``body`` decodes to, decoded once when it was published (it never left
+    #: this process); ``None``: every consumer decodes and checks the body itself.
+    decoded: Event[Any] | None = None
 
 
 @dataclass
@@ -74,12 +77,14 @@ class MemoryBroker:
             )
         queue.bindings.update(subscription.bindings)
 
-    def route(self, body: bytes, routing_key: str, headers: dict[str, Any] | None = None) -> int:
+    def route(self, body: bytes, routing_key: str, headers: dict[str, Any] | None = None,
+              decoded: Event[Any] | None = None) -> int:
         """Enqueue on every queue bound to the key; the number of queues it reached."""
         targets = [q for q in self._queues.values() if any(matches(b, routing_key)
                                                              for b in q.bindings)]
         for queue in targets:
-            self._enqueue(queue, _Message(body, routing_key, dict(headers or {})))
+            self._enqueue(queue, _Message(body, routing_key, dict(headers or {}),
+                                          decoded=decoded))
         return len(targets)
 
     def send_to_queue(self, queue_name: str, body: bytes, routing_key: str,
@@ -158,7 +163,7 @@ class _MemoryConsumer(Consumer):
     def deliver(self, message: _Message) -> None:
         task = asyncio.get_running_loop().create_task(
             process(message.body, message.routing_key, self._subscription, self._handler,
-                    self._bus.observer)
+                    self._bus.observer, decoded=message.decoded)
         )
         self._inflight[task] = message
         task.add_done_callback(self._settle)
@@ -217,7 +222,15 @@ class MemoryBus(Bus):
     async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
         self._check_open()
         started = time.perf_counter()
-        if not self.broker.route(encode_event(event), event.routing_key):
+        body = encode_event(event)
+        # Decoded (checked) once here for every queue it reaches, as each consumer would
+        # decode it: the summit, the journal and every builder take a publication. A body
+        # that does not decode goes out as it is, and each consumer dead-letters it.
+        try:
+            decoded: Event[Any] | None = decode_event(body)
+        except EventValidationError:
+            decoded = None
+        if not self.broker.route(body, event.routing_key, decoded=decoded):
             tell(self.observer.publish_failed, event.type)
             raise UnroutableEvent(
                 f"event {event.type} ({event.routing_key}) is bound to no queue: it would be lost"

@@ -12,6 +12,7 @@ import dataclasses
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from events.bus import Bus, BusObserver, Subscription
@@ -405,6 +406,27 @@ async def test_event_whose_subject_contradicts_its_data_is_dead_lettered(
     assert dead.reason.startswith("invalid event: ")
     assert f"subject {s!r} is not the one its data gives ({other!r})" in dead.reason
     assert recorder.attempts == {}
+
+
+async def test_an_event_published_with_a_lying_subject_is_dead_lettered_by_every_queue(
+    bus_factory: Transport,
+) -> None:
+    """Built in code, not by new_event, and published through the bus: each queue it
+    reaches checks it as if it came from the network (the embedded broker decodes an event
+    once for all its queues, and must not let this one through)."""
+    bus = await bus_factory.open()
+    s, other = subject(), subject()
+    lying = msgspec.structs.replace(task_ready(other), subject=s)
+    first, second = Recorder(), Recorder()
+    queues = bus_factory.queue("lying-a"), bus_factory.queue("lying-b")
+    for queue, recorder in zip(queues, (first, second), strict=True):
+        await bus.subscribe(Subscription(queue, (binding("task-ready", s),)), recorder)
+
+    await bus.publish(lying)
+    for queue in queues:
+        [dead] = await _dead(bus, queue, 1)
+        assert f"subject {s!r} is not the one its data gives ({other!r})" in dead.reason
+    assert first.attempts == {} and second.attempts == {}
 
 
 async def test_dead_letter_reader_takes_only_events_dead_lettered_from_their_own_key(
