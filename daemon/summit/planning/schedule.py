@@ -78,23 +78,24 @@ class Schedule:
         """Refresh the graph around ``affected``; return the block reasons of every
         not-started source whose standing may have changed (empty tuple: ready)."""
         seeds = set(affected)
+        whole = len(seeds) * 4 > len(self.edges)  # a first plan, or as good as
         # What each source really waited for before: critical paths change along the
         # edges that appear or disappear, and nowhere else.
-        before = {s: set(self.effective_deps(s)) for s in seeds}
+        before = {} if whole else {s: set(self.effective_deps(s)) for s in seeds}
         old_targets: set[str] = set()
         for source in seeds:
             old_targets |= self._set_edges(source)
         touched, cut_before = self._cycles(seeds)
-        for source in (touched | cut_before.keys()) - seeds:  # its edges are unchanged
-            before[source] = set(self.edges.get(source, ())) - cut_before.get(source, set())
         evaluate = {s for s in seeds | touched if self.not_started(s) is not None}
         statuses = {s: self.reasons(s, latest) for s in evaluate}
-        if len(seeds) * 4 > len(self.edges):  # a first plan: in Kahn's order, once each
+        if whole:  # every critical path below, in Kahn's order, once each
             region = self._closure(seeds | touched | old_targets, self.effective_deps)
             self.cp.update(longest_chains(region, self.effective_dependents,
                                           self.effective_deps, self.cp))
-        else:
-            self._critical_paths(seeds, before)
+            return statuses
+        for source in (touched | cut_before.keys()) - seeds:  # its edges are unchanged
+            before[source] = set(self.edges.get(source, ())) - cut_before.get(source, set())
+        self._critical_paths(seeds, before)
         return statuses
 
     # -- edges -------------------------------------------------------------------------
