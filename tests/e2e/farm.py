@@ -47,6 +47,21 @@ install     : |
 """
 
 
+#: A recipe that builds in a moment, for tests of what summit decides about its releases (the
+#: races of builders held or stopped while summit cancels an assignment).
+QUICK = """name        : tally-docs
+version     : 1.0.0
+release     : 1
+summary     : The tally's documentation
+license     : MPL-2.0
+build       : |
+    echo "documenting the tally"
+install     : |
+    mkdir -p $installdir/usr/share/tally-docs
+    echo tally > $installdir/usr/share/tally-docs/README
+"""
+
+
 def recipe_repo(path: Path, extra: dict[str, str] | None = None, *,
                 examples: bool = True) -> Path:
     """The bundled examples (unless ``examples`` is false) plus ``extra`` recipes (name →

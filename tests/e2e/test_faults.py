@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.farm import ProcessFarm, all_final, bump_release, commit, recipe_repo
+from tests.e2e.farm import QUICK, ProcessFarm, all_final, bump_release, commit, recipe_repo
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.rabbitmq import RabbitNode
 
@@ -250,19 +250,6 @@ install     : |
     assert done == [(1, "infrastructure"), (2, "success")]
     assert [d["attempt"] for d in _about(events, task["id"], "task-ready")] == [1, 2]
     assert len(_about(events, task["id"], "package-published")) == 1
-
-
-QUICK = """name        : tally-docs
-version     : 1.0.0
-release     : 1
-summary     : The tally's documentation
-license     : MPL-2.0
-build       : |
-    echo "documenting the tally"
-install     : |
-    mkdir -p $installdir/usr/share/tally-docs
-    echo tally > $installdir/usr/share/tally-docs/README
-"""
 
 
 async def test_builders_stopped_while_summit_cancels_their_assignment_never_build_it(

@@ -22,14 +22,15 @@ EXAMPLES = {"libgreet", "greet", "greet-banner", "diamond-a", "diamond-b", "diam
             "diamond-d"}
 
 
-@pytest.fixture(params=[pytest.param(False, id="plain"), pytest.param(True, id="mutual-tls")])
-def farm(host_network: Network, tmp_path: Path,
-         request: pytest.FixtureRequest) -> Iterator[HostFarm]:
-    """The farm over plain AMQP and MQTT, and with every connection mutual TLS (the brokers
-    listening for TLS only, each service with a certificate of the test's CA)."""
+@pytest.fixture
+def farm(host_network: Network, tmp_path: Path) -> Iterator[HostFarm]:
+    """The farm with every connection mutual TLS (the brokers listening for TLS only, each
+    service with a certificate of the test's CA). The same farm over plain AMQP and MQTT
+    builds the examples in tests/hosts/test_trial_farm.py (deploy/trial-farm runs this
+    HostFarm) and the slow recipe across hosts in test_partitions.py."""
     repo = recipe_repo(tmp_path / "forge" / "recipes")
     running = HostFarm(host_network, tmp_path / "state", repo, builders=2, brokers=1,
-                       tls=request.param)
+                       tls=True)
     try:
         running.start()
         yield running

@@ -6,16 +6,13 @@ the build log."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import shutil
 import socket
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -31,6 +28,7 @@ from daemon.vessel.config import VesselConfig
 from daemon.vessel.environments import EnvironmentStore
 from events.payloads import Outcome
 from tests.buildenv_cache import cached_environment
+from tests.support.envserve import Served, served_environment
 from tests.unit.avalanche.support import add_recipe, make_repo, task_for, write_index
 
 pytestmark = [
@@ -40,41 +38,14 @@ pytestmark = [
 ]
 
 
-@dataclass(frozen=True)
-class Served:
-    url: str
-    key: Path
-    digest: str
-    state: Path
-
-
 @pytest.fixture(scope="module")
 def vessel(debian_environment: CachedEnvironment, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Served]:
     """A vessel state holding the bundled environment, served over HTTP on 127.0.0.1."""
-    state = tmp_path_factory.mktemp("vessel")
-    layout = VesselConfig(state_dir=state).layout
-    layout.root.mkdir(parents=True)
-    key = minisign.load_or_create_key(layout.secret_key)
-    record, _new = EnvironmentStore(layout, key).push(cached_environment().archive)
-    assert record.digest == debian_environment.digest
-    pub = state / "vessel.pub"
-    pub.write_text(key.public.to_file_text())
-    handler = functools.partial(_Quiet, directory=str(layout.root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Served(f"http://127.0.0.1:{server.server_address[1]}", pub, record.digest, state)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    with served_environment(cached_environment().archive,
+                            tmp_path_factory.mktemp("vessel")) as served:
+        assert served.digest == debian_environment.digest
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -6,27 +6,21 @@ kept like the bundled one (:mod:`tests.buildenv_cache`); vessel serves it over H
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import shutil
 import subprocess
 import tarfile
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from daemon.avalanche.build import BuildResult, run_build
 from daemon.avalanche.config import AvalancheConfig, SandboxMode
-from daemon.vessel import minisign
-from daemon.vessel.config import VesselConfig
-from daemon.vessel.environments import EnvironmentStore
 from events.payloads import Outcome
 from tests.buildenv_cache import cached_environment
+from tests.support.envserve import Served, served_environment
 from tests.unit.avalanche.support import add_recipe, git, task_for, untar
 
 pytestmark = [
@@ -38,42 +32,14 @@ pytestmark = [
 FAMILIES = Path(__file__).resolve().parents[1] / "buildenv" / "families.toml"
 
 
-@dataclass(frozen=True)
-class Served:
-    url: str
-    key: Path
-    digest: str
-    state: Path
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def vessel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """A vessel state holding the families environment, served on 127.0.0.1."""
     if shutil.which("mmdebstrap") is None:
         pytest.skip("mmdebstrap is not installed (tests/run installs it)")
     built = cached_environment(FAMILIES)
-    state = tmp_path_factory.mktemp("vessel")
-    layout = VesselConfig(state_dir=state).layout
-    layout.root.mkdir(parents=True)
-    key = minisign.load_or_create_key(layout.secret_key)
-    record, _new = EnvironmentStore(layout, key).push(built.archive)
-    pub = state / "vessel.pub"
-    pub.write_text(key.public.to_file_text())
-    handler = functools.partial(_Quiet, directory=str(layout.root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Served(f"http://127.0.0.1:{server.server_address[1]}", pub, record.digest, state)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with served_environment(built.archive, tmp_path_factory.mktemp("vessel")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -12,32 +12,21 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from daemon.runtime import BusSection, Health, MqttSection, StateSection
-from daemon.summit.daemon import RepositorySection, SummitDaemon, SummitDaemonConfig, SummitSection
+from daemon.summit.daemon import SummitDaemon
 from daemon.summit.web.live import LINE_MAX_BYTES
 from events.names import task_log_topic
 from events.telemetry import telemetry_from_url
-from tests.unit.avalanche.support import make_repo
+from tests.support.summit import planned, running_summit
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 async def summit(tmp_path: Path) -> AsyncIterator[SummitDaemon]:
-    repo, _ = make_repo(tmp_path / "recipes")
-    config = SummitDaemonConfig(
-        bus=BusSection(url="memory://"), mqtt=MqttSection(url="memory://"),
-        state=StateSection(dir=str(tmp_path / "s")),
-        summit=SummitSection(listen_port=0, repository_url="", poll_interval=3600,
-                             repositories=[RepositorySection(
-                                 name="r", url=str(repo), github_secret="s3cret",
-                                 webhook_urls=["https://forge.example/distro/recipes"])]))
-    daemon = SummitDaemon(config, Health("summit"))
-    await daemon.start()
-    try:
+    async with running_summit(tmp_path, name="r", mqtt_url="memory://", poll_interval=3600,
+                              repository={"github_secret": "s3cret", "webhook_urls": [
+                                  "https://forge.example/distro/recipes"]}) as daemon:
         yield daemon
-    finally:
-        await daemon.stop(5)
 
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, str]:
@@ -74,13 +63,7 @@ async def test_webhook_json_nested_deeply_is_a_json_400(summit: SummitDaemon) ->
 
 
 async def test_a_20_mb_log_line_is_kept_and_served_cut(summit: SummitDaemon) -> None:
-    service = summit.service
-    assert service is not None
-    for _ in range(200):
-        if service.scheduler.all_tasks():
-            break
-        await asyncio.sleep(0.05)
-    task_id = service.scheduler.all_tasks()[0].task_id
+    task_id = (await planned(summit))[0].task_id
     telemetry = telemetry_from_url("memory://")
     telemetry.publish(task_log_topic(task_id), b"A" * 20_000_000)
     telemetry.publish(task_log_topic(task_id), b"the next line\n")
@@ -101,11 +84,7 @@ async def test_a_20_mb_log_line_is_kept_and_served_cut(summit: SummitDaemon) -> 
 async def test_cairn_tasks_escapes_control_characters(summit: SummitDaemon) -> None:
     service = summit.service
     assert service is not None
-    for _ in range(200):
-        if service.scheduler.all_tasks():
-            break
-        await asyncio.sleep(0.05)
-    task = service.scheduler.all_tasks()[0]
+    task = (await planned(summit))[0]
     planner = service.scheduler.planner_of(task.task_id)
     assert planner is not None
     await service.scheduler.commit(

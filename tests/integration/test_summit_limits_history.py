@@ -11,13 +11,9 @@ from typing import Any
 
 import aiohttp
 
-from daemon.runtime import BusSection, Health, StateSection
 from daemon.summit.daemon import (
     LimitSection,
-    RepositorySection,
     SummitDaemon,
-    SummitDaemonConfig,
-    SummitSection,
 )
 from events import payloads as p
 from events.amqp import AmqpBus
@@ -32,7 +28,7 @@ from tests.integration.test_summit_service import (
     bus,
     pytestmark,
 )
-from tests.unit.avalanche.support import make_repo
+from tests.support.summit import start_summit
 
 __all__ = ["bus", "pytestmark"]
 
@@ -45,15 +41,7 @@ LIMITS = [
 
 
 async def _summit(tmp_path: Path, url: str, backoff_s: float = 10.0) -> SummitDaemon:
-    repo, _ = make_repo(tmp_path / "recipes")
-    config = SummitDaemonConfig(
-        bus=BusSection(url=url), state=StateSection(dir=str(tmp_path / "state")),
-        summit=SummitSection(listen_port=0, repository_url="", poll_interval=30,
-                             repositories=[RepositorySection(name="recipes", url=str(repo))],
-                             limits=LIMITS, retry_backoff_s=backoff_s))
-    daemon = SummitDaemon(config, Health("summit"))
-    await daemon.start()
-    return daemon
+    return await start_summit(tmp_path, url, limits=LIMITS, retry_backoff_s=backoff_s)
 
 
 async def _get(url: str) -> Any:

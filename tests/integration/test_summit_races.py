@@ -36,23 +36,12 @@ from events import connect
 from events import payloads as p
 from events.envelope import Event
 from events.memory import MemoryBroker
-from tests.e2e.farm import bump_release, commit, recipe_repo
+from tests.e2e.farm import QUICK, bump_release, commit, recipe_repo
 from tests.support.index import read_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 SOURCE = "tally-docs"
-RECIPE = """name        : tally-docs
-version     : 1.0.0
-release     : 1
-summary     : The tally's documentation
-license     : MPL-2.0
-build       : |
-    echo "documenting the tally"
-install     : |
-    mkdir -p $installdir/usr/share/tally-docs
-    echo tally > $installdir/usr/share/tally-docs/README
-"""
 BUILDER = "held"
 
 
@@ -129,7 +118,7 @@ def broker_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture
 async def race(tmp_path: Path, broker_url: str) -> AsyncIterator[RaceFarm]:
-    repo = recipe_repo(tmp_path / "recipes", {SOURCE: RECIPE}, examples=False)
+    repo = recipe_repo(tmp_path / "recipes", {SOURCE: QUICK}, examples=False)
     state = tmp_path / "state"
     farm = await start_farm(UpOptions(state=state, recipes=str(repo), builders=0,
                                       broker=broker_url, port=0, poll_interval=0.3))

@@ -25,6 +25,7 @@ from events.amqp import AmqpBus
 from events.envelope import Event, new_event
 from events.testing import Captured, captured_events
 from events.topology import JOURNAL, VESSEL, builder
+from tests.support.summit import start_summit
 from tests.unit.avalanche.support import make_repo
 
 pytestmark = [pytest.mark.rabbitmq]
@@ -45,14 +46,7 @@ async def bus(private_rabbitmq_url: str) -> AsyncIterator[AmqpBus]:
 
 
 async def _summit(tmp_path: Path, url: str) -> SummitDaemon:
-    repo, _ = make_repo(tmp_path / "recipes")
-    config = SummitDaemonConfig(
-        bus=BusSection(url=url), state=StateSection(dir=str(tmp_path / "state")),
-        summit=SummitSection(listen_port=0, repository_url="", poll_interval=30,
-                             repositories=[RepositorySection(name="recipes", url=str(repo))]))
-    daemon = SummitDaemon(config, Health("summit"))
-    await daemon.start()
-    return daemon
+    return await start_summit(tmp_path, url)
 
 
 async def _builder_online(bus: AmqpBus, slots: int = 4) -> None:
