@@ -126,7 +126,9 @@ async def measure(summit: Summit, times: int) -> dict[str, dict[str, Any]]:
              "queue focus": f"/queue?focus={blocked.task_id}",
              "queue column": "/queue?column=stuck", "tasks": "/tasks",
              "tasks by cause": f"/tasks?cause={quote(cause)}",
-             "api overview": "/api/v1/overview", "api tasks": "/api/v1/tasks"}
+             "api overview": "/api/v1/overview", "api tasks": "/api/v1/tasks",
+             "api queue": "/api/v1/queue", "api queue focus":
+             f"/api/v1/queue?q=s123&focus={blocked.task_id}"}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
             return {name: await fetch(session, summit, base + path, times)

@@ -1,6 +1,7 @@
 """A repository paused for real (``cairn dispatch pause --repository`` against a running
 ``cairn up``) is a root cause on the overview: its ready tasks are held back by it, with
-their count, in the API and on the page, and one click lists them."""
+their count, in the API and on the page, and one click lists them. The builder lever
+(drain, enable) goes through the same CLI and API."""
 
 from __future__ import annotations
 
@@ -82,3 +83,10 @@ def test_a_paused_repository_is_a_root_cause_with_its_count(tmp_path: Path) -> N
         farm.wait_for("everything built", lambda: {
             t["state"] for t in by_source(farm).values()} == {"completed"}, timeout=120)
         assert farm.get("/api/v1/overview")["root_causes"] == []
+        # The other lever, through the same CLI and API: drain the builder, enable it again.
+        [builder] = [b["builder"] for b in farm.get("/api/v1/builders")["builders"]]
+        assert f"drained builders: {builder}" in cairn(farm, "builders", "drain", builder)
+        assert farm.get("/api/v1/dispatch")["drained"] == [builder]
+        assert "drained" not in cairn(farm, "builders", "enable", builder)
+        assert farm.get("/api/v1/dispatch") == {"paused": False, "paused_repositories": [],
+                                                "drained": []}

@@ -7,22 +7,25 @@ meaning no fields."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from daemon.buildenv.errors import BuildEnvError
 from daemon.buildenv.manifest import check_digest
 from daemon.summit import store
-from daemon.summit.operations import BulkResult, TaskFilter
+from daemon.summit.operations import BulkResult, Operations, TaskFilter
+from daemon.summit.planning.levers import Levers
 from daemon.summit.planning.states import TaskState
-from daemon.summit.web.api import SUMMIT_KEY, admin, task_or_404
+from daemon.summit.web.api import SUMMIT_KEY, Handler, admin, task_or_404
 from daemon.summit.web.apiread import ApiError
 from events.errors import CairnError
 
 #: Priorities an operator may set (a bound keeps them in SQLite's and JSON's integers).
 MAX_PRIORITY = 1_000_000
 BULK_ACTIONS = ("cancel", "retry", "priority")
+T = TypeVar("T")
 
 
 async def body(request: web.Request) -> dict[str, Any]:
@@ -110,28 +113,34 @@ async def show_dispatch(request: web.Request) -> web.Response:
     return web.json_response(request.app[SUMMIT_KEY].scheduler.levers.to_json())
 
 
-@admin
-async def pause_or_resume(request: web.Request) -> web.Response:
-    repository = _text(await body(request), "repository")
-    operations = request.app[SUMMIT_KEY].operations
-    try:
-        levers = await (operations.pause(repository) if request.path.endswith("/pause")
-                        else operations.resume(repository))
-    except CairnError as exc:
-        raise ApiError(404, str(exc)) from None
-    return web.json_response(levers.to_json())
+async def _repository(request: web.Request) -> str | None:
+    """The body's repository (none: the whole farm)."""
+    return _text(await body(request), "repository")
 
 
-@admin
-async def drain_or_enable(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    operations = request.app[SUMMIT_KEY].operations
-    try:
-        levers = await (operations.drain(name) if request.path.endswith("/drain")
-                        else operations.enable(name))
-    except CairnError as exc:
-        raise ApiError(404, str(exc)) from None
-    return web.json_response(levers.to_json())
+async def _builder(request: web.Request) -> str:
+    return request.match_info["name"]
+
+
+def _lever(subject: Callable[[web.Request], Awaitable[T]],
+           moves: Mapping[str, Callable[[Operations, T], Awaitable[Levers]]]) -> Handler:
+    """A lever's two calls (``.../pause`` and ``.../resume``, ``.../drain`` and
+    ``.../enable``): the path's last part says which move, ``subject`` what it moves; an
+    unknown repository or builder is a 404. Answers every lever's position."""
+    @admin
+    async def move(request: web.Request) -> web.Response:
+        target = await subject(request)
+        operations = request.app[SUMMIT_KEY].operations
+        try:
+            levers = await moves[request.path.rsplit("/", 1)[-1]](operations, target)
+        except CairnError as exc:
+            raise ApiError(404, str(exc)) from None
+        return web.json_response(levers.to_json())
+    return move
+
+
+pause_or_resume = _lever(_repository, {"pause": Operations.pause, "resume": Operations.resume})
+drain_or_enable = _lever(_builder, {"drain": Operations.drain, "enable": Operations.enable})
 
 
 @admin

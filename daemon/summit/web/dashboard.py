@@ -204,6 +204,7 @@ async def queue_page(request: web.Request) -> web.Response:
     return render(request, "queue.html", page="queue", queued=len(view.queue.ordered),
                   layout=drawn, focused=focused, summary=found.columns, rows=rows,
                   total=len(found.matching), number=number, pages=pages, link=link,
+                  page_link=lambda n: link(page=n, focus=query.get("focus")),
                   query=query, degrees=view.queue.degrees,
                   open_states=[s for s in STATE_ORDER if s in OPEN],
                   repositories=sorted(summit.repos), draw_limit=DRAW_LIMIT,
