@@ -24,7 +24,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -74,6 +74,8 @@ class View:
     queue: QueueIndex
     blockage: Blockage
     columns: tuple[Column, ...]
+    #: How long copying its inputs held the event loop.
+    snapshot_s: float = 0.0
 
     def as_of(self, current: bool) -> dict[str, Any]:
         """What a page says about its age; ``current``: nothing changed since."""
@@ -166,9 +168,12 @@ class Views:
             self.started += 1
             seq, key, taken = self.started, state_key(scheduler), time.time()
             self.taken = key
+            copying = time.perf_counter()
             inputs = snapshot(scheduler)
+            copied = time.perf_counter() - copying
             try:
-                view = await asyncio.to_thread(compute, inputs, key, seq, taken)
+                view = replace(await asyncio.to_thread(compute, inputs, key, seq, taken),
+                               snapshot_s=copied)
             except Exception as exc:  # a bug: the waiting requests fail with it
                 log.exception("views.refresh_failed")
                 self.failure, self.taken = exc, None
