@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from copy import copy
 
 from daemon.formats.manifest import normalise
 from daemon.summit.planning.graph import (
@@ -63,7 +64,8 @@ class Schedule:
     def snapshot(self, pending: Lookup, not_started: Lookup) -> Schedule:
         """A copy of the maps, answering ``pending``/``not_started`` from a snapshot of the
         planner (see :meth:`Planner.snapshot`)."""
-        twin = Schedule(self.graph, self.published, pending, not_started)
+        twin = copy(self)
+        twin.pending, twin.not_started = pending, not_started
         twin.edges = dict(self.edges)
         twin.redges = copy_holders(self.redges)
         twin.broken = {s: set(b) for s, b in self.broken.items()}

@@ -331,3 +331,21 @@ def test_a_build_running_in_the_old_environment_is_cancelled() -> None:
     assert any(isinstance(e, TaskCancelled) and e.task_id == rebuild.task_id
                for e in decision.emits)
     assert by_source(p)["a"].build_release == 3
+
+
+def test_a_snapshot_reads_as_the_planner_did_and_stays_so_while_it_changes() -> None:
+    p = planner()
+    p.plan_tree(tree(commit_id(1), entry("a", 1, [], ["liba"]), entry("b", 1, ["liba"], ["libb"]),
+                     entry("c", 1, ["libb"])))
+
+    def reads(q: Planner) -> object:
+        return (q.waves(), sorted((t.task_id, t.state) for t in q.open_tasks()),
+                {s: q.critical_path(s) for s in "abc"}, dict(q.schedule.edges))
+    before = reads(p)
+    snap = p.snapshot()
+    assert reads(snap) == before
+    a = p.latest("a")
+    assert a is not None
+    build(p, a, outcome=Outcome.FAILED, reason="broken on purpose")
+    assert reads(p) != before, "the planner moved on"
+    assert reads(snap) == before, "its snapshot did not"
