@@ -31,8 +31,6 @@ from daemon.summit.planning.tree import (
 from events.errors import CairnError
 
 _MIRROR_REFSPEC = "+refs/heads/*:refs/heads/*"
-#: A raw tree's entries: (mode, name, id), as git stores them.
-_Entries = set[bytes]
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 #: How many parsed files a mirror keeps by blob id: a distribution's tree of a few thousand
 #: recipes, bounded so that a 50,000-recipe tree does not keep a second copy alive.
@@ -145,22 +143,16 @@ class Mirror:
     def read_delta(self, old: str, new: str, arch: str) -> RecipeDelta:
         """Only the recipe directories a diff between two commits touches."""
         old_tree, new_tree = self._commit(old).tree, self._commit(new).tree
-        trees = _Trees(self._repo.odb)
         if STONE_FILE in old_tree or STONE_FILE in new_tree:  # a one-recipe repository
-            dirs: dict[str, dict[str, bytes] | None] = (
-                {"": _listing(trees.entries(new_tree.id.raw))} if old_tree.id != new_tree.id
-                else {})
+            dirs = {""} if old_tree.id != new_tree.id else set()
         else:
-            dirs = _changed_recipe_dirs(trees, old_tree.id.raw, new_tree.id.raw, "")
+            dirs = _changed_recipe_dirs(old_tree, new_tree, "")
         changed_entries: dict[str, RecipeEntry] = {}
         deleted: list[str] = []
         for path in sorted(dirs):
-            listing = dirs[path]
-            if listing is not None and STONE_FILE in listing:
-                manifest = listing.get(manifest_file(arch))
-                changed_entries[path] = self._read(
-                    path, arch, pygit2.Oid(raw=listing[STONE_FILE]),
-                    None if manifest is None else pygit2.Oid(raw=manifest))
+            tree = _subtree(new_tree, path)
+            if tree is not None and STONE_FILE in tree:
+                changed_entries[path] = self._entry(tree, path, arch)
             else:
                 deleted.append(path)
         return RecipeDelta(old, new, changed_entries, tuple(deleted))
@@ -237,78 +229,25 @@ def _subtree(tree: Any, path: str) -> Any:
     return obj if obj.type_str == "tree" else None
 
 
-def _changed_recipe_dirs(trees: _Trees, old: bytes | None, new: bytes | None, prefix: str
-                         ) -> dict[str, dict[str, bytes] | None]:
-    """Recipe directories that differ between two trees (by raw id), each with what the
-    new tree holds there (``None``: nothing, or not a directory). Descends only into
-    subtrees whose ids differ (a ten-recipe commit in a 50,000-recipe tree reads a few
-    dozen trees; libgit2's full diff took several times longer), and compares two trees
-    as their raw entries: a directory of a thousand recipes is one set difference, not two
-    thousand entry objects. Files outside any recipe directory are not recipes' business
-    and are passed over."""
-    before, after = trees.entries(old), trees.entries(new)
-    differ = before.symmetric_difference(after)  # what changed, on either side
-    was = dict(_split(entry) for entry in differ & before)
-    now = dict(_split(entry) for entry in differ & after)
-    found: dict[str, dict[str, bytes] | None] = {}
-    for raw_name in was.keys() | now.keys():
-        was_tree, now_tree = _tree_id(was.get(raw_name)), _tree_id(now.get(raw_name))
+def _changed_recipe_dirs(old: Any, new: Any, prefix: str) -> set[str]:
+    """Recipe directories that differ between two trees, descending only into subtrees
+    whose ids differ (a ten-recipe commit in a 50,000-recipe tree reads a few dozen trees;
+    libgit2's full diff took several times longer). Files outside any recipe directory are
+    not recipes' business and are passed over."""
+    before = {entry.name: entry for entry in old} if old is not None else {}
+    after = {entry.name: entry for entry in new} if new is not None else {}
+    found: set[str] = set()
+    for name in before.keys() | after.keys():
+        was, now = before.get(name), after.get(name)
+        if was is not None and now is not None and was.id == now.id:
+            continue
+        was_tree = was if was is not None and was.type_str == "tree" else None
+        now_tree = now if now is not None and now.type_str == "tree" else None
         if was_tree is None and now_tree is None:
             continue
-        name = raw_name.decode("utf-8", "surrogateescape")
         path = f"{prefix}/{name}" if prefix else name
-        if trees.is_recipe(was_tree) or trees.is_recipe(now_tree):
-            found[path] = None if now_tree is None else _listing(trees.entries(now_tree))
+        if any(t is not None and STONE_FILE in t for t in (was_tree, now_tree)):
+            found.add(path)
         else:
-            found |= _changed_recipe_dirs(trees, was_tree, now_tree, path)
+            found |= _changed_recipe_dirs(was_tree, now_tree, path)
     return found
-
-
-#: One entry of a raw git tree: ``<octal mode> <name>\0<binary id>``. Each match starts
-#: where the previous one ended, so ids (any bytes) are never mistaken for a mode or name.
-_RAW_ENTRY = {size: re.compile(rb"\d+ [^\0]*\0.{%d}" % size, re.DOTALL)
-              for size in (20, 32)}  # SHA-1 and SHA-256 repositories
-_TREE_MODE = b"40000"
-_STONE = STONE_FILE.encode()
-
-
-class _Trees:
-    """Raw trees by id, each read and split once."""
-
-    def __init__(self, odb: Any) -> None:
-        self._odb = odb
-        self._read: dict[bytes, tuple[_Entries, bool]] = {}
-
-    def _get(self, oid: bytes) -> tuple[_Entries, bool]:
-        found = self._read.get(oid)
-        if found is None:
-            _kind, data = self._odb.read(pygit2.Oid(raw=oid))
-            entries = set(_RAW_ENTRY[len(oid)].findall(data))
-            # The bytes test first: a directory of a thousand recipes holds no stone.yaml.
-            stone = _STONE in data and any(_split(e)[0] == _STONE for e in entries)
-            found = self._read[oid] = (entries, stone)
-        return found
-
-    def entries(self, oid: bytes | None) -> _Entries:
-        return set() if oid is None else self._get(oid)[0]
-
-    def is_recipe(self, oid: bytes | None) -> bool:
-        """Whether the tree holds a ``stone.yaml``."""
-        return oid is not None and self._get(oid)[1]
-
-
-def _split(entry: bytes) -> tuple[bytes, tuple[bytes, bytes]]:
-    """A raw entry as (name, (mode, id))."""
-    head = entry[:entry.index(b"\0")]  # the first NUL ends the name; the id follows
-    mode, _space, name = head.partition(b" ")
-    return name, (mode, entry[len(head) + 1:])
-
-
-def _listing(entries: _Entries) -> dict[str, bytes]:
-    """A tree's entries, name → raw id."""
-    return {name.decode("utf-8", "surrogateescape"): oid
-            for name, (_mode, oid) in map(_split, entries)}
-
-
-def _tree_id(entry: tuple[bytes, bytes] | None) -> bytes | None:
-    return entry[1] if entry is not None and entry[0] == _TREE_MODE else None
