@@ -423,8 +423,14 @@ class Scheduler:
 
     # -- events ----------------------------------------------------------------------------
     async def handle(self, event: Event[Any]) -> None:
-        """Every event summit consumes; a duplicate (same id) changes nothing."""
-        if await inbox.seen(self.db, CONSUMER, event.id):
+        """Every event summit consumes; a duplicate (same id) changes nothing.
+
+        A commit is planned before its transaction claims it, so a duplicate is turned away
+        first; every other event claims its id in the transaction of its effect, before
+        changing anything, and needs no read of its own (one per event, a tenth of
+        summit's time in a mass rebuild)."""
+        if isinstance(event.data, p.CommitSeen) and await inbox.seen(self.db, CONSUMER,
+                                                                     event.id):
             return
         async with self.lock:
             try:
