@@ -21,9 +21,11 @@ view, and the page says how old it is (``as_of``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import weakref
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -107,7 +109,30 @@ def snapshot(scheduler: Scheduler) -> Inputs:
 
 def compute(inputs: Inputs, key: Hashable, seq: int, taken: float) -> View:
     """Every read model of the pages from one snapshot taken at ``taken`` (epoch seconds;
-    pure: run in a worker thread)."""
+    run in a worker thread), with the cyclic garbage collector paused meanwhile (see
+    :func:`_collector_paused`)."""
+    with _collector_paused():
+        return _compute(inputs, key, seq, taken)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Why: a view is made of hundreds of thousands of containers that live for seconds,
+    so the collector promoted them and ran full collections of summit's whole heap during
+    the computation (two or three per view at 50,000 tasks, up to a second each, holding
+    every thread, the event loop included). Nearly all of them are freed by their
+    reference counts; paused, the collector meets only what the view keeps, and runs a
+    full collection about every other view. Process-wide, so only while computing."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _compute(inputs: Inputs, key: Hashable, seq: int, taken: float) -> View:
     started = time.perf_counter()
     eta = expected_all(inputs.planners, inputs.builders, inputs.levers, inputs.learned,
                        inputs.now)
