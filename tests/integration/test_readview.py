@@ -28,6 +28,13 @@ from events.sqlite import Database
 from tests.integration.cairn_up import make_recipes
 
 
+@pytest.fixture(autouse=True)
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Estimates are kept 15 s: a view turning stale as the clock passes a step would
+    make "current" depend on when the test runs."""
+    monkeypatch.setattr(readview, "ESTIMATES_MAX_AGE", 10.0**9)
+
+
 @pytest.fixture
 async def summit(tmp_path: Path) -> AsyncIterator[Summit]:
     """A summit that planned ``slow`` (ready) and ``after-slow`` (blocked behind it)."""
