@@ -10,15 +10,25 @@ one refresh shared by every request takes the change in."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import gc
+import json
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from daemon.summit import store
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.service import Summit, SummitSettings
 from daemon.summit.web import readview
+from daemon.summit.web.api import add_routes
+from daemon.summit.web.dashboard import add_dashboard
 from daemon.summit.web.readview import read_view, views_of
 from events import payloads as p
 from events.envelope import new_event
@@ -54,6 +64,20 @@ async def summit(tmp_path: Path) -> AsyncIterator[Summit]:
         yield summit
 
 
+@asynccontextmanager
+async def served(summit: Summit) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+    """Summit's API and dashboard over real HTTP on 127.0.0.1: a GET returning the body."""
+    app = web.Application()
+    add_routes(app, summit, "test-token")
+    add_dashboard(app)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        async def get(path: str) -> str:
+            async with session.get(server.make_url(path)) as response:
+                assert response.status == 200, path
+                return await response.text()
+        yield get
+
+
 def kinds(view: readview.View) -> list[str]:
     return [str(g.cause.kind) for g in view.blockage.groups]
 
@@ -80,25 +104,44 @@ async def test_a_slow_view_answers_at_once_and_one_refresh_takes_the_change_in(
     monkeypatch.setattr(readview, "QUICK_S", 0.0)
     scheduler, views = summit.scheduler, views_of(summit.scheduler)
     first = await read_view(scheduler)  # the first view is waited for: there is no other
+    # The refresh is held until the stale answers are checked (it is quick on this tree).
+    gate, working = threading.Event(), readview._compute
+
+    def held(*args: Any) -> readview.View:
+        gate.wait(timeout=60)
+        return working(*args)
+    monkeypatch.setattr(readview, "_compute", held)
     await summit.operations.pause("recipes")
     started = views.started
     answers = await asyncio.gather(*(read_view(scheduler) for _ in range(5)))
     assert all(a is first for a in answers), "answered from the previous view"
     assert not views.current(scheduler)
+    async with served(summit) as get:
+        overview = json.loads(await get("/api/v1/overview"))
+        assert overview["as_of"]["up_to_date"] is False
+        assert [c["kind"] for c in overview["root_causes"]] == ["no-builder"]
+        for page in ("/", "/queue"):
+            assert "the latest changes are being taken in" in await get(page), page
+    gate.set()
     latest = await read_view(scheduler, wait=True)
     assert views.started == started + 1, "the five requests shared one refresh"
     assert views.current(scheduler) and latest is views.view
     assert kinds(latest) == ["paused"]
+    async with served(summit) as get:
+        assert json.loads(await get("/api/v1/overview"))["as_of"]["up_to_date"] is True
+        assert "the latest changes are being taken in" not in await get("/")
 
 
 async def test_a_failed_refresh_fails_the_request_waiting_for_it_and_the_next_one_retries(
         summit: Summit, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object) -> readview.View:
+        assert not gc.isenabled(), "the collector pauses while a view is computed"
         raise RuntimeError("a bug in a read model")
-    working = readview.compute
-    monkeypatch.setattr(readview, "compute", broken)
+    working = readview._compute
+    monkeypatch.setattr(readview, "_compute", broken)
     with pytest.raises(RuntimeError, match="a bug in a read model"):
         await read_view(summit.scheduler)
-    monkeypatch.setattr(readview, "compute", working)
+    assert gc.isenabled(), "and runs again after, even when the computation failed"
+    monkeypatch.setattr(readview, "_compute", working)
     view = await read_view(summit.scheduler)
     assert {n.source for n in view.queue.ordered} == {"slow", "after-slow"}

@@ -10,10 +10,11 @@ only the edges of that selection.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from fnmatch import translate
 
 from daemon.summit.planning.graph import strongly_connected
 from daemon.summit.planning.states import TaskState
@@ -76,13 +77,14 @@ def columns(nodes: Iterable[Node]) -> list[Column]:
     return out
 
 
-def matches(node: Node, pattern: str) -> bool:
-    """A source pattern: shell-style when it has ``*?[``, else a case-insensitive part."""
-    source = node.source.lower()
+def matcher(pattern: str) -> Callable[[Node], bool]:
+    """A source pattern: shell-style when it has ``*?[``, else a case-insensitive part
+    (read once, then tried on every node of a search)."""
     pattern = pattern.lower()
     if any(c in pattern for c in "*?["):
-        return fnmatchcase(source, pattern)
-    return pattern in source
+        compiled = re.compile(translate(pattern))
+        return lambda node: compiled.match(node.source.lower()) is not None
+    return lambda node: pattern in node.source.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +123,13 @@ def select(queue: QueueIndex, *, state: str | None = None, pattern: str | None =
     """The nodes a search asks for, in column order, then by source."""
     if not (state or pattern or repository or arch or column):
         return queue.ordered
+    named = matcher(pattern) if pattern else None
     return [n for n in queue.ordered
             if (state is None or n.state == state)
             and (repository is None or n.repository == repository)
             and (arch is None or n.arch == arch)
             and (column is None or column_of(n)[1] == column)
-            and (not pattern or matches(n, pattern))]
+            and (named is None or named(n))]
 
 
 def subgraph(queue: QueueIndex, keep: Iterable[int]) -> Graph:
