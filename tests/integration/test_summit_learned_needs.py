@@ -15,6 +15,7 @@ import pytest
 from daemon.summit import store
 from events import payloads as p
 from events.amqp import AmqpBus
+from events.bus import Bus
 from events.envelope import new_event
 from events.testing import captured_events
 from events.topology import JOURNAL, VESSEL, builder
@@ -24,30 +25,41 @@ pytestmark = [pytest.mark.rabbitmq]
 LARGE = "b2"
 
 
-async def _online(bus: AmqpBus, name: str, memory_mb: int | None = None,
+async def _online(bus: Bus, name: str, memory_mb: int | None = None,
                   disk_mb: int | None = None) -> None:
     await bus.publish(new_event(p.BuilderSeen(
         builder=name, arch="x86_64", state=p.BuilderState.ONLINE, boot=f"boot-{name}",
         slots=4, interval_s=60.0, memory_mb=memory_mb, disk_mb=disk_mb), source="test"))
 
 
+def _measured(done: p.BuildDone, resource: str) -> p.BuildDone:
+    """``done`` reporting a 3 GiB peak of ``resource``: memory (``build-done`` v2's usage)
+    or disk (v3's)."""
+    if resource == "memory":
+        return p.BuildDone(**{**{f: getattr(done, f) for f in done.__struct_fields__},
+                              "usage": p.Usage(max_rss_kb=3 * 1024 * 1024)})
+    return p.BuildDoneV3(**{f: getattr(done, f) for f in done.__struct_fields__
+                            if f != "usage"}, usage=p.UsageV3(disk_bytes=3 * 2**30))
+
+
+@pytest.mark.parametrize(("resource", "failure"), [
+    ("memory", "killed by the OOM killer"), ("disk", "No space left on device")])
 async def test_a_measured_peak_keeps_the_next_attempt_off_smaller_builders(
-        tmp_path: Path, private_rabbitmq_url: str) -> None:
+        tmp_path: Path, private_rabbitmq_url: str, resource: str, failure: str) -> None:
+    declared = f"{resource}_mb"
     async with AmqpBus(private_rabbitmq_url, name="test") as bus:
         for subscription in (VESSEL, JOURNAL, builder(BUILDER), builder(LARGE)):
             await bus.declare(subscription)
         async with captured_events(bus, "task-ready", "build-admitted") as seen:
             summit = await _summit(tmp_path, private_rabbitmq_url)
             try:
-                await _online(bus, BUILDER, memory_mb=1024)
+                await _online(bus, BUILDER, **{declared: 1024})
                 await seen.wait_for("task-ready", count=2, timeout=20)
                 diamond = _ready(seen)["diamond-a"]
                 await bus.publish(new_event(_claim(diamond), source="test"))
                 await seen.wait_for("build-admitted", count=1, timeout=20)
-                lost = _done(diamond, p.Outcome.INFRASTRUCTURE, "killed by the OOM killer")
-                lost = p.BuildDone(**{**{f: getattr(lost, f) for f in lost.__struct_fields__},
-                                      "usage": p.Usage(max_rss_kb=3 * 1024 * 1024)})
-                await bus.publish(new_event(lost, source="test"))
+                done = _measured(_done(diamond, p.Outcome.INFRASTRUCTURE, failure), resource)
+                await bus.publish(new_event(done, source="test"))
                 service = summit.service
                 assert service is not None
                 scheduler = service.scheduler
@@ -59,48 +71,11 @@ async def test_a_measured_peak_keeps_the_next_attempt_off_smaller_builders(
                     return scheduler.waiting_reason(task)
 
                 why = await _poll(waiting)
-                assert why == "no builder with 3072 MB memory for x86_64"
-                await _online(bus, LARGE, memory_mb=4096)
-                again = await seen.wait_for("task-ready", count=3, timeout=60)
-                assert (again[-1].data.task_id, again[-1].data.attempt,
-                        again[-1].data.builder) == (diamond.task_id, 2, LARGE)
-            finally:
-                await summit.stop(5)
-
-
-async def test_the_disk_a_build_took_keeps_the_next_attempt_off_smaller_builders(
-        tmp_path: Path, private_rabbitmq_url: str) -> None:
-    async with AmqpBus(private_rabbitmq_url, name="test") as bus:
-        for subscription in (VESSEL, JOURNAL, builder(BUILDER), builder(LARGE)):
-            await bus.declare(subscription)
-        async with captured_events(bus, "task-ready", "build-admitted") as seen:
-            summit = await _summit(tmp_path, private_rabbitmq_url)
-            try:
-                await _online(bus, BUILDER, disk_mb=1024)
-                await seen.wait_for("task-ready", count=2, timeout=20)
-                diamond = _ready(seen)["diamond-a"]
-                await bus.publish(new_event(_claim(diamond), source="test"))
-                await seen.wait_for("build-admitted", count=1, timeout=20)
-                full = _done(diamond, p.Outcome.INFRASTRUCTURE, "No space left on device")
-                full = p.BuildDoneV3(**{f: getattr(full, f) for f in full.__struct_fields__
-                                        if f != "usage"},
-                                     usage=p.UsageV3(disk_bytes=3 * 2**30))
-                await bus.publish(new_event(full, source="test"))
-                service = summit.service
-                assert service is not None
-                scheduler = service.scheduler
-
-                async def waiting() -> str | None:
-                    task = scheduler.task(diamond.task_id)
-                    if task is None or task.attempt != 2:
-                        return None
-                    return scheduler.waiting_reason(task)
-
-                why = await _poll(waiting)
-                assert why == "no builder with 3072 MB disk for x86_64"
-                (build,) = await store.source_history(scheduler.db, "diamond-a")
-                assert build["disk_bytes"] == 3 * 2**30  # the history shows it too
-                await _online(bus, LARGE, disk_mb=4096)
+                assert why == f"no builder with 3072 MB {resource} for x86_64"
+                if resource == "disk":
+                    (build,) = await store.source_history(scheduler.db, "diamond-a")
+                    assert build["disk_bytes"] == 3 * 2**30  # the history shows it too
+                await _online(bus, LARGE, **{declared: 4096})
                 again = await seen.wait_for("task-ready", count=3, timeout=60)
                 assert (again[-1].data.task_id, again[-1].data.attempt,
                         again[-1].data.builder) == (diamond.task_id, 2, LARGE)
