@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
 
 from daemon.summit import store
 from daemon.summit.envprovides import EnvironmentCatalogue
-from daemon.summit.estimates import Learned, expected_all
+from daemon.summit.estimates import Learned
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.mirrors import Mirrors
-from daemon.summit.planning.constraints import NO_CONSTRAINTS, Constraints, Needs
-from daemon.summit.planning.dispatch import dispatch, overtaken, queue_order, waiting_reason
-from daemon.summit.planning.eta import Eta
+from daemon.summit.planning.constraints import NO_CONSTRAINTS, Constraints
+from daemon.summit.planning.dispatch import dispatch, overtaken
 from daemon.summit.planning.fleet import Fleet
 from daemon.summit.planning.levers import Levers
 from daemon.summit.planning.limits import NO_LIMITS, LimitRules
@@ -47,6 +45,7 @@ from daemon.summit.planning.states import (
     Task,
     TaskState,
 )
+from daemon.summit.reading import SchedulerReading
 from events import inbox, outbox
 from events import payloads as p
 from events.envelope import Event, new_event
@@ -72,7 +71,7 @@ class SchedulerObserver:
         """A task started building ``seconds`` after it became ready."""
 
 
-class Scheduler:
+class Scheduler(SchedulerReading):
     """Every planner of a summit, the events that feed them, and what they decide."""
 
     def __init__(self, db: Database, relay: OutboxRelay, repos: Mapping[str, RepoConfig],
@@ -172,19 +171,6 @@ class Scheduler:
                     tree = await self.mirrors[repo.name].aread_tree(commit, arch)
                     await self.commit(planner, planner.plan_tree(tree), None)
 
-    # -- reading ---------------------------------------------------------------------------
-    def task(self, task_id: int) -> Task | None:
-        """The task with this id, whichever planner owns it."""
-        planner = self.planner_of(task_id)
-        return planner.tasks.get(task_id) if planner is not None else None
-
-    def planner_of(self, task_id: int) -> Planner | None:
-        owner = self._owner.get(task_id)
-        return self.planners.get(owner) if owner is not None else None
-
-    def all_tasks(self) -> list[Task]:
-        return [t for planner in self.planners.values() for t in planner.tasks.values()]
-
     # -- applying decisions ----------------------------------------------------------------
     async def write(self, conn: Connection, planner: Planner, decision: Decision,
                     cause: Event[Any] | None) -> None:
@@ -226,52 +212,6 @@ class Scheduler:
             self.observer.waited(max(self.clock() - since, 0.0),
                                  self.needs(task).constraint_class)
 
-    def needs(self, task: Task) -> Needs:
-        """What ``task`` needs: the configured rules, and the peak memory and disk its
-        source's latest build took (which exclude only builders declaring less)."""
-        needs = self.constraints.needs(task)
-        peak, disk = self._peaks.get(task.source, 0), self._disk.get(task.source, 0)
-        if not peak and not disk:
-            return needs
-        return needs.merge(Needs(measured_memory_mb=-(-peak // 1024),
-                                 measured_disk_mb=-(-disk // 2**20)))
-
-    def waiting_reasons(self) -> Counter[str]:
-        """Ready tasks no builder has, by why: ``paused``, ``builder`` (none online can take
-        it) or ``slot`` (one can, once it has a free slot)."""
-        out: Counter[str] = Counter()
-        for task in self.waiting():
-            why = self.waiting_reason(task)
-            out["slot" if why is None else
-                "paused" if self.levers.pause_reason(task) else "builder"] += 1
-        return out
-
-    def waiting_reason(self, task: Task) -> str | None:
-        """Why a ready, unassigned task waits (paused, no builder with what it needs), or
-        ``None`` when it only waits for a free slot."""
-        if task.state is not TaskState.READY or task.builder is not None:
-            return None
-        return waiting_reason(task, self.fleet.builders.values(), self.needs(task),
-                              self.levers)
-
-    def load_of(self) -> Counter[str]:
-        """Tasks each builder holds (assigned or building)."""
-        return Counter(self._holder.values())
-
-    def order(self) -> Callable[[Task], tuple[int, ...]]:
-        """Dispatch order: priority, then critical path, then age."""
-        return queue_order(lambda t: self.planners[(t.repository, t.arch)]
-                           .critical_path(t.source))
-
-    def queue(self) -> list[Task]:
-        """Ready tasks no builder has yet, in the order they will be given out."""
-        return sorted(self.waiting(), key=self.order())
-
-    def waiting(self) -> list[Task]:
-        """Ready tasks no builder has yet."""
-        found = (self.task(i) for i in self._waiting)
-        return [t for t in found if t is not None]
-
     async def _dispatch(self, conn: Connection, cause: Event[Any] | None) -> None:
         """Assign ready tasks to builders with free slots (in ``conn``'s transaction)."""
         if not self._waiting or not self.dispatching:
@@ -301,14 +241,6 @@ class Scheduler:
             assert planner is not None
             why = "a task ahead of it in the queue (its priority changed) takes the slot"
             await self.write(conn, planner, planner.withdraw(task.task_id, why), None)
-
-    def declared_by(self, arch: str) -> Callable[[str], Collection[str]]:
-        """Package name → the sources declaring it, over every repository of ``arch``."""
-        planners = [pl for (_, a), pl in self.planners.items() if a == arch]
-
-        def lookup(name: str) -> Collection[str]:
-            return {s for pl in planners for s in pl.graph.declared_by(name)}
-        return lookup
 
     async def commit(self, planner: Planner, decision: Decision,
                      cause: Event[Any] | None, reorder: bool = False) -> None:
@@ -478,12 +410,6 @@ class Scheduler:
                 and done.attempt == task.attempt and task.state is TaskState.BUILDING):
             self.learned.built(task, done.duration_s)
 
-    def expected(self) -> Eta:
-        """Expected start and finish of every open task, and of the whole queue (the last
-        arch to finish)."""
-        return expected_all(self.planners, self.fleet.builders.values(), self.levers,
-                            self.learned, self.clock())
-
     def _planners_for(self, data: Any) -> list[Planner]:
         if isinstance(data, p.PackagePublished):
             # Every planner of that arch learns the new providers, whoever built them.
@@ -611,11 +537,6 @@ class Scheduler:
                 await self._reload()
                 raise
         self.relay.notify()
-
-    def _any_free(self) -> bool:
-        load = self.load_of()
-        return any(self.levers.takes_work(b) and b.slots > load.get(b.name, 0)
-                   for b in self.fleet.builders.values())
 
 
 
