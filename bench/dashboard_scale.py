@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -134,7 +135,23 @@ async def refresh(summit: Summit, times: int) -> dict[str, float]:
             "snapshot_max_s": round(max(copying), 3)}
 
 
-async def measure(summit: Summit, times: int) -> dict[str, dict[str, Any]]:
+async def screenshot(url: str, out: Path) -> None:
+    """A full-window screenshot of ``url`` by Debian's headless Chromium (run as a child of
+    this event loop: the page is served by it)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise SystemExit("--screenshots needs chromium (apt-get install chromium)")
+    child = await asyncio.create_subprocess_exec(
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+        "--window-size=1400,2000", f"--screenshot={out}", url,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    if await child.wait() != 0 or not await asyncio.to_thread(out.is_file):
+        raise SystemExit(f"chromium could not take a screenshot of {url}")
+    print(f"  screenshot of {url.split('/', 3)[-1] or 'overview'}: {out}")
+
+
+async def measure(summit: Summit, times: int,
+                  screenshots: Path | None = None) -> dict[str, dict[str, Any]]:
     app = web.Application()
     add_routes(app, summit, "bench-token")
     add_dashboard(app)
@@ -155,13 +172,19 @@ async def measure(summit: Summit, times: int) -> dict[str, dict[str, Any]]:
              f"/api/v1/queue?q=s123&focus={blocked.task_id}"}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
-            return {name: await fetch(session, summit, base + path, times)
-                    for name, path in pages.items()}
+            figures = {name: await fetch(session, summit, base + path, times)
+                       for name, path in pages.items()}
+        if screenshots is not None:
+            for name, path in (("overview", "/"), ("queue", "/queue"),
+                               ("queue-focus", f"/queue?focus={blocked.task_id}")):
+                await screenshot(base + path, screenshots / f"{name}.png")
+        return figures
     finally:
         await runner.cleanup()
 
 
-async def run(recipes: int, times: int, seed: int) -> dict[str, Any]:
+async def run(recipes: int, times: int, seed: int,
+              screenshots: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         started = time.perf_counter()
@@ -184,7 +207,7 @@ async def run(recipes: int, times: int, seed: int) -> dict[str, Any]:
                   f"in {planned:.1f}s; {len(found.groups)} root causes hold back "
                   f"{found.held} tasks")
             with Stalls() as stalls:
-                pages = await measure(summit, times)
+                pages = await measure(summit, times, screenshots)
                 refreshed = await refresh(summit, times)
     for name, figures in pages.items():
         print(f"  {name:15} after a change: median {figures['changed_median_s'] * 1000:6.0f} "
@@ -208,8 +231,12 @@ def main() -> None:
     parser.add_argument("--recipes", type=int, default=50_000)
     parser.add_argument("--times", type=int, default=5, help="fetches of each page")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--screenshots", type=Path, metavar="DIR",
+                        help="save screenshots of the overview and the queue at this scale")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.recipes, args.times, args.seed))))
+    if args.screenshots is not None:
+        args.screenshots.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(asyncio.run(run(args.recipes, args.times, args.seed, args.screenshots))))
 
 
 if __name__ == "__main__":
