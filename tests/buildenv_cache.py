@@ -12,12 +12,11 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.buildenv import bootstrap, declaration
-from daemon.buildenv.build import build
+from daemon.buildenv.build import build, remove_tree
 from daemon.buildenv.cli import bundled_declaration
 from daemon.buildenv.manifest import EnvRecord, archive_name, decode_record, record_name
 
@@ -51,7 +50,7 @@ def cached_environment(path: Path | None = None) -> BuiltEnv:
         if records:
             record = decode_record(records[0].read_bytes(), what=str(records[0]))
         else:
-            shutil.rmtree(out)
+            remove_tree(out)  # what an interrupted build left, its mounts included
             record = build(decl, out, cache_dir=base / "packages").record
             fresh = True
         assert (out / record_name(record.digest)).is_file()

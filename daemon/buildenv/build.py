@@ -15,8 +15,10 @@ user, or the order files were written in.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -104,7 +106,7 @@ def build(decl: Declaration, out_dir: Path, *, cache_dir: Path, work_dir: Path |
     except OSError as exc:
         raise BuildEnvError(f"building environment {decl.name} failed: {exc}") from exc
     finally:
-        _remove_tree(staging)
+        remove_tree(staging)
 
 
 def _from_parent(parent: Path, root: Path) -> EnvBase | None:
@@ -116,8 +118,43 @@ def _from_parent(parent: Path, root: Path) -> EnvBase | None:
     return made.base
 
 
-def _remove_tree(path: Path) -> None:
-    """Remove a staging tree that mmdebstrap (maybe as root) made; read-only bits included."""
+def remove_tree(path: Path) -> None:
+    """Remove a staging tree that mmdebstrap (maybe as root) made; read-only bits included.
+
+    An mmdebstrap killed mid-run (SIGKILL, or SIGPIPE when whoever read its output died)
+    leaves ``proc``, ``sys`` and ``dev/pts`` mounted inside the tree, and removing files
+    under a read-only ``sysfs`` fails; so those mounts are detached first."""
     if path.exists():
+        unmount_under(path)
         archive.make_writable(path)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def mounts_under(path: Path, mountinfo: str | None = None) -> list[Path]:
+    """Mount points at or below ``path``, deepest first (``/proc/self/mountinfo``'s fifth
+    field, with its octal escapes for spaces and the like undone)."""
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError:
+            return []
+    top = os.path.realpath(path)
+    found = []
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 5:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        if point == top or point.startswith(top.rstrip("/") + "/"):
+            found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def unmount_under(path: Path) -> None:
+    """Detach (lazily) whatever is mounted below ``path``; only root can, and only root's
+    mmdebstrap mounts anything."""
+    if os.geteuid() != 0:
+        return
+    for point in mounts_under(path):
+        subprocess.run(["umount", "--lazy", str(point)], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
