@@ -46,6 +46,7 @@ from daemon.summit.planning.states import (
     on_build_started,
     on_package_published,
     on_publish_failed,
+    reblock,
     supersede_running,
     task_cancelled,
     withdraw,
@@ -540,7 +541,10 @@ class Planner:
         statuses = self.schedule.update(affected, self.latest)
         for source, reasons in statuses.items():
             task = self._not_started(source)
-            if task is None or task.state is TaskState.READY:
+            if task is None:
+                continue
+            if task.state is TaskState.READY:
+                self._apply_reaction(reblock(task, reasons), batch)
                 continue
             if reasons:
                 if task.state is not TaskState.BLOCKED:

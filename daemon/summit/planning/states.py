@@ -82,14 +82,16 @@ class TaskReason(StrEnum):
 
 
 S = TaskState
-#: The only transitions a task may take. ``ready`` is never sent back to ``blocked``: a ready
-#: task may already be assigned to a builder, and is only retracted by cancel or supersede.
+#: The only transitions a task may take. ``ready`` goes back to ``blocked`` when re-planning
+#: finds it cannot start after all (its repository's new build environment lacks a
+#: dependency, a provider has a newer build pending): an assignment its builder has not
+#: claimed is withdrawn first (:func:`reblock`); a claimed one is ``building`` and runs on.
 #: ``building`` goes back to ``ready`` for another attempt after an infrastructure failure,
 #: and to ``superseded`` when a newer release of its source was published first.
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     S.NEW: frozenset({S.BLOCKED, S.READY, S.CANCELLED, S.SUPERSEDED}),
     S.BLOCKED: frozenset({S.READY, S.CANCELLED, S.SUPERSEDED}),
-    S.READY: frozenset({S.BUILDING, S.FAILED, S.CANCELLED, S.SUPERSEDED}),
+    S.READY: frozenset({S.BLOCKED, S.BUILDING, S.FAILED, S.CANCELLED, S.SUPERSEDED}),
     S.BUILDING: frozenset({S.PUBLISHING, S.FAILED, S.READY, S.CANCELLED, S.SUPERSEDED}),
     S.PUBLISHING: frozenset({S.COMPLETED, S.FAILED, S.READY}),
     S.COMPLETED: frozenset(),
@@ -279,6 +281,22 @@ def withdraw(task: Task, why: str) -> Reaction:
     return Reaction(task=again, emits=(stop,) if stop else (),
                     note=f"assignment to {task.builder} (attempt {task.attempt}) withdrawn "
                          f"before it started: {why}")
+
+
+def reblock(task: Task, reasons: tuple[BlockReason, ...]) -> Reaction:
+    """Re-planning found a ``ready`` task that cannot start after all (``reasons``): it is
+    blocked again, as if it had never been ready, rather than left for its builder to fail
+    as unresolvable or to build against a stale dependency. An assignment not claimed yet is
+    withdrawn as a priority change withdraws one (:func:`withdraw`: the builder is told not
+    to start it, and the attempt is not a try); a claimed task is ``building`` and is not
+    touched here."""
+    if task.state is not TaskState.READY or not reasons:
+        return _unchanged(task)
+    why = "it cannot start after all: " + "; ".join(
+        f"{r.kind} {r.source or r.name or ','.join(r.members)}" for r in reasons)
+    taken = withdraw(task, why)
+    return Reaction(task=move(taken.task, TaskState.BLOCKED, blocked_by=reasons),
+                    emits=taken.emits, note=taken.note)
 
 
 def _refusal(task: Task, claim: BuildStarted) -> str:

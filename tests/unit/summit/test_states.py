@@ -9,6 +9,8 @@ import pytest
 
 from daemon.summit.planning.states import (
     TRANSITIONS,
+    BlockKind,
+    BlockReason,
     RepoRef,
     Task,
     TaskReason,
@@ -21,6 +23,7 @@ from daemon.summit.planning.states import (
     on_build_started,
     on_package_published,
     on_publish_failed,
+    reblock,
     supersede_running,
     withdraw,
 )
@@ -241,3 +244,17 @@ def test_an_unclaimed_assignment_withdrawn_waits_again_as_an_attempt_that_is_no_
     # Claimed (building) or not assigned: nothing to withdraw.
     assert not withdraw(building(), "x").changed
     assert not withdraw(task(builder=None), "x").changed
+
+
+def test_a_ready_task_reblocked_loses_its_unclaimed_assignment_a_building_one_runs_on() -> None:
+    why = (BlockReason(BlockKind.UNRESOLVABLE, name="binary(gcc)"),)
+    taken = reblock(task(attempt=2), why)
+    assert taken.task.state is TaskState.BLOCKED and taken.task.blocked_by == why
+    assert (taken.task.builder, taken.task.attempt, taken.task.tries) == (None, 3, 2)
+    (stop,) = taken.emits
+    assert isinstance(stop, TaskCancelled) and (stop.builder, stop.attempt) == ("b1", 2)
+    assert "binary(gcc)" in stop.reason
+    waiting = reblock(task(builder=None), why)
+    assert waiting.task.state is TaskState.BLOCKED and waiting.emits == ()
+    assert not reblock(building(), why).changed
+    assert not reblock(task(), ()).changed
