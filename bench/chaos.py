@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from daemon.summit import store as summit_store
+from daemon.summit import schema as summit_schema
 from daemon.vessel import store as vessel_store
 from events import outbox
 from events.sqlite import Database
@@ -254,7 +254,7 @@ class Chaos:
         deadline = time.monotonic() + timeout
         while True:
             found = []
-            for db_name, migrations in (("summit.sqlite", summit_store.MIGRATIONS),
+            for db_name, migrations in (("summit.sqlite", summit_schema.MIGRATIONS),
                                         ("vessel.sqlite", vessel_store.MIGRATIONS)):
                 for path in self.farm.state.rglob(db_name):
                     async with Database.open(path, migrations) as db:

@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.plan_scale import generate
-from daemon.summit import store
+from daemon.summit import schema
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.planning.states import TaskState
 from daemon.summit.service import Summit, SummitSettings
@@ -194,7 +194,7 @@ async def run(recipes: int, times: int, seed: int,
             repositories=[RepoConfig("bench", str(root / "recipes.git"))],
             mirrors_dir=root / "mirrors")
         bus = MemoryBus()
-        async with bus, Database.open(root / "summit.sqlite", store.MIGRATIONS) as db, \
+        async with bus, Database.open(root / "summit.sqlite", schema.MIGRATIONS) as db, \
                 OutboxRelay(db, bus) as relay:
             summit = Summit(bus, db, relay, settings)
             await summit.prepare()

@@ -93,8 +93,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _replay(args: argparse.Namespace) -> int:
+    from daemon.summit.queries import task_json
     from daemon.summit.replay import replay
-    from daemon.summit.store import task_json
 
     if not args.dry_run:
         raise ConfigError("--replay only runs with --dry-run: a replayed summit must not "

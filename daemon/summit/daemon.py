@@ -19,7 +19,7 @@ from daemon.runtime import BaseConfig, Health, Section
 from daemon.runtime.address import loopback_across_hosts
 from daemon.runtime.config import Branch, Port, Seconds
 from daemon.runtime.listen import start_site
-from daemon.summit import store
+from daemon.summit import schema
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.planning.constraints import Constraints, Needs, Rule
 from daemon.summit.planning.limits import LimitRule, LimitRules
@@ -224,7 +224,7 @@ class SummitDaemon:
         bus = await self._host.bus(self.config.bus.url, name="cairn-summit", bus=self._bus,
                                    publish_timeout=self.config.bus.publish_timeout,
                                    metrics=self.metrics, queues=[SUMMIT.queue])
-        db, relay = await self._host.outbox_database(state / "summit.sqlite", store.MIGRATIONS,
+        db, relay = await self._host.outbox_database(state / "summit.sqlite", schema.MIGRATIONS,
                                                      bus)
         self.service = Summit(bus, db, relay, settings_of(self.config))
         token = admin_token(state, self.config.summit.admin_token)

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from daemon.summit import store
+from daemon.summit import schema
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.planning.planner import Decision, Planner
 from daemon.summit.planning.states import WITHDRAWN, Task
@@ -89,7 +89,7 @@ async def replay(path: Path, channel: str = "volatile") -> list[Task]:
         raise CairnError(f"{path} has no commit-seen event: nothing to plan")
     with tempfile.TemporaryDirectory(prefix="cairn-replay-") as scratch:
         root = Path(scratch)
-        async with Database.open(root / "summit.sqlite", store.MIGRATIONS) as db:
+        async with Database.open(root / "summit.sqlite", schema.MIGRATIONS) as db:
             bus = DryBus()
             summit = Summit(bus, db, OutboxRelay(db, bus),
                             SummitSettings(repositories=repos, mirrors_dir=root / "mirrors",

@@ -1,8 +1,10 @@
-"""Summit's SQLite state: tasks, what the repository has published, the repositories it
-watches and the commit each planner has applied, recipe errors, and each task's timeline.
+"""Summit's SQLite state as the scheduler and the watcher keep it: tasks, what the repository
+has published, the repositories it watches and the commit each planner has applied, recipe
+errors, each task's timeline, builds, builders, levers and environments.
 
 The planner keeps the same facts in memory; this store is what survives a restart (the
-planner is rebuilt from it) and what the API and the CLI read.
+planner is rebuilt from it). The schema is in :mod:`daemon.summit.schema`; what the API and
+the dashboard read, changing nothing, in :mod:`daemon.summit.queries`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from daemon.summit.planning.fleet import Builder, BuilderStatus
@@ -18,174 +19,8 @@ from daemon.summit.planning.graph import PublishedIndex
 from daemon.summit.planning.levers import Levers
 from daemon.summit.planning.recipe import BrokenRecipe
 from daemon.summit.planning.states import BlockKind, BlockReason, Task, TaskReason, TaskState
-from events.inbox import INBOX_SCHEMA
-from events.outbox import OUTBOX_SCHEMA
 from events.payloads import BuildDone, UsageV3
 from events.sqlite import Connection, Database, Row
-
-MIGRATIONS: tuple[str, ...] = (
-    OUTBOX_SCHEMA,
-    INBOX_SCHEMA,
-    """
-    CREATE TABLE tasks (
-        task_id INTEGER PRIMARY KEY,
-        repository TEXT NOT NULL,
-        arch TEXT NOT NULL,
-        source TEXT NOT NULL,
-        version TEXT NOT NULL,
-        release INTEGER NOT NULL,
-        build_release INTEGER NOT NULL,
-        recipe_path TEXT NOT NULL,
-        commit_id TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        state TEXT NOT NULL,
-        blocked_by TEXT NOT NULL,
-        attempt INTEGER NOT NULL,
-        builder TEXT,
-        failure TEXT,
-        created REAL NOT NULL,
-        updated REAL NOT NULL
-    );
-    CREATE INDEX tasks_state ON tasks (state);
-    CREATE INDEX tasks_source ON tasks (source);
-    CREATE TABLE published (
-        channel TEXT NOT NULL, arch TEXT NOT NULL, source TEXT NOT NULL,
-        release INTEGER NOT NULL,
-        PRIMARY KEY (channel, arch, source)
-    ) WITHOUT ROWID;
-    CREATE TABLE providers (
-        channel TEXT NOT NULL, arch TEXT NOT NULL, name TEXT NOT NULL, source TEXT NOT NULL,
-        PRIMARY KEY (channel, arch, name, source)
-    ) WITHOUT ROWID;
-    CREATE TABLE repositories (
-        name TEXT PRIMARY KEY,
-        url TEXT NOT NULL,
-        branch TEXT NOT NULL,
-        head TEXT,
-        fetched REAL,
-        error TEXT
-    );
-    CREATE TABLE planned (
-        repository TEXT NOT NULL, arch TEXT NOT NULL, commit_id TEXT NOT NULL,
-        PRIMARY KEY (repository, arch)
-    ) WITHOUT ROWID;
-    CREATE TABLE recipe_errors (
-        repository TEXT NOT NULL, path TEXT NOT NULL, file TEXT NOT NULL, line INTEGER,
-        message TEXT NOT NULL,
-        PRIMARY KEY (repository, file)
-    ) WITHOUT ROWID;
-    CREATE TABLE timeline (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        task_id INTEGER NOT NULL,
-        time REAL NOT NULL,
-        event_id TEXT,
-        type TEXT NOT NULL,
-        summary TEXT NOT NULL
-    );
-    CREATE INDEX timeline_task ON timeline (task_id, seq);
-    """,
-    # The dashboard and API: each build's report (where its log is) and each generation
-    # of the repository that summit learned of from package-published.
-    """
-    CREATE TABLE builds (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        task_id INTEGER NOT NULL,
-        builder TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        reason TEXT,
-        log_url TEXT,
-        duration_s REAL NOT NULL,
-        time REAL NOT NULL
-    );
-    CREATE INDEX builds_task ON builds (task_id, seq);
-    CREATE TABLE generations (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        channel TEXT NOT NULL,
-        arch TEXT NOT NULL,
-        generation INTEGER NOT NULL,
-        task_id INTEGER NOT NULL,
-        source TEXT NOT NULL,
-        release INTEGER NOT NULL,
-        build_release INTEGER NOT NULL,
-        packages TEXT NOT NULL,
-        time REAL NOT NULL
-    );
-    CREATE INDEX generations_channel ON generations (channel, arch, generation);
-    """,
-    # Forge webhook deliveries already acted on (a forge redelivers on timeouts).
-    """
-    CREATE TABLE webhook_deliveries (
-        delivery_id TEXT PRIMARY KEY,
-        repository TEXT NOT NULL,
-        commit_id TEXT NOT NULL,
-        received REAL NOT NULL
-    ) WITHOUT ROWID;
-    """,
-    # Summit assigns tasks to builders: the builders it knows, a task's priority and when it
-    # was assigned, and which attempt each build report was about.
-    """
-    ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE tasks ADD COLUMN assigned_at REAL;
-    ALTER TABLE builds ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
-    CREATE TABLE builders (
-        name TEXT PRIMARY KEY,
-        arch TEXT NOT NULL,
-        status TEXT NOT NULL,
-        boot TEXT NOT NULL,
-        slots INTEGER NOT NULL,
-        interval_s REAL NOT NULL,
-        seen REAL NOT NULL,
-        report TEXT NOT NULL
-    ) WITHOUT ROWID;
-    """,
-    # Operators' levers on dispatch: pauses (kind 'pause', name '' for the whole farm or a
-    # repository) and drained builders (kind 'drain').
-    """
-    CREATE TABLE levers (
-        kind TEXT NOT NULL,
-        name TEXT NOT NULL,
-        time REAL NOT NULL,
-        PRIMARY KEY (kind, name)
-    ) WITHOUT ROWID;
-    """,
-    # The overview's recent events count the entries one event wrote in one state.
-    """
-    CREATE INDEX timeline_event ON timeline (event_id, type);
-    """,
-    # A source's build history: what each build consumed (build-done v2's usage).
-    """
-    ALTER TABLE builds ADD COLUMN cpu_s REAL;
-    ALTER TABLE builds ADD COLUMN max_rss_kb INTEGER;
-    ALTER TABLE builds ADD COLUMN output_bytes INTEGER;
-    ALTER TABLE builds ADD COLUMN log_bytes INTEGER;
-    """,
-    # Which build environment each build ran in (its digest; NULL: the builder host's own
-    # system, not hermetic).
-    """
-    ALTER TABLE builds ADD COLUMN environment TEXT;
-    """,
-    # An infrastructure failure's next attempt waits out its back-off.
-    """
-    ALTER TABLE tasks ADD COLUMN retry_at REAL;
-    """,
-    # Each repository's build environment (NULL: none named), as an operator last set it.
-    """
-    CREATE TABLE repo_environments (
-        repository TEXT PRIMARY KEY,
-        environment TEXT,
-        time REAL NOT NULL
-    ) WITHOUT ROWID;
-    """,
-    # Assignments withdrawn before their builder claimed them (a task ahead in the queue took
-    # the slot): attempts that do not count towards max_attempts.
-    """
-    ALTER TABLE tasks ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
-    """,
-    # The disk a build took (its tree's peak size; build-done v3): learned as a need.
-    """
-    ALTER TABLE builds ADD COLUMN disk_bytes INTEGER;
-    """,
-)
 
 
 def _block_from_json(data: dict[str, Any]) -> BlockReason:
@@ -205,20 +40,6 @@ def task_from_row(row: Row) -> Task:
         failure=row["failure"], priority=row["priority"], assigned_at=row["assigned_at"],
         retry_at=row["retry_at"], withdrawn=row["withdrawn"],
     )
-
-
-def task_json(task: Task, **extra: Any) -> dict[str, Any]:
-    """A task as the API and ``cairn tasks`` show it."""
-    return {
-        "id": task.task_id, "source": task.source, "version": task.version,
-        "release": task.release, "build_release": task.build_release, "arch": task.arch,
-        "repository": task.repository, "commit": task.commit, "recipe_path": task.recipe_path,
-        "reason": str(task.reason), "state": str(task.state),
-        "blocked_by": [b.to_json() for b in task.blocked_by], "attempt": task.attempt,
-        "builder": task.builder, "failure": task.failure, "priority": task.priority,
-        "assigned_at": task.assigned_at, "retry_at": task.retry_at,
-        "withdrawn": task.withdrawn, **extra,
-    }
 
 
 async def save_tasks(conn: Connection, tasks: Iterable[Task]) -> None:
@@ -286,16 +107,6 @@ async def has_publications(db: Database, channel: str, arch: str) -> bool:
     return row is not None
 
 
-@dataclass(frozen=True)
-class RepositoryRow:
-    name: str
-    url: str
-    branch: str
-    head: str | None
-    fetched: float | None
-    error: str | None
-
-
 async def upsert_repository(conn: Connection, name: str, url: str, branch: str) -> None:
     await conn.execute(
         "INSERT INTO repositories (name, url, branch) VALUES (?, ?, ?) ON CONFLICT (name) "
@@ -309,12 +120,6 @@ async def set_head(conn: Connection, name: str, head: str | None, error: str | N
     else:
         await conn.execute("UPDATE repositories SET head = ?, error = NULL, fetched = ? "
                            "WHERE name = ?", (head, time.time(), name))
-
-
-async def repositories(db: Database) -> list[RepositoryRow]:
-    rows = await db.fetchall("SELECT * FROM repositories ORDER BY name")
-    return [RepositoryRow(r["name"], r["url"], r["branch"], r["head"], r["fetched"], r["error"])
-            for r in rows]
 
 
 async def planned_commit(db: Database, repository: str, arch: str) -> str | None:
@@ -339,15 +144,6 @@ async def set_recipe_errors(conn: Connection, repository: str,
         [(repository, p.path, p.file, p.line, p.message) for p in problems])
 
 
-async def recipe_errors(db: Database, repository: str | None = None) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM recipe_errors"
-    params: tuple[str, ...] = ()
-    if repository is not None:
-        sql += " WHERE repository = ?"
-        params = (repository,)
-    return [dict(r) for r in await db.fetchall(sql + " ORDER BY repository, file", params)]
-
-
 async def record_build(conn: Connection, done: BuildDone) -> None:
     """A build's report and what it consumed: its full log for the API after the live one,
     its source's history (durations for the estimates, peak memory), and which build
@@ -362,23 +158,6 @@ async def record_build(conn: Connection, done: BuildDone) -> None:
          done.log_url, done.duration_s, time.time(), done.environment,
          *((usage.cpu_s, usage.max_rss_kb, usage.output_bytes, usage.log_bytes)
            if usage is not None else (None, None, None, None)), disk))
-
-
-async def source_history(db: Database, source: str, repository: str | None = None,
-                         arch: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Every build of ``source`` (of one repository and arch, or all), newest first: when,
-    which task and attempt, where, how it ended and what it consumed."""
-    rows = await db.fetchall(
-        "SELECT builds.task_id, builds.attempt, tasks.repository, tasks.arch, tasks.release,"
-        " tasks.version, builds.builder, builds.outcome, builds.reason, builds.duration_s,"
-        " builds.environment,"
-        " builds.cpu_s, builds.max_rss_kb, builds.output_bytes, builds.log_bytes,"
-        " builds.disk_bytes,"
-        " builds.log_url, builds.time FROM builds JOIN tasks USING (task_id)"
-        " WHERE tasks.source = ? AND (? IS NULL OR tasks.repository = ?)"
-        " AND (? IS NULL OR tasks.arch = ?) ORDER BY builds.seq DESC LIMIT ?",
-        (source, repository, repository, arch, arch, limit))
-    return [dict(r) for r in rows]
 
 
 async def peak_memory(db: Database) -> dict[str, int]:
@@ -427,113 +206,6 @@ async def record_generation(conn: Connection, channel: str, arch: str, generatio
         "build_release, packages, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (channel, arch, generation, task_id, source, release, build_release,
          json.dumps(list(packages)), time.time()))
-
-
-# -- reads for the API, the dashboard and the live streams ---------------------------------
-async def task_timeline(db: Database, task_id: int) -> list[dict[str, Any]]:
-    """What happened to one task, oldest first."""
-    rows = await db.fetchall("SELECT seq, time, event_id, type, summary FROM timeline "
-                             "WHERE task_id = ? ORDER BY seq", (task_id,))
-    return [dict(r) for r in rows]
-
-
-async def task_builds(db: Database, task_id: int) -> list[dict[str, Any]]:
-    """Every build report of one task, oldest first."""
-    rows = await db.fetchall("SELECT attempt, builder, outcome, reason, log_url, duration_s,"
-                             " time, environment, cpu_s, max_rss_kb, output_bytes, log_bytes"
-                             " FROM builds WHERE task_id = ? ORDER BY seq", (task_id,))
-    return [dict(r) for r in rows]
-
-
-async def log_urls(db: Database, task_id: int) -> list[str]:
-    """Where the full logs of a task's builds are, oldest first."""
-    rows = await db.fetchall("SELECT log_url FROM builds WHERE task_id = ? AND log_url IS NOT "
-                             "NULL ORDER BY seq", (task_id,))
-    return [str(r["log_url"]) for r in rows]
-
-
-async def timeline_page(db: Database, task_id: int | None, limit: int,
-                        offset: int) -> tuple[int, list[dict[str, Any]]]:
-    """Timeline entries (of one task, or all), newest first, with each task's source."""
-    total = await db.fetchone(
-        "SELECT count(*) AS n FROM timeline WHERE ? IS NULL OR task_id = ?", (task_id, task_id))
-    rows = await db.fetchall(
-        "SELECT timeline.seq, timeline.time, timeline.task_id, timeline.event_id, "
-        "timeline.type, timeline.summary, tasks.source FROM timeline "
-        "LEFT JOIN tasks USING (task_id) WHERE ? IS NULL OR timeline.task_id = ? "
-        "ORDER BY seq DESC LIMIT ? OFFSET ?", (task_id, task_id, limit, offset))
-    return (int(total["n"]) if total else 0), [dict(r) for r in rows]
-
-
-async def timeline_groups(db: Database, limit: int,
-                          window: int = 2000) -> list[dict[str, Any]]:
-    """The newest timeline entries with those one event wrote in one state as one entry
-    (``count`` of them, the first ``sources``): planning a tree writes one entry per task,
-    and a person wants to read "613 tasks blocked", not 613 lines. Newest first; the
-    ``window`` newest entries are grouped, and a group that reaches past it is counted in
-    full."""
-    rows = await db.fetchall(
-        "SELECT t.seq, t.time, t.task_id, t.event_id, t.type, t.summary, tasks.source FROM "
-        "(SELECT * FROM timeline ORDER BY seq DESC LIMIT ?) AS t LEFT JOIN tasks "
-        "USING (task_id) ORDER BY t.seq DESC", (window,))
-    groups: dict[tuple[str, str | int], dict[str, Any]] = {}
-    for row in rows:
-        key = (row["type"], row["event_id"] or row["seq"])
-        group = groups.get(key)
-        if group is None:
-            if len(groups) < limit:
-                groups[key] = {**dict(row), "count": 1, "sources": [row["source"]]}
-            continue
-        group["count"] += 1
-        if len(group["sources"]) < 3:
-            group["sources"].append(row["source"])
-    if len(rows) == window:
-        for group in groups.values():
-            if group["event_id"] is not None and group["count"] > 1:
-                found = await db.fetchone("SELECT count(*) AS n FROM timeline WHERE "
-                                          "event_id = ? AND type = ?",
-                                          (group["event_id"], group["type"]))
-                group["count"] = int(found["n"]) if found else group["count"]
-    return sorted(groups.values(), key=lambda g: -int(g["seq"]))
-
-
-async def timeline_last_seq(db: Database) -> int:
-    row = await db.fetchone("SELECT max(seq) AS seq FROM timeline")
-    return int(row["seq"] or 0) if row is not None else 0
-
-
-async def timeline_since(db: Database, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
-    """Timeline entries written after ``seq``, oldest first."""
-    rows = await db.fetchall("SELECT seq, task_id, time, event_id, type, summary FROM timeline "
-                             "WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
-    return [dict(r) for r in rows]
-
-
-async def planned_commits(db: Database) -> dict[str, dict[str, str]]:
-    """repository → arch → the commit its planner has applied."""
-    out: dict[str, dict[str, str]] = {}
-    for row in await db.fetchall("SELECT repository, arch, commit_id FROM planned"):
-        out.setdefault(row["repository"], {})[row["arch"]] = row["commit_id"]
-    return out
-
-
-async def generations_page(db: Database, channel: str | None, arch: str | None, limit: int,
-                           offset: int) -> tuple[int, list[dict[str, Any]]]:
-    """Generations summit saw published (from package-published), newest first."""
-    params = (channel, channel, arch, arch)
-    total = await db.fetchone(
-        "SELECT count(*) AS n FROM generations "
-        "WHERE (? IS NULL OR channel = ?) AND (? IS NULL OR arch = ?)", params)
-    rows = await db.fetchall(
-        "SELECT channel, arch, generation, task_id, source, release, build_release, packages, "
-        "time FROM generations WHERE (? IS NULL OR channel = ?) AND (? IS NULL OR arch = ?) "
-        "ORDER BY seq DESC LIMIT ? OFFSET ?", (*params, limit, offset))
-    out = []
-    for row in rows:
-        item = dict(row)
-        item["packages"] = json.loads(item["packages"])
-        out.append(item)
-    return (int(total["n"]) if total else 0), out
 
 
 # -- forge webhook deliveries ----------------------------------------------------------------

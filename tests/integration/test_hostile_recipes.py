@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from daemon.runtime import BusSection, Health, StateSection
-from daemon.summit import store
+from daemon.summit import queries
 from daemon.summit.daemon import RepositorySection, SummitDaemon, SummitDaemonConfig, SummitSection
 from tests.unit.avalanche.support import add_recipe, make_repo
 from tests.unit.summit.test_recipe import BOMB
@@ -74,7 +74,7 @@ async def test_a_running_summit_plans_the_siblings(hostile_repo: Path, tmp_path:
                 break
             await asyncio.sleep(0.1)
         assert {t.source for t in service.scheduler.all_tasks()} == SIBLINGS
-        _check_errors(await store.recipe_errors(service.db, "r"))
+        _check_errors(await queries.recipe_errors(service.db, "r"))
         # The API answered throughout (the bomb once held it for minutes) and shows them.
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
                 session.get(f"{summit.url}/api/v1/repositories") as got:

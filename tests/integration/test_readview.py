@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from daemon.summit import store
+from daemon.summit import schema
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.service import Summit, SummitSettings
 from daemon.summit.web import readview
@@ -52,7 +52,7 @@ async def summit(tmp_path: Path) -> AsyncIterator[Summit]:
     settings = SummitSettings(repositories=[RepoConfig("recipes", str(repo))],
                               mirrors_dir=tmp_path / "mirrors")
     bus = MemoryBus()
-    async with bus, Database.open(tmp_path / "summit.sqlite", store.MIGRATIONS) as db, \
+    async with bus, Database.open(tmp_path / "summit.sqlite", schema.MIGRATIONS) as db, \
             OutboxRelay(db, bus) as relay:
         summit = Summit(bus, db, relay, settings)
         await summit.prepare()

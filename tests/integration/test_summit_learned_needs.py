@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.summit import store
+from daemon.summit import queries
 from events import payloads as p
 from events.amqp import AmqpBus
 from events.bus import Bus
@@ -73,7 +73,7 @@ async def test_a_measured_peak_keeps_the_next_attempt_off_smaller_builders(
                 why = await _poll(waiting)
                 assert why == f"no builder with 3072 MB {resource} for x86_64"
                 if resource == "disk":
-                    (build,) = await store.source_history(scheduler.db, "diamond-a")
+                    (build,) = await queries.source_history(scheduler.db, "diamond-a")
                     assert build["disk_bytes"] == 3 * 2**30  # the history shows it too
                 await _online(bus, LARGE, **{declared: 4096})
                 again = await seen.wait_for("task-ready", count=3, timeout=60)

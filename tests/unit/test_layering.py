@@ -130,7 +130,8 @@ def test_events_imports_nothing_of_daemon() -> None:
 
 #: The modules that may hold SQL: each service's store, and the outbox/inbox/SQLite helpers
 #: of the contract package that every store builds on.
-SQL_HOMES = ("daemon.summit.store", "daemon.vessel.store", "daemon.journal.store",
+SQL_HOMES = ("daemon.summit.store", "daemon.summit.schema", "daemon.summit.queries",
+             "daemon.vessel.store", "daemon.journal.store",
              "events.outbox", "events.inbox", "events.sqlite")
 _SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|"
                   r"DELETE\s+FROM|CREATE\s+(TABLE|INDEX)|ALTER\s+TABLE)\b", re.I | re.S)

@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 from multidict import MultiMapping
 
-from daemon.summit import store
+from daemon.summit import queries
 from daemon.summit.planning.states import Task, TaskState
 from daemon.summit.planning.views import OPEN, counts, explain_task
 from daemon.summit.service import Summit
@@ -188,7 +188,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     tasks = await filter_tasks(request.app[SUMMIT_KEY], request.query)
     scheduler = request.app[SUMMIT_KEY].scheduler
     return paginated(request, "tasks", tasks,
-                     lambda t: store.task_json(t, waiting=scheduler.waiting_reason(t)),
+                     lambda t: queries.task_json(t, waiting=scheduler.waiting_reason(t)),
                      counts=counts(request.app[SUMMIT_KEY].scheduler.all_tasks()))
 
 
@@ -217,11 +217,11 @@ async def task_detail(summit: Summit, task: Task) -> dict[str, Any]:
                         "state": str(other.state) if other else None})
         return out
 
-    timeline = await store.task_timeline(summit.db, task.task_id)
-    builds = await store.task_builds(summit.db, task.task_id)
-    history = await store.source_history(summit.db, task.source, task.repository, task.arch,
+    timeline = await queries.task_timeline(summit.db, task.task_id)
+    builds = await queries.task_builds(summit.db, task.task_id)
+    history = await queries.source_history(summit.db, task.source, task.repository, task.arch,
                                          HISTORY_ON_TASK)
-    return store.task_json(
+    return queries.task_json(
         task, critical_path=planner.critical_path(task.source), depends_on=depends,
         dependencies=refs(depends), dependents=refs(dependents),
         blockers=[e.to_json() for e in explain_task(task, planner)],
@@ -237,7 +237,7 @@ async def source_history(request: web.Request) -> web.Response:
         raise ApiError(400, f"{source[:100]!r} is not a source name")
     repository, arch = text_param(request.query, "repository"), text_param(request.query, "arch")
     limit = int_param(request, "limit", 50, 1, 1000)
-    builds = await store.source_history(summit.db, source, repository, arch, limit)
+    builds = await queries.source_history(summit.db, source, repository, arch, limit)
     return web.json_response({"source": source, "builds": builds})
 
 
@@ -270,7 +270,7 @@ async def retry_task(request: web.Request) -> web.Response:
         new = await summit.operations.retry(task.task_id)
     except CairnError as exc:
         return _error(409, str(exc))
-    return web.json_response(store.task_json(new), status=201)
+    return web.json_response(queries.task_json(new), status=201)
 
 
 @admin
@@ -280,15 +280,15 @@ async def cancel_task(request: web.Request) -> web.Response:
         changed = await summit.operations.cancel(task.task_id)
     except CairnError as exc:
         return _error(409, str(exc))
-    return web.json_response(store.task_json(changed))
+    return web.json_response(queries.task_json(changed))
 
 
 # -- repositories --------------------------------------------------------------------------
 async def repositories_json(summit: Summit) -> list[dict[str, Any]]:
-    errors = await store.recipe_errors(summit.db)
-    planned = await store.planned_commits(summit.db)
+    errors = await queries.recipe_errors(summit.db)
+    planned = await queries.planned_commits(summit.db)
     out = []
-    for row in await store.repositories(summit.db):
+    for row in await queries.repositories(summit.db):
         config = summit.repos.get(row.name)
         out.append({"name": row.name, "url": row.url, "branch": row.branch, "head": row.head,
                     "fetched": row.fetched, "error": row.error,

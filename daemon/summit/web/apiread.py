@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from daemon.formats import layout
-from daemon.summit import store
+from daemon.summit import queries
 from daemon.summit.planning.progress import Limit, Progress, limit, progress
 from daemon.summit.planning.queueview import (
     Column,
@@ -183,7 +183,7 @@ async def events(summit: Summit, task_id: int | None, limit: int,
                  offset: int) -> tuple[int, list[dict[str, Any]]]:
     """Timeline entries (every task state change and the event that caused it), newest
     first, with the task's source."""
-    return await store.timeline_page(summit.db, task_id, limit, offset)
+    return await queries.timeline_page(summit.db, task_id, limit, offset)
 
 
 async def overview(summit: Summit, live: Live) -> dict[str, Any]:
@@ -206,7 +206,7 @@ async def task_log(summit: Summit, live: Live, task: Task, after: int) -> dict[s
     kept = live.logs.get(task.task_id)
     lines = kept.after(after) if kept else []
     first = kept.first_seq if kept else 0
-    urls = [u for u in await store.log_urls(summit.db, task.task_id) if is_http_url(u)]
+    urls = [u for u in await queries.log_urls(summit.db, task.task_id) if is_http_url(u)]
     return {"task_id": task.task_id, "state": str(task.state),
             "lines": [{"seq": line.seq, "text": line.text} for line in lines],
             "first_seq": first, "next_seq": kept.next_seq if kept else 0,
@@ -266,4 +266,4 @@ class Channels:
 async def generations(summit: Summit, channel: str | None, arch: str | None, limit: int,
                       offset: int) -> tuple[int, list[dict[str, Any]]]:
     """Generations summit saw published (from package-published), newest first."""
-    return await store.generations_page(summit.db, channel, arch, limit, offset)
+    return await queries.generations_page(summit.db, channel, arch, limit, offset)

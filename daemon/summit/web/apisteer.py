@@ -14,7 +14,7 @@ from aiohttp import web
 
 from daemon.buildenv.errors import BuildEnvError
 from daemon.buildenv.manifest import check_digest
-from daemon.summit import store
+from daemon.summit import queries
 from daemon.summit.operations import BulkResult, Operations, TaskFilter
 from daemon.summit.planning.levers import Levers
 from daemon.summit.planning.states import TaskState
@@ -84,7 +84,7 @@ async def set_priority(request: web.Request) -> web.Response:
         changed = await summit.operations.prioritise(task.task_id, priority)
     except CairnError as exc:
         return _refused(exc)
-    return web.json_response(store.task_json(changed))
+    return web.json_response(queries.task_json(changed))
 
 
 @admin
@@ -106,7 +106,7 @@ async def bulk(request: web.Request) -> web.Response:
         result = await operations.bulk_retry(which, dry_run)
     else:
         result = await operations.bulk_prioritise(which, priority_of(data), dry_run)
-    return web.json_response(result.to_json(store.task_json))
+    return web.json_response(result.to_json(queries.task_json))
 
 
 async def show_dispatch(request: web.Request) -> web.Response:
@@ -161,7 +161,7 @@ async def set_environment(request: web.Request) -> web.Response:
     except CairnError as exc:
         return _refused(exc)
     return web.json_response({"repository": name, "environment": digest,
-                              "tasks": [store.task_json(t) for t in changed]})
+                              "tasks": [queries.task_json(t) for t in changed]})
 
 
 def add_steering(app: web.Application) -> None:

@@ -20,7 +20,7 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDict
 
-from daemon.summit import store
+from daemon.summit import queries
 from daemon.summit.planning.queueview import DRAW_LIMIT, focus, layout, page_of, subgraph
 from daemon.summit.planning.views import OPEN, STATE_ORDER, counts, explain_task
 from daemon.summit.web.api import (
@@ -111,7 +111,7 @@ def render(request: web.Request, template: str, status: int = 200,
 async def overview(request: web.Request) -> web.Response:
     summit = request.app[SUMMIT_KEY]
     tasks = summit.scheduler.all_tasks()
-    recent = await store.timeline_groups(summit.db, 20)
+    recent = await queries.timeline_groups(summit.db, 20)
     failed = heapq.nlargest(10, (t for t in tasks if t.state == "failed"),
                             key=lambda t: t.task_id)
     view = await view_of(summit)

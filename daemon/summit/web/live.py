@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 
-from daemon.summit import store
+from daemon.summit import queries
 from daemon.summit.planning.views import counts, explain_task
 from daemon.summit.service import Summit
 from daemon.summit.web.numbers import whole
@@ -162,7 +162,7 @@ class Live:
         return cls(summit, None)
 
     async def start(self) -> None:
-        self._last_seq = await store.timeline_last_seq(self.summit.db)
+        self._last_seq = await queries.timeline_last_seq(self.summit.db)
         self._tasks = [asyncio.create_task(self._poll(), name="live-timeline")]
         if self.telemetry is not None:
             self._tasks += [
@@ -256,7 +256,7 @@ class Live:
 
     async def poll_once(self) -> int:
         """Relay timeline rows written since the last call; returns how many."""
-        rows = await store.timeline_since(self.summit.db, self._last_seq)
+        rows = await queries.timeline_since(self.summit.db, self._last_seq)
         if not rows:
             return 0
         self._last_seq = int(rows[-1]["seq"])
@@ -269,7 +269,7 @@ class Live:
             planner = self.summit.scheduler.planners[(task.repository, task.arch)]
             self._emit("task", {
                 "entry": row,
-                "task": store.task_json(task, blockers=[
+                "task": queries.task_json(task, blockers=[
                     e.to_json() for e in explain_task(task, planner)]),
             }, int(row["seq"]))
         self._emit("counts", counts(self.summit.scheduler.all_tasks()))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.summit import store
+from daemon.summit import queries, schema, store
 from events.sqlite import Database
 
 
 async def test_entries_of_one_event_and_state_are_one_line_with_a_count(tmp_path: Path) -> None:
-    async with Database.open(tmp_path / "summit.sqlite", store.MIGRATIONS) as db:
+    async with Database.open(tmp_path / "summit.sqlite", schema.MIGRATIONS) as db:
         async with db.transaction() as conn:
             # Planning a tree: one commit-seen blocks 613 tasks and makes 40 ready.
             await store.add_timeline(conn, [
@@ -20,7 +20,7 @@ async def test_entries_of_one_event_and_state_are_one_line_with_a_count(tmp_path
                                             (1001, "start-2", "building", "on b2"),
                                             (1000, None, "note", "claim refused"),
                                             (1001, None, "note", "claim refused")])
-        groups = await store.timeline_groups(db, 20, window=100)
+        groups = await queries.timeline_groups(db, 20, window=100)
     assert [(g["type"], g["count"]) for g in groups] == [
         ("note", 1), ("note", 1), ("building", 1), ("building", 1), ("ready", 40),
         ("blocked", 613)]
