@@ -19,7 +19,7 @@ Errors carry the 1-based line, so a person can find what to fix.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,14 +60,6 @@ class Document:
         return self.key_lines.get(key, self.line) if key is not None else self.line
 
 
-@dataclass(slots=True)
-class _Frame:
-    container: Any  # dict[str, Any] (``is_list`` false) or list[Any]
-    key: str | None = None
-    waiting_key: bool = True
-    is_list: bool = False
-
-
 def _line(event: Any) -> int:
     mark = getattr(event, "start_mark", None)
     return int(mark.line) + 1 if mark is not None else 1
@@ -76,7 +68,8 @@ def _line(event: Any) -> int:
 def load(text: str, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> Document:
     """Parse ``text`` (see the module docstring); raise :class:`YamlError`."""
     try:
-        return _build(_events(text), max_nodes, max_depth)
+        # libyaml's events straight from its parser (``yaml.parse`` asks twice per event).
+        return _build(_Loader(text).get_event, max_nodes, max_depth)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -85,71 +78,77 @@ def load(text: str, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -
         raise YamlError(1, f"invalid YAML: {exc}") from None
 
 
-def _events(text: str) -> Iterator[Any]:
-    """libyaml's events, straight from its parser (``yaml.parse`` asks twice per event)."""
-    next_event = _Loader(text).get_event
-    while (event := next_event()) is not None:
-        yield event
-
-
 _SCALAR, _ALIAS, _DOC_START = yaml.ScalarEvent, yaml.AliasEvent, yaml.DocumentStartEvent
-_OPEN = {yaml.MappingStartEvent: dict, yaml.SequenceStartEvent: list}
-_CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_MAP_START, _SEQ_START = yaml.MappingStartEvent, yaml.SequenceStartEvent
+_MAP_END, _SEQ_END = yaml.MappingEndEvent, yaml.SequenceEndEvent
+#: The key of the mapping being built when the next scalar is a key, not a value.
+_NO_KEY: Any = object()
 
 
-def _build(events: Iterator[Any], max_nodes: int, max_depth: int) -> Document:
-    stack: list[_Frame] = []
+def _build(next_event: Callable[[], Any], max_nodes: int, max_depth: int) -> Document:
+    """The document from the event stream, with every check of the module docstring.
+
+    One loop with the state in local variables — the container being filled (``top``:
+    ``None`` at the document level, a dict or a list), the key waiting for its value, and
+    the parents' (container, key) on ``stack``: this runs once per event of every recipe
+    of a tree (50,000 recipes at a first plan), and a call or an object per event was
+    half of reading a recipe.
+    """
+    stack: list[tuple[Any, Any]] = []
+    top: Any = None
+    key: Any = _NO_KEY
     root: Value = None
     root_line = 1
     key_lines: dict[str, int] = {}
     nodes = documents = 0
-
-    def put(value: Value, event: Any) -> None:
-        nonlocal root, root_line
-        if not stack:
-            root, root_line = value, _line(event)
-            return
-        top = stack[-1]
-        if top.is_list:
-            top.container.append(value)
-        elif top.waiting_key:
-            if not isinstance(value, str | None):
-                raise YamlError(_line(event), "a mapping key must be a plain value, not a "
-                                              "list or mapping")  # fmt: skip
-            key = value or ""
-            if key in top.container:
-                raise YamlError(_line(event), f"key {shown(key)} appears twice in one mapping")
-            top.key, top.waiting_key = key, False
-            if len(stack) == 1:
-                key_lines[key] = _line(event)
-        else:
-            top.container[top.key] = value
-            top.waiting_key = True
-
-    for event in events:
+    while (event := next_event()) is not None:
         kind = type(event)
-        if kind is _ALIAS:
-            raise YamlError(_line(event), "aliases (*name) are not allowed")
-        if getattr(event, "anchor", None) is not None:
-            raise YamlError(_line(event), f"anchors (&{event.anchor}) are not allowed")
         if kind is _SCALAR:
+            if event.anchor is not None:
+                raise YamlError(_line(event), f"anchors (&{event.anchor}) are not allowed")
             nodes += 1
             if nodes > max_nodes:
                 raise YamlError(_line(event), f"more than {max_nodes} values in one document")
             value = event.value
-            plain = not event.style and event.implicit[0]
-            put(None if plain and value in _NULLS else value, event)
-        elif kind in _OPEN:
+            if value in _NULLS and not event.style and event.implicit[0]:
+                value = None
+            if top.__class__ is list:
+                top.append(value)
+            elif top is None:
+                root, root_line = value, _line(event)
+            elif key is _NO_KEY:
+                key = value or ""
+                if key in top:
+                    raise YamlError(_line(event), f"key {shown(key)} appears twice in one mapping")
+                if len(stack) == 1:
+                    key_lines[key] = _line(event)
+            else:
+                top[key] = value
+                key = _NO_KEY
+        elif kind is _MAP_START or kind is _SEQ_START:
+            if event.anchor is not None:
+                raise YamlError(_line(event), f"anchors (&{event.anchor}) are not allowed")
             nodes += 1
             if nodes > max_nodes:
                 raise YamlError(_line(event), f"more than {max_nodes} values in one document")
             if len(stack) >= max_depth:
                 raise YamlError(_line(event), f"values nested deeper than {max_depth} levels")
-            container: dict[str, Any] | list[Any] = _OPEN[kind]()
-            put(container, event)
-            stack.append(_Frame(container, is_list=kind is not yaml.MappingStartEvent))
-        elif kind in _CLOSE:
-            stack.pop()
+            container: dict[str, Any] | list[Any] = {} if kind is _MAP_START else []
+            if top.__class__ is list:
+                top.append(container)
+            elif top is None:
+                root, root_line = container, _line(event)
+            elif key is _NO_KEY:
+                raise YamlError(_line(event), "a mapping key must be a plain value, not a "
+                                              "list or mapping")  # fmt: skip
+            else:
+                top[key] = container
+            stack.append((top, _NO_KEY))
+            top, key = container, _NO_KEY
+        elif kind is _MAP_END or kind is _SEQ_END:
+            top, key = stack.pop()
+        elif kind is _ALIAS:
+            raise YamlError(_line(event), "aliases (*name) are not allowed")
         elif kind is _DOC_START:
             documents += 1
             if documents > 1:
