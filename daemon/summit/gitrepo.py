@@ -19,6 +19,7 @@ import pygit2
 
 from daemon.formats.manifest import Manifest, manifest_file
 from daemon.formats.stone import STONE_FILE
+from daemon.summit.planning.collector import collector_paused
 from daemon.summit.planning.recipe import BrokenRecipe, PlannedRecipe
 from daemon.summit.planning.tree import (
     RecipeDelta,
@@ -135,9 +136,13 @@ class Mirror:
 
     # -- reading -----------------------------------------------------------------------
     def read_tree(self, commit: str, arch: str) -> RecipeTree:
-        """Every recipe directory of ``commit`` (first sight of a repository)."""
+        """Every recipe directory of ``commit`` (first sight of a repository), with the
+        collector paused (:mod:`~daemon.summit.planning.collector`: a whole tree's recipes
+        are hundreds of thousands of new containers)."""
         root = self._commit(commit).tree
-        entries = {path: self._entry(tree, path, arch) for path, tree in _recipe_dirs(root, "")}
+        with collector_paused():
+            entries = {path: self._entry(tree, path, arch)
+                       for path, tree in _recipe_dirs(root, "")}
         return RecipeTree(commit=commit, entries=entries)
 
     def read_delta(self, old: str, new: str, arch: str) -> RecipeDelta:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from copy import copy
 from dataclasses import dataclass, field, replace
 
+from daemon.summit.planning.collector import collector_paused
 from daemon.summit.planning.graph import PublishedIndex, RecipeGraph
 from daemon.summit.planning.limits import NO_LIMITS, LimitRules
 from daemon.summit.planning.ownership import check_packages
@@ -201,10 +202,14 @@ class Planner:
 
     # -- planning ----------------------------------------------------------------------
     def plan_tree(self, tree: RecipeTree) -> Decision:
-        """Plan a whole tree: first sight of a repository, or a restart from stored tasks."""
+        """Plan a whole tree: first sight of a repository, or a restart from stored tasks.
+        The collector is paused meanwhile (:mod:`.collector`): a tree's graph and tasks are
+        hundreds of thousands of new containers, and it ran full collections of the heap
+        as they were made."""
         gone = tuple(p for p in self.graph.by_path if p not in tree.entries)
         stale = tuple(p for p in self._problems if p not in tree.entries)
-        return self._apply(tree.commit, tree.entries, gone + stale)
+        with collector_paused():
+            return self._apply(tree.commit, tree.entries, gone + stale)
 
     def plan_delta(self, delta: RecipeDelta) -> Decision:
         """Plan what a commit changed (the tree diff between the old and the new commit)."""

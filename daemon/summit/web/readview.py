@@ -21,17 +21,16 @@ view, and the page says how old it is (``as_of``).
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 import weakref
-from collections.abc import Hashable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
 
 from daemon.summit.estimates import Learned, expected_all
+from daemon.summit.planning.collector import collector_paused
 from daemon.summit.planning.eta import Eta
 from daemon.summit.planning.fleet import Builder
 from daemon.summit.planning.levers import Levers
@@ -109,27 +108,16 @@ def snapshot(scheduler: Scheduler) -> Inputs:
 
 def compute(inputs: Inputs, key: Hashable, seq: int, taken: float) -> View:
     """Every read model of the pages from one snapshot taken at ``taken`` (epoch seconds;
-    run in a worker thread), with the cyclic garbage collector paused meanwhile (see
-    :func:`_collector_paused`)."""
-    with _collector_paused():
-        return _compute(inputs, key, seq, taken)
+    run in a worker thread), with the cyclic garbage collector paused meanwhile.
 
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Why: a view is made of hundreds of thousands of containers that live for seconds,
-    so the collector promoted them and ran full collections of summit's whole heap during
-    the computation (two or three per view at 50,000 tasks, up to a second each, holding
-    every thread, the event loop included). Nearly all of them are freed by their
+    Why paused: a view is made of hundreds of thousands of containers that live for
+    seconds, so the collector promoted them and ran full collections of summit's whole heap
+    during the computation (two or three per view at 50,000 tasks, up to a second each,
+    holding every thread, the event loop included). Nearly all of them are freed by their
     reference counts; paused, the collector meets only what the view keeps, and runs a
-    full collection about every other view. Process-wide, so only while computing."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
+    full collection about every other view."""
+    with collector_paused():
+        return _compute(inputs, key, seq, taken)
 
 
 def _compute(inputs: Inputs, key: Hashable, seq: int, taken: float) -> View:
