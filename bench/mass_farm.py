@@ -354,7 +354,8 @@ class ProcessBench:
 
 
 async def warm_builders(farm: BenchFarm, repo: Path, commit: str) -> None:
-    """Give every builder its mirror of the recipes at ``commit``, as builders that built
-    the published release would have: the rebuild then fetches only the bump."""
-    await asyncio.gather(*(asyncio.to_thread(ensure_commit, c.cache_dir, str(repo), commit)
+    """Give the builders' mirror of the recipes (one per state directory, shared) ``commit``,
+    as builders that built the published release would have: the rebuild then fetches only
+    the bump."""
+    await asyncio.gather(*(asyncio.to_thread(ensure_commit, c.mirror_root, str(repo), commit)
                            for c in farm.builder_configs()))

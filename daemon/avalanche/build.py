@@ -279,7 +279,8 @@ def _sandbox(
         bwrap=bwrap,
         binds=(Bind(tree.root, BUILD_INSIDE),),
         root=prepared.path if prepared is not None else Path("/"),
-        hidden=tuple(p.resolve() for p in (*config.hidden, config.root, tree.root.parent)),
+        hidden=tuple(p.resolve() for p in (*config.hidden, config.root, tree.root.parent,
+                                           config.mirror_root)),
         identity=identity,
         max_processes=config.max_processes,
         prlimit=find_prlimit(),
@@ -342,7 +343,7 @@ def _build(
     """``built_in`` learns the environment the build runs in as soon as it is known."""
     log.phase(f"recipe {task.recipe_path} at {task.commit} from {task.repository_url}")
     stone = export_recipe(
-        config.cache_dir, task.repository_url, task.commit, task.recipe_path, tree.recipe_dir
+        config.mirror_root, task.repository_url, task.commit, task.recipe_path, tree.recipe_dir
     )
     backend = get_backend(config.backend)
     recipe = load_recipe(stone, origin=f"{task.repository}:{task.recipe_path}/stone.yaml")

@@ -7,8 +7,9 @@ manifests and the files beside it) into the build's work tree. A link in the rec
 leads out of the recipe's directory, followed all the way, is refused: the builder reads
 the recipe's files as its own user, before any sandbox.
 
-The functions block (libgit2 does I/O); call the ``*_async`` wrappers from the event loop. A
-file lock per mirror keeps two builders on one host from fetching into it at once.
+The functions block (libgit2 does I/O); call them from a thread. Builders of one host may
+share the mirrors (``AvalancheConfig.mirror_cache``): a file lock per mirror keeps two of them
+from fetching into it at once, and the one that waits finds the commit the other fetched.
 """
 
 from __future__ import annotations
@@ -65,11 +66,31 @@ def _lookup(repo: Any, commit: str) -> Any:
 
 def ensure_commit(cache_dir: Path, url: str, commit: str) -> Path:
     """Make sure the mirror of ``url`` holds ``commit``, fetching only if it is missing."""
+    _mirror_with(cache_dir, url, commit)
+    return mirror_path(cache_dir, url)
+
+
+def _mirror_with(cache_dir: Path, url: str, commit: str) -> Any:
+    """The mirror of ``url``, opened, once it holds ``commit``.
+
+    A commit already there is read without the lock: git writes an object (a fetched pack
+    and then its index) under a temporary name and renames it into place, so a reader never
+    sees part of one, and a commit found is complete. Only a missing commit takes the lock,
+    and looks again under it: of builders sharing the mirror that all miss the same new
+    commit, the first fetches and the others find it there."""
     path = mirror_path(cache_dir, url)
+    if path.exists():
+        try:
+            repo = pygit2.Repository(str(path))
+        except pygit2.GitError:  # being created by another builder: wait for it below
+            pass
+        else:
+            if _lookup(repo, commit) is not None:
+                return repo
     with _locked(path):
         repo = _open_mirror(path, url)
         if _lookup(repo, commit) is not None:
-            return path
+            return repo
         try:
             repo.remotes["origin"].fetch(["+refs/*:refs/*"])
         except pygit2.GitError as exc:
@@ -79,7 +100,7 @@ def ensure_commit(cache_dir: Path, url: str, commit: str) -> Path:
                 f"commit {commit} is not in recipe repository {url} after fetching it; "
                 "was the branch force-pushed?"
             )
-    return path
+    return repo
 
 
 def recipe_dir_of(recipe_path: str) -> str:
@@ -94,8 +115,7 @@ def recipe_dir_of(recipe_path: str) -> str:
 
 def export_recipe(cache_dir: Path, url: str, commit: str, recipe_path: str, dest: Path) -> Path:
     """Write the recipe directory at ``commit`` into ``dest``; return the stone.yaml path."""
-    mirror = ensure_commit(cache_dir, url, commit)
-    repo = pygit2.Repository(str(mirror))
+    repo = _mirror_with(cache_dir, url, commit)
     tree = _lookup(repo, commit).tree
     sub = recipe_dir_of(recipe_path)
     if sub:

@@ -72,6 +72,11 @@ class AvalancheConfig:
     environment_key: Path | None = None
     #: Unpacked environments kept in the cache (least recently used go first).
     environments_kept: int = 3
+    #: Where the bare mirrors of recipe repositories live (``<dir>/git/``), when not in this
+    #: builder's own cache: builders of one host given the same directory fetch each commit
+    #: once between them, not once each (a file lock per mirror orders their fetches). Hidden
+    #: from builds like the builder's root.
+    mirror_cache: Path | None = None
     #: Whether a build that names no environment (neither its task nor ``environment``) may
     #: run on the host's own system, not hermetic. A builder daemon allows it only when its
     #: configuration asks for it by name (``environment = "host"``); otherwise it refuses.
@@ -80,6 +85,11 @@ class AvalancheConfig:
     @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
+
+    @property
+    def mirror_root(self) -> Path:
+        """The directory whose ``git/`` holds the recipe mirrors (see ``mirror_cache``)."""
+        return self.mirror_cache or self.cache_dir
 
     @property
     def artefacts_dir(self) -> Path:

@@ -23,6 +23,11 @@ from events.payloads import Arch, LogOverflow
 from events.telemetry import Message
 from events.topology import builder as builder_subscription
 
+#: Beside the builders' own directories under ``<state>/avalanche/``, what they share: the
+#: recipe mirrors (each commit fetched once per host, not once per builder). No builder can
+#: be called that (a name does not start with a dot).
+SHARED_DIR = ".shared"
+
 #: A builder's name is a routing-key word (summit addresses its events by it); empty: the
 #: host's short name.
 BuilderName = Annotated[str, msgspec.Meta(pattern=f"^$|{SUBJECT_RE.pattern}")]
@@ -107,7 +112,8 @@ def core_config(config: AvalancheDaemonConfig) -> AvalancheConfig:
                            environment_url=section.environment_url or None,
                            environment_key=(Path(section.environment_key)
                                             if section.environment_key else None),
-                           environments_kept=section.environments_kept)
+                           environments_kept=section.environments_kept,
+                           mirror_cache=config.state.path("avalanche", SHARED_DIR))
     return dataclasses.replace(core, jobs=section.jobs) if section.jobs > 0 else core
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import pygit2
 import pytest
 
 from daemon.avalanche.checkout import ensure_commit, export_recipe, mirror_path
@@ -62,3 +65,31 @@ def test_links_that_lead_out_only_when_followed_are_refused(tmp_path: Path) -> N
     head = git(repo, "rev-parse", "HEAD")
     with pytest.raises(RecipeError, match="symlink b in the recipe leads out"):
         export_recipe(tmp_path / "cache", str(repo), head, "chain", tmp_path / "out")
+
+
+def test_builders_sharing_a_mirror_fetch_a_new_commit_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builders of one host share the recipe mirrors: of several that need the same new
+    commit at once, one fetches it and the others find it there (a mass rebuild's bump
+    commit was fetched once per builder)."""
+    repo, first = make_repo(tmp_path / "recipes")
+    shared = tmp_path / "shared"
+    ensure_commit(shared, str(repo), first)
+    stone = (repo / "libgreet" / "stone.yaml").read_text()
+    second = add_recipe(repo, "libgreet", stone.replace("release     : 1", "release     : 2"))
+    fetches: list[str] = []
+    real_fetch = pygit2.remotes.Remote.fetch
+
+    def counted(self: pygit2.remotes.Remote, *args: Any, **kwargs: Any) -> Any:
+        fetches.append(self.url or "")
+        return real_fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(pygit2.remotes.Remote, "fetch", counted)
+    with ThreadPoolExecutor(4) as pool:
+        stones = list(pool.map(
+            lambda n: export_recipe(shared, str(repo), second, "libgreet", tmp_path / f"b{n}"),
+            range(4)))
+    assert fetches == [str(repo)]
+    assert all("release     : 2" in s.read_text() for s in stones)
+    export_recipe(shared, str(repo), first, "libgreet", tmp_path / "old")
+    assert len(fetches) == 1  # a commit already there is read without fetching

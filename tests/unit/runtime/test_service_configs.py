@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from daemon.avalanche.daemon import AvalancheDaemonConfig
-from daemon.runtime.config import ConfigKeyError, load_config
+from daemon.avalanche.daemon import (
+    SHARED_DIR,
+    AvalancheDaemonConfig,
+    AvalancheSection,
+    core_config,
+)
+from daemon.runtime.config import ConfigKeyError, StateSection, load_config
 from daemon.summit.daemon import SummitDaemonConfig
 from daemon.vessel.daemon import VesselDaemonConfig
 from events.errors import ConfigError
@@ -85,3 +90,18 @@ def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> Non
     path.write_bytes(b'[summit]\nadmin_token = "\xff\xfe"\n')
     with pytest.raises(ConfigError, match=r"summit\.toml: not UTF-8 text \(byte 24"):
         load_config(path, SummitDaemonConfig, env={})
+
+
+def test_builders_of_one_state_directory_share_their_recipe_mirrors(tmp_path: Path) -> None:
+    """Each builder keeps its own root, but the recipe mirrors are one per state directory
+    (a commit fetched once per host), and hidden from builds like everything under it."""
+    cores = [core_config(AvalancheDaemonConfig(
+        state=StateSection(dir=str(tmp_path / "state")),
+        avalanche=AvalancheSection(builder=name))) for name in ("one", "two")]
+    assert cores[0].root != cores[1].root
+    assert cores[0].mirror_root == cores[1].mirror_root != cores[0].cache_dir
+    assert cores[0].mirror_root.name == SHARED_DIR
+    assert all(any(h in c.mirror_root.parents for h in c.hidden) for c in cores)
+    other = core_config(AvalancheDaemonConfig(state=StateSection(dir=str(tmp_path / "other")),
+                                              avalanche=AvalancheSection(builder="one")))
+    assert other.mirror_root != cores[0].mirror_root
