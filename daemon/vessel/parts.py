@@ -91,6 +91,38 @@ class Members:
                 break
         return found
 
+    def spanning(self, first: str, last: str) -> list[Part]:
+        """The parts that hold (or would hold) members named ``first`` to ``last``."""
+        found: list[Part] = []
+        for index in range(bisect.bisect_left(self._lasts, (first,)), len(self.parts)):
+            if self.parts[index].members[0][0] > last:
+                break
+            found.append(self.parts[index])
+        return found
+
+
+def unlisted(dropped: Iterable[Part], kept: Iterable[Members]) -> set[str]:
+    """The packages (sha256) listed by ``dropped`` parts that no part of ``kept`` lists.
+
+    Why only a few parts are read: a generation's parts are its member list sorted by name,
+    cut, so a package named N (a package's name is in its archive, hence fixed by its hash)
+    can only be in the parts of a kept generation that span N. What this reads is the dropped
+    parts and, per distinct kept generation, the parts spanning their names: the cost of the
+    change, not of the repository.
+    """
+    gone = [p for p in dropped if p.members]
+    candidates = {m[2] for p in gone for m in p.members}
+    seen: set[int] = set()
+    for view in kept:
+        if not candidates:
+            break
+        for part in gone:
+            for holder in view.spanning(part.members[0][0], part.members[-1][0]):
+                if id(holder) not in seen:
+                    seen.add(id(holder))
+                    candidates.difference_update(m[2] for m in holder.members)
+    return candidates
+
 
 #: A result of :func:`change`: an unchanged part, or the members of a part to write.
 Piece = Part | list[MemberRef]

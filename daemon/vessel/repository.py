@@ -33,7 +33,7 @@ from daemon.vessel import generations as gens
 from daemon.vessel import minisign, pool, store
 from daemon.vessel.config import VesselConfig
 from daemon.vessel.errors import RepositoryError
-from daemon.vessel.parts import MemberRef, Members, Part, Piece, cut
+from daemon.vessel.parts import MemberRef, Members, Part, Piece, cut, unlisted
 from events.sqlite import Connection, Database
 
 
@@ -138,6 +138,9 @@ class Repository:
                 return Members(())
             await self.upgrade(conn)
             shas = await store.generation_parts(conn, channel, number) or []
+        return await self._view(conn, shas)
+
+    async def _view(self, conn: Connection, shas: Sequence[str]) -> Members:
         return Members(tuple([await self._part(conn, sha) for sha in shas]))
 
     async def members(self, conn: Connection, channel: str, number: int
@@ -231,16 +234,19 @@ class Repository:
                 return PruneReport((), 0)
             listed = await store.all_parts(conn)
             dropped = {(c, n) for c, _a, n in doomed}
-            kept = {sha for key, shas in listed.items() if key not in dropped for sha in shas}
-            unlisted = {sha for key in dropped for sha in listed.get(key, ())} - kept
+            kept = {tuple(shas) for key, shas in listed.items() if key not in dropped}
+            dead = ({sha for key in dropped for sha in listed.get(key, ())}
+                    - {sha for shas in kept for sha in shas})
+            gone = unlisted([await self._part(conn, sha) for sha in sorted(dead)],
+                            [await self._view(conn, shas) for shas in kept])
             await store.delete_generations(conn, dropped)
-            gone = await store.delete_parts(conn, unlisted)
+            await store.delete_parts(conn, dead)
             await store.delete_packages(conn, gone)
             # Unlinked inside the transaction, under the write lock that every publication
             # holds while it writes its files: a publication can never find a part file
             # that is about to vanish. A rollback after this leaves rows without files,
             # which reconcile rewrites.
-            for sha in unlisted:
+            for sha in dead:
                 self._parts.pop(sha, None)
                 await asyncio.to_thread(self.layout.part_file(sha).unlink, True)
             for sha in gone:

@@ -5,10 +5,14 @@ packages would otherwise copy 50,000 rows (or one 50,000-member blob) per public
 generation row lists its index parts by hash (``parts``: msgpack of sha256 hex strings, in
 order); a part row (``vessel_parts``, keyed by the hash of the part's file, shared by every
 generation that lists it) holds its members — ``(name, source, sha256)`` sorted by name,
-msgpack-encoded — and ``vessel_part_members`` says which parts list which package, so "does
-any kept generation still list this package?" is an index lookup. A publication inserts the
-few parts that changed (:mod:`daemon.vessel.parts`). Package rows (``vessel_packages``) are
-keyed by content hash and never change.
+msgpack-encoded. A publication inserts the few parts that changed (:mod:`daemon.vessel.parts`).
+Package rows (``vessel_packages``) are keyed by content hash and never change.
+
+Why no row per (part, package): such a table (``vessel_part_members``, until the sixth
+migration) answered "does a kept part still list this package?" with an index lookup, but
+each new part inserted its ~500 rows at random places of a tree keyed by package hash: at
+50,000 packages one publication dirtied ~700 pages (3 MB of WAL), ten times what it changed.
+Pruning answers that question from the parts themselves (:func:`daemon.vessel.parts.unlisted`).
 
 Generations stored before parts existed keep their ``members`` blob and a NULL ``parts``
 until :meth:`daemon.vessel.repository.Repository.upgrade` cuts them into parts.
@@ -122,8 +126,14 @@ CREATE INDEX vessel_part_members_by_part ON vessel_part_members (part);
 CREATE INDEX vessel_packages_by_source ON vessel_packages (source);
 """
 
+#: See the module docstring: which packages a part lists is read from the part itself.
+_NO_PART_MEMBERS = """
+DROP INDEX vessel_part_members_by_part;
+DROP TABLE vessel_part_members;
+"""
+
 MIGRATIONS: tuple[str, ...] = (_VESSEL_SCHEMA, OUTBOX_SCHEMA, INBOX_SCHEMA, _PROVIDES_SCHEMA,
-                               _PARTS_SCHEMA)
+                               _PARTS_SCHEMA, _NO_PART_MEMBERS)
 
 
 _members_type = list[tuple[str, str, str]]
@@ -261,15 +271,9 @@ async def create_generation(conn: Connection, row: GenerationRow, parts: Sequenc
 async def add_part(conn: Connection, sha256: str, size: int, members: Sequence[MemberRef]
                    ) -> None:
     """Store a part (a no-op when a part of these very bytes is stored already)."""
-    async with conn.execute(
+    await conn.execute(
         "INSERT OR IGNORE INTO vessel_parts (sha256, size, members) VALUES (?, ?, ?)",
-        (sha256, size, msgspec.msgpack.encode(list(members))),
-    ) as cur:
-        if cur.rowcount == 0:
-            return
-    await conn.executemany(
-        "INSERT OR IGNORE INTO vessel_part_members (package, part) VALUES (?, ?)",
-        [(m[2], sha256) for m in members])
+        (sha256, size, msgspec.msgpack.encode(list(members))))
 
 
 async def generation_parts(conn: Connection, channel: str, number: int
@@ -325,24 +329,10 @@ async def stored_parts(conn: Connection) -> set[str]:
         return {str(r[0]) for r in await cur.fetchall()}
 
 
-async def delete_parts(conn: Connection, shas: Collection[str]) -> list[str]:
-    """Delete parts; return the packages they listed that no remaining part lists."""
-    wanted = msgspec.json.encode(sorted(shas)).decode()
-    async with conn.execute(
-        "SELECT DISTINCT package FROM vessel_part_members "
-        "WHERE part IN (SELECT value FROM json_each(?))", (wanted,),
-    ) as cur:
-        candidates = [str(r[0]) for r in await cur.fetchall()]
-    await conn.execute("DELETE FROM vessel_part_members WHERE part IN "
-                       "(SELECT value FROM json_each(?))", (wanted,))
+async def delete_parts(conn: Connection, shas: Collection[str]) -> None:
     await conn.execute("DELETE FROM vessel_parts WHERE sha256 IN "
-                       "(SELECT value FROM json_each(?))", (wanted,))
-    async with conn.execute(
-        "SELECT value FROM json_each(?) WHERE NOT EXISTS "
-        "(SELECT 1 FROM vessel_part_members WHERE package = value)",
-        (msgspec.json.encode(candidates).decode(),),
-    ) as cur:
-        return [str(r[0]) for r in await cur.fetchall()]
+                       "(SELECT value FROM json_each(?))",
+                       (msgspec.json.encode(sorted(shas)).decode(),))
 
 
 async def of_source(conn: Connection, source: str) -> list[MemberRef]:
