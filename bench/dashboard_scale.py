@@ -28,36 +28,26 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from aiohttp import web
 
 from bench.plan_scale import generate
-from daemon.summit import schema
 from daemon.summit.gitrepo import RepoConfig
 from daemon.summit.planning.states import TaskState
-from daemon.summit.service import Summit, SummitSettings
-from daemon.summit.web.api import add_routes
+from daemon.summit.service import Summit
 from daemon.summit.web.apiread import view_of
-from daemon.summit.web.dashboard import add_dashboard
 from daemon.summit.web.readview import read_view
 from events import payloads as p
 from events.envelope import new_event
-from events.memory import MemoryBus
-from events.outbox import OutboxRelay
-from events.sqlite import Database
 from events.topology import builder
+from tests.support.summitpages import plan_head, served_pages, summit_service
 
 TARGET_S = 1.0
 BUILDER = "bench-1"
 
 
-async def plan(summit: Summit, path: Path) -> None:
+async def plan(summit: Summit) -> None:
     """commit-seen for the tree's head, a builder that takes work, two failed builds."""
     await summit.bus.subscribe(builder(BUILDER), lambda event: asyncio.sleep(0))
-    await summit.mirrors.fetch("bench")
-    head = summit.mirrors["bench"].head("main")
-    await summit.scheduler.handle(new_event(p.CommitSeen(
-        repository="bench", url=str(path), branch="main", new_commit=head,
-        arches=["x86_64"]), source="bench"))
+    await plan_head(summit, "bench")
     await summit.scheduler.handle(new_event(p.BuilderSeen(
         builder=BUILDER, arch="x86_64", state=p.BuilderState.ONLINE, boot="1", slots=4,
         interval_s=3600.0), source="bench"))
@@ -152,14 +142,6 @@ async def screenshot(url: str, out: Path) -> None:
 
 async def measure(summit: Summit, times: int,
                   screenshots: Path | None = None) -> dict[str, dict[str, Any]]:
-    app = web.Application()
-    add_routes(app, summit, "bench-token")
-    add_dashboard(app)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     tasks = summit.scheduler.all_tasks()
     blocked = next(t for t in tasks if t.state is TaskState.BLOCKED)
     cause = (await view_of(summit)).blockage.groups[0].cause.key
@@ -170,7 +152,7 @@ async def measure(summit: Summit, times: int,
              "api overview": "/api/v1/overview", "api tasks": "/api/v1/tasks",
              "api queue": "/api/v1/queue", "api queue focus":
              f"/api/v1/queue?q=s123&focus={blocked.task_id}"}
-    try:
+    async with served_pages(summit, "bench-token") as base:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
             figures = {name: await fetch(session, summit, base + path, times)
                        for name, path in pages.items()}
@@ -179,8 +161,6 @@ async def measure(summit: Summit, times: int,
                                ("queue-focus", f"/queue?focus={blocked.task_id}")):
                 await screenshot(base + path, screenshots / f"{name}.png")
         return figures
-    finally:
-        await runner.cleanup()
 
 
 async def run(recipes: int, times: int, seed: int,
@@ -190,16 +170,10 @@ async def run(recipes: int, times: int, seed: int,
         started = time.perf_counter()
         generate(root / "recipes.git", recipes, random.Random(seed))
         generated = time.perf_counter() - started
-        settings = SummitSettings(
-            repositories=[RepoConfig("bench", str(root / "recipes.git"))],
-            mirrors_dir=root / "mirrors")
-        bus = MemoryBus()
-        async with bus, Database.open(root / "summit.sqlite", schema.MIGRATIONS) as db, \
-                OutboxRelay(db, bus) as relay:
-            summit = Summit(bus, db, relay, settings)
-            await summit.prepare()
+        async with summit_service(root, RepoConfig("bench", str(root / "recipes.git"))) \
+                as summit:
             started = time.perf_counter()
-            await plan(summit, root / "recipes.git")
+            await plan(summit)
             planned = time.perf_counter() - started
             tasks = summit.scheduler.all_tasks()
             found = (await view_of(summit)).blockage

@@ -13,8 +13,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
-#: Private brokers (and, later, hosts) that tests start for themselves: tests/support.
-pytest_plugins = ["tests.support.fixtures"]
+#: Private brokers (and, later, hosts) that tests start for themselves, and a served vessel
+#: state: tests/support.
+pytest_plugins = ["tests.support.fixtures", "tests.support.envserve"]
 
 RABBITMQ_HOST = os.environ.get("CAIRN_TEST_RABBITMQ_HOST", "127.0.0.1")
 RABBITMQ_PORT = int(os.environ.get("CAIRN_TEST_RABBITMQ_PORT", "5672"))

@@ -1,5 +1,6 @@
-"""A real ``cairn up`` in a subprocess, on a recipe repository made by the test, for the
-dashboard and API tests (real HTTP on 127.0.0.1, real builds, real git)."""
+"""A real ``cairn up`` in a subprocess, on a recipe repository made by the test: running
+for the dashboard and API tests (real HTTP on 127.0.0.1, real builds, real git), or until
+idle for the tests of what it built and said (:func:`until_idle`)."""
 
 from __future__ import annotations
 
@@ -141,3 +142,44 @@ def running_farm(tmp_path: Path, recipes: Path, builders: int = 1,
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+
+@dataclass(frozen=True)
+class IdleRun:
+    """What a ``cairn up --until-idle`` said and its summary (``--summary-json``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    summary_file: Path
+
+    def summary(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.summary_file.read_text())
+        return loaded
+
+
+def until_idle(tmp_path: Path, recipes: Path, env: dict[str, str], *extra: str,
+               timeout: float = 240) -> IdleRun:
+    """``cairn up --until-idle`` on ``recipes`` with one builder, its own state directory
+    and ports, in the environment ``env``; ``extra``: more options (``--host``...)."""
+    summary_file = tmp_path / "summary.json"
+    done = subprocess.run(
+        [*CAIRN, "up", "--state", str(tmp_path / "state"), "--port", str(free_port_pair()),
+         "--recipes", str(recipes), "--builders", "1", "--poll-interval", "1",
+         "--until-idle", "--summary-json", str(summary_file), *extra],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    return IdleRun(done.returncode, done.stdout, done.stderr, summary_file)
+
+
+def path_without(bin_dir: Path, tool: str) -> str:
+    """A PATH with every tool of this machine but ``tool`` (links in ``bin_dir``, which the
+    build users must reach: not under the test's 0700 /tmp directory)."""
+    bin_dir.mkdir(mode=0o755)
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            target = bin_dir / entry.name
+            if entry.name != tool and not target.exists() and os.access(entry.path, os.X_OK):
+                target.symlink_to(entry.path)
+    return str(bin_dir)

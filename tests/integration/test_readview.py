@@ -20,22 +20,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-from daemon.summit import schema
 from daemon.summit.gitrepo import RepoConfig
-from daemon.summit.service import Summit, SummitSettings
+from daemon.summit.service import Summit
 from daemon.summit.web import readview
-from daemon.summit.web.api import add_routes
-from daemon.summit.web.dashboard import add_dashboard
 from daemon.summit.web.readview import read_view, views_of
-from events import payloads as p
-from events.envelope import new_event
-from events.memory import MemoryBus
-from events.outbox import OutboxRelay
-from events.sqlite import Database
 from tests.integration.cairn_up import make_recipes
+from tests.support.summitpages import plan_head, served_pages, summit_service
 
 
 @pytest.fixture(autouse=True)
@@ -49,30 +40,17 @@ def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 async def summit(tmp_path: Path) -> AsyncIterator[Summit]:
     """A summit that planned ``slow`` (ready) and ``after-slow`` (blocked behind it)."""
     repo = make_recipes(tmp_path)
-    settings = SummitSettings(repositories=[RepoConfig("recipes", str(repo))],
-                              mirrors_dir=tmp_path / "mirrors")
-    bus = MemoryBus()
-    async with bus, Database.open(tmp_path / "summit.sqlite", schema.MIGRATIONS) as db, \
-            OutboxRelay(db, bus) as relay:
-        summit = Summit(bus, db, relay, settings)
-        await summit.prepare()
-        await summit.mirrors.fetch("recipes")
-        head = summit.mirrors["recipes"].head("main")
-        await summit.scheduler.handle(new_event(p.CommitSeen(
-            repository="recipes", url=str(repo), branch="main", new_commit=head,
-            arches=["x86_64"]), source="test"))
+    async with summit_service(tmp_path, RepoConfig("recipes", str(repo))) as summit:
+        await plan_head(summit, "recipes")
         yield summit
 
 
 @asynccontextmanager
 async def served(summit: Summit) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
     """Summit's API and dashboard over real HTTP on 127.0.0.1: a GET returning the body."""
-    app = web.Application()
-    add_routes(app, summit, "test-token")
-    add_dashboard(app)
-    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+    async with served_pages(summit) as base, aiohttp.ClientSession() as session:
         async def get(path: str) -> str:
-            async with session.get(server.make_url(path)) as response:
+            async with session.get(base + path) as response:
                 assert response.status == 200, path
                 return await response.text()
         yield get

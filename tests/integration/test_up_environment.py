@@ -24,8 +24,7 @@ from daemon.buildenv.cache import CachedEnvironment
 from daemon.buildenv.cli import bundled_declaration
 from daemon.commands.upenv import cache_key
 from tests.buildenv_cache import cached_environment
-from tests.integration.cairn_up import CAIRN, REPO_ROOT, free_port_pair, make_recipes
-from tests.integration.test_up_not_hermetic import _path_without
+from tests.integration.cairn_up import make_recipes, path_without, until_idle
 from tests.support.index import read_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300),
@@ -60,18 +59,11 @@ def _recipes(tmp_path: Path) -> Path:
     return repo
 
 
-def _cairn_up(tmp_path: Path, env: dict[str, str], *extra: str) -> tuple[str, dict[str, object]]:
-    recipes = _recipes(tmp_path)
-    summary_file = tmp_path / "summary.json"
-    done = subprocess.run(
-        [*CAIRN, "up", "--state", str(tmp_path / "state"), "--port", str(free_port_pair()),
-         "--recipes", str(recipes), "--builders", "1", "--poll-interval", "1",
-         "--until-idle", "--summary-json", str(summary_file), *extra],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, env=env)
+def _cairn_up(tmp_path: Path, env: dict[str, str]) -> tuple[str, dict[str, object]]:
+    done = until_idle(tmp_path, _recipes(tmp_path), env)
     # 1: not every task completed (needs-git cannot start).
     assert done.returncode == 1, done.stdout + done.stderr
-    summary: dict[str, object] = json.loads(summary_file.read_text())
-    return done.stdout, summary
+    return done.stdout, done.summary()
 
 
 def _check_built_in(stdout: str, summary: dict[str, object], digest: str) -> None:
@@ -104,7 +96,7 @@ def test_cairn_up_builds_in_the_environment_it_cached(
     bin_dir = Path("/var/tmp") / f"cairn-test-path-{uuid.uuid4().hex[:8]}"
     request.addfinalizer(lambda: shutil.rmtree(bin_dir, ignore_errors=True))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "CAIRN_CACHE_DIR": str(cache),
-           "PATH": _path_without(bin_dir, "mmdebstrap")}
+           "PATH": path_without(bin_dir, "mmdebstrap")}
     stdout, summary = _cairn_up(tmp_path, env)
     assert "making it once" not in stdout
     _check_built_in(stdout, summary, debian_environment.digest)

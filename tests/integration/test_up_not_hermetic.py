@@ -5,33 +5,17 @@ to install."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.integration.cairn_up import CAIRN, REPO_ROOT, free_port_pair, make_recipes
+from tests.integration.cairn_up import make_recipes, path_without, until_idle
 from tests.support.index import read_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-
-
-def _path_without(bin_dir: Path, tool: str) -> str:
-    """A PATH with every tool of this machine but ``tool`` (links in ``bin_dir``, which the
-    build users must reach: not under the test's 0700 /tmp directory)."""
-    bin_dir.mkdir(mode=0o755)
-    for directory in os.environ["PATH"].split(os.pathsep):
-        if not os.path.isdir(directory):
-            continue
-        for entry in os.scandir(directory):
-            target = bin_dir / entry.name
-            if entry.name != tool and not target.exists() and os.access(entry.path, os.X_OK):
-                target.symlink_to(entry.path)
-    return str(bin_dir)
 
 
 @pytest.mark.parametrize("why", ["host", "no-mmdebstrap"])
@@ -46,13 +30,8 @@ def test_cairn_up_says_its_builds_are_not_hermetic(tmp_path: Path, why: str,
     if why == "no-mmdebstrap":
         bin_dir = Path("/var/tmp") / f"cairn-test-path-{uuid.uuid4().hex[:8]}"
         request.addfinalizer(lambda: shutil.rmtree(bin_dir, ignore_errors=True))
-        env["PATH"] = _path_without(bin_dir, "mmdebstrap")
-    summary_file = tmp_path / "summary.json"
-    done = subprocess.run(
-        [*CAIRN, "up", "--state", str(tmp_path / "state"), "--port", str(free_port_pair()),
-         "--recipes", str(recipes), "--builders", "1", "--poll-interval", "1",
-         "--until-idle", "--summary-json", str(summary_file), *extra],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=200, env=env)
+        env["PATH"] = path_without(bin_dir, "mmdebstrap")
+    done = until_idle(tmp_path, recipes, env, *extra, timeout=200)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "not hermetic: builds run on this machine's own system" in done.stdout
     assert "packages: not hermetic (built on this machine's own system)" in done.stdout
@@ -61,7 +40,7 @@ def test_cairn_up_says_its_builds_are_not_hermetic(tmp_path: Path, why: str,
                "mmdebstrap)")
     assert (missing in done.stdout) is (why == "no-mmdebstrap"), done.stdout
     assert ("--host asks for it" in done.stdout) is (why == "host"), done.stdout
-    summary = json.loads(summary_file.read_text())
+    summary = done.summary()
     assert summary["hermetic"] is False and summary["environment"] is None
     assert "--environment" in summary["not_hermetic"]
     if why == "no-mmdebstrap":

@@ -51,3 +51,10 @@ def pack_tree(root: Path, out_dir: Path, *, name: str = "tiny", epoch: int = 1_7
     final = out_dir / f"{digest}.tar.zst"
     os.replace(tmp, final)
     return EnvRecord(digest=digest, size=final.stat().st_size, manifest=manifest), final
+
+
+def packed(tmp_path: Path, marker: str) -> tuple[EnvRecord, Path]:
+    """A small environment (:func:`make_tree`, its tool echoes ``marker``) packed into
+    ``tmp_path / "built"``: its record and archive."""
+    return pack_tree(make_tree(tmp_path / f"tree-{marker}", marker=marker),
+                     tmp_path / "built", name=f"env-{marker}")

@@ -9,63 +9,34 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from daemon.buildenv.cache import EnvironmentCache
 from daemon.buildenv.errors import BuildEnvError
-from daemon.buildenv.manifest import EnvRecord, archive_name, record_name
+from daemon.buildenv.manifest import archive_name, record_name
 from daemon.buildenv.remote import Origin, fetch_listing
 from daemon.vessel import minisign
-from daemon.vessel.config import VesselConfig, check_channel
+from daemon.vessel.config import check_channel
 from daemon.vessel.environments import EnvironmentStore, env_dir
-from daemon.vessel.http import make_app
 from events.errors import ConfigError
+from tests.support.envserve import vessel_store
 
-from .support import make_tree, pack_tree
+from .support import packed
 
 MINISIGN = shutil.which("minisign")
 
 
-def _store(tmp_path: Path) -> EnvironmentStore:
-    layout = VesselConfig(state_dir=tmp_path / "vessel").layout
-    layout.root.mkdir(parents=True)
-    key = minisign.load_or_create_key(layout.secret_key)
-    layout.public_key.write_text(key.public.to_file_text())
-    return EnvironmentStore(layout, key)
-
-
-def _env(tmp_path: Path, marker: str) -> tuple[EnvRecord, Path]:
-    return pack_tree(make_tree(tmp_path / f"tree-{marker}", marker=marker),
-                     tmp_path / "built", name=f"env-{marker}")
-
-
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[EnvironmentStore, str]]:
-    store = _store(tmp_path)
-    runner = web.AppRunner(make_app(store.layout.root))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield store, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
 def test_push_stores_signs_and_lists_once(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    record, path = _env(tmp_path, "one")
+    store = vessel_store(tmp_path / "vessel")
+    record, path = packed(tmp_path, "one")
     stored, new = store.push(path)
     assert new and stored == record
     again, new_again = store.push(path)
     assert not new_again and again == record
-    other, other_path = _env(tmp_path, "two")
+    other, other_path = packed(tmp_path, "two")
     store.push(other_path)
     listing = store.listing()
     assert [e.digest for e in listing.environments] == [record.digest, other.digest]
@@ -80,8 +51,8 @@ def test_push_stores_signs_and_lists_once(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(MINISIGN is None, reason="the minisign binary is not installed")
 def test_records_and_listing_verify_with_stock_minisign(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    record, path = _env(tmp_path, "one")
+    store = vessel_store(tmp_path / "vessel")
+    record, path = packed(tmp_path, "one")
     store.push(path)
     directory = env_dir(store.layout)
     for name in (record_name(record.digest), "index.json"):
@@ -95,10 +66,10 @@ def test_a_channel_cannot_take_the_environments_name() -> None:
         check_channel("environments")
 
 
-async def test_served_with_the_right_caching(served: tuple[EnvironmentStore, str],
+async def test_served_with_the_right_caching(served_vessel: tuple[EnvironmentStore, str],
                                              tmp_path: Path) -> None:
-    store, url = served
-    record, path = _env(tmp_path, "one")
+    store, url = served_vessel
+    record, path = packed(tmp_path, "one")
     store.push(path)
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{url}/environments/index.json") as listing:
@@ -108,10 +79,10 @@ async def test_served_with_the_right_caching(served: tuple[EnvironmentStore, str
             assert await blob.read() == path.read_bytes()
 
 
-async def test_cache_pulls_verifies_and_unpacks_once(served: tuple[EnvironmentStore, str],
+async def test_cache_pulls_verifies_and_unpacks_once(served_vessel: tuple[EnvironmentStore, str],
                                                      tmp_path: Path) -> None:
-    store, url = served
-    record, path = _env(tmp_path, "one")
+    store, url = served_vessel
+    record, path = packed(tmp_path, "one")
     store.push(path)
     origin = Origin(url, store.key.public)
     cache = EnvironmentCache(tmp_path / "cache")
@@ -129,10 +100,10 @@ async def test_cache_pulls_verifies_and_unpacks_once(served: tuple[EnvironmentSt
     assert [e.name for e in listing.environments] == ["env-one"]
 
 
-async def test_a_tampered_archive_or_record_is_refused(served: tuple[EnvironmentStore, str],
+async def test_a_tampered_archive_or_record_is_refused(served_vessel: tuple[EnvironmentStore, str],
                                                        tmp_path: Path) -> None:
-    store, url = served
-    record, path = _env(tmp_path, "one")
+    store, url = served_vessel
+    record, path = packed(tmp_path, "one")
     store.push(path)
     directory = env_dir(store.layout)
     origin = Origin(url, store.key.public)
@@ -170,7 +141,7 @@ sys.stdin.read()
 
 def test_lru_eviction_never_takes_one_in_use(tmp_path: Path) -> None:
     cache = EnvironmentCache(tmp_path / "cache", keep=1)
-    envs = [_env(tmp_path, m) for m in ("a", "b", "c")]
+    envs = [packed(tmp_path, m) for m in ("a", "b", "c")]
     first = cache.add(envs[0][1], envs[0][0])
     # Another process uses the first environment (a build in progress).
     holder = subprocess.Popen([sys.executable, "-c", _HOLD,
@@ -199,8 +170,8 @@ def test_lru_eviction_never_takes_one_in_use(tmp_path: Path) -> None:
 
 def test_a_local_archive_must_match_its_record(tmp_path: Path) -> None:
     cache = EnvironmentCache(tmp_path / "cache")
-    record, _path = _env(tmp_path, "a")
-    _other, other_path = _env(tmp_path, "b")
+    record, _path = packed(tmp_path, "a")
+    _other, other_path = packed(tmp_path, "b")
     with pytest.raises(BuildEnvError, match=r"bytes; its record says|altered"):
         cache.add(other_path, record)
     assert cache.entries() == []

@@ -4,36 +4,18 @@ signature does not verify, and asked again (not before ``retry_s``) when vessel 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
-from aiohttp import web
 
 from daemon.summit.envprovides import EnvironmentCatalogue
 from daemon.vessel import minisign
 from daemon.vessel.environments import EnvironmentStore
-from daemon.vessel.http import make_app
-from tests.unit.buildenv.test_vessel_cache import _env, _store
-
-
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[EnvironmentStore, str]]:
-    store = _store(tmp_path)
-    runner = web.AppRunner(make_app(store.layout.root))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield store, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+from tests.unit.buildenv.support import packed
 
 
 async def test_provides_are_read_from_the_signed_record(
-        tmp_path: Path, served: tuple[EnvironmentStore, str]) -> None:
-    store, url = served
-    record, archive = _env(tmp_path, "one")
+        tmp_path: Path, served_vessel: tuple[EnvironmentStore, str]) -> None:
+    store, url = served_vessel
+    record, archive = packed(tmp_path, "one")
     now = [0.0]
     catalogue = EnvironmentCatalogue(url, store.layout.public_key, retry_s=10.0,
                                      clock=lambda: now[0])
@@ -50,9 +32,9 @@ async def test_provides_are_read_from_the_signed_record(
 
 
 async def test_a_record_signed_by_another_key_is_refused(
-        tmp_path: Path, served: tuple[EnvironmentStore, str]) -> None:
-    store, url = served
-    record, archive = _env(tmp_path, "one")
+        tmp_path: Path, served_vessel: tuple[EnvironmentStore, str]) -> None:
+    store, url = served_vessel
+    record, archive = packed(tmp_path, "one")
     store.push(archive)
     other = tmp_path / "other.pub"
     other.write_text(minisign.load_or_create_key(tmp_path / "other.key").public.to_file_text())
