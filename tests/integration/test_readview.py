@@ -13,6 +13,7 @@ import asyncio
 import gc
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,11 +30,33 @@ from tests.integration.cairn_up import make_recipes
 from tests.support.summitpages import plan_head, served_pages, summit_service
 
 
+class StillClock:
+    """The read view's clock, still unless the test moves it: a view ages by the clock
+    alone (its estimates), which would make "current" depend on how long the test took."""
+
+    def __init__(self) -> None:
+        self.mono, self.wall = time.monotonic(), time.time()
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def time(self) -> float:
+        return self.wall
+
+    @staticmethod
+    def perf_counter() -> float:
+        return time.perf_counter()
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += seconds
+
+
 @pytest.fixture(autouse=True)
-def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Estimates are kept 15 s: a view turning stale as the clock passes a step would
-    make "current" depend on when the test runs."""
-    monkeypatch.setattr(readview, "ESTIMATES_MAX_AGE", 10.0**9)
+def clock(monkeypatch: pytest.MonkeyPatch) -> StillClock:
+    still = StillClock()
+    monkeypatch.setattr(readview, "time", still)
+    return still
 
 
 @pytest.fixture
@@ -75,6 +98,31 @@ async def test_a_quick_view_shows_the_latest_decision_and_is_reused_until_one(
     assert (group.text, len(group.tasks)) == (
         "dispatch is paused for repository recipes: blocks 2 tasks", 2)
     assert paused.as_of(True)["up_to_date"] is True
+
+
+async def test_pages_read_while_nothing_changes_compute_no_view_until_it_ages(
+        summit: Summit, clock: StillClock) -> None:
+    """Reading pages moves nothing a view depends on: no refresh while the store's version,
+    the levers and the fleet stay put, however often pages are read, until the view's
+    estimates are older than ESTIMATES_MAX_AGE; then one refresh."""
+    scheduler, views = summit.scheduler, views_of(summit.scheduler)
+    first = await read_view(scheduler)
+    started = views.started
+    async with served(summit) as get:
+        for _ in range(3):
+            clock.advance(readview.ESTIMATES_MAX_AGE / 4)  # and past the old 15 s steps
+            for page in ("/", "/queue", "/api/v1/overview", "/api/v1/queue"):
+                await get(page)
+            assert views.started == started, "pages read, nothing changed: no refresh"
+            assert await read_view(scheduler) is first and views.current(scheduler)
+        clock.advance(readview.ESTIMATES_MAX_AGE / 4)
+        assert not views.current(scheduler), "its estimates aged"
+        await get("/")
+        aged = await read_view(scheduler)
+        assert views.started == started + 1 and aged.seq > first.seq
+        assert views.current(scheduler)
+        await get("/queue")
+        assert views.started == started + 1 and await read_view(scheduler) is aged
 
 
 async def test_a_slow_view_answers_at_once_and_one_refresh_takes_the_change_in(

@@ -9,7 +9,8 @@ planners copied on the event loop (milliseconds: tasks are immutable), in a work
 so the loop keeps answering while it runs.
 
 A request is answered from the latest view. When that view is out of date (a decision was
-stored, a lever or the fleet changed, or the estimates' clock moved on), a refresh starts;
+stored, a lever or the fleet changed, or its estimates are older than
+:data:`ESTIMATES_MAX_AGE`), a refresh starts;
 requests arriving meanwhile share it, and changes during a refresh are taken by one more
 refresh after it (coalescing), started no sooner than the last one took (at most half of a
 core). Whether the request waits for it depends on how long the last refresh took: when it
@@ -42,8 +43,12 @@ from daemon.summit.scheduler import Scheduler
 
 log = structlog.get_logger("cairn.summit.views")
 
-#: Seconds the estimates (made from the clock) are kept while nothing else changed.
-ESTIMATES_MAX_AGE = 15.0
+#: Seconds a view is kept while nothing changed: its estimates are made from the clock (a
+#: build past its learned duration is expected to end "now"), so they age. Why this long:
+#: a view takes seconds of CPU at 50,000 tasks, and an open dashboard on an idle farm
+#: recomputed one every 15 s; a minute-old estimate of an hours-long queue misleads no one,
+#: and any change (a decision, a lever, the fleet) refreshes it at once anyway.
+ESTIMATES_MAX_AGE = 60.0
 #: A refresh quicker than this is waited for: the request sees its latest decision.
 QUICK_S = 0.5
 
@@ -77,6 +82,12 @@ class View:
     columns: tuple[Column, ...]
     #: How long copying its inputs held the event loop.
     snapshot_s: float = 0.0
+    #: ``time.monotonic()`` when its snapshot was taken: how old its estimates are.
+    clock: float = 0.0
+
+    def aged(self) -> bool:
+        """Its estimates are older than :data:`ESTIMATES_MAX_AGE`."""
+        return time.monotonic() - self.clock >= ESTIMATES_MAX_AGE
 
     def as_of(self, current: bool) -> dict[str, Any]:
         """What a page says about its age; ``current``: nothing changed since."""
@@ -86,9 +97,11 @@ class View:
 
 
 def state_key(scheduler: Scheduler) -> Hashable:
-    """What a view depends on: the planners (the scheduler's version), the levers, the
-    fleet, and the clock in steps of :data:`ESTIMATES_MAX_AGE` (the estimates)."""
-    return (scheduler.version, int(time.monotonic() // ESTIMATES_MAX_AGE), scheduler.levers,
+    """What a view depends on besides the clock: the planners (the scheduler's version,
+    which every stored decision moves), the levers and the fleet. Reading pages moves none
+    of them: a view is computed again only when one moved, or when it aged
+    (:meth:`View.aged`)."""
+    return (scheduler.version, scheduler.levers,
             tuple((b.name, b.arch, b.status, b.slots, b.heard, b.features, b.memory_mb,
                    b.disk_mb) for b in scheduler.fleet.builders.values()))
 
@@ -141,13 +154,16 @@ class Views:
     started: int = 0
     wanted: int = 0
     failure: BaseException | None = None
-    #: What the last snapshot was taken of (it may still be computing).
+    #: What the last snapshot was taken of (it may still be computing), and when
+    #: (``time.monotonic()``).
     taken: Hashable = None
+    taken_clock: float = 0.0
     _running: asyncio.Task[None] | None = None
     _published: asyncio.Event = field(default_factory=asyncio.Event)
 
     def current(self, scheduler: Scheduler) -> bool:
-        return self.view is not None and self.view.key == state_key(scheduler)
+        return (self.view is not None and self.view.key == state_key(scheduler)
+                and not self.view.aged())
 
     async def get(self, scheduler: Scheduler, wait: bool = False) -> View:
         """The latest view; a refresh when it is out of date (see the module's docstring).
@@ -155,9 +171,12 @@ class Views:
         if self.current(scheduler):
             assert self.view is not None
             return self.view
-        # The refresh computing now will do when nothing changed since its snapshot; else
-        # the next one: a snapshot taken from now on sees everything decided before.
-        want = self.started if self.taken == state_key(scheduler) else self.started + 1
+        # The refresh computing now will do when nothing changed since its snapshot (and it
+        # is not too old); else the next one: a snapshot taken from now on sees everything
+        # decided before.
+        fresh = time.monotonic() - self.taken_clock < ESTIMATES_MAX_AGE
+        want = self.started if fresh and self.taken == state_key(scheduler) \
+            else self.started + 1
         self.wanted = max(self.wanted, want)
         self._start(scheduler)
         while self.view is None or (self.view.seq < want and
@@ -180,13 +199,13 @@ class Views:
                 await asyncio.sleep(max(self.view.compute_s * 2 - since, 0.0))
             self.started += 1
             seq, key, taken = self.started, state_key(scheduler), time.time()
-            self.taken = key
+            self.taken, self.taken_clock = key, time.monotonic()
             copying = time.perf_counter()
             inputs = snapshot(scheduler)
             copied = time.perf_counter() - copying
             try:
                 view = replace(await asyncio.to_thread(compute, inputs, key, seq, taken),
-                               snapshot_s=copied)
+                               snapshot_s=copied, clock=self.taken_clock)
             except Exception as exc:  # a bug: the waiting requests fail with it
                 log.exception("views.refresh_failed")
                 self.failure, self.taken = exc, None
