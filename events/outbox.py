@@ -13,12 +13,21 @@ when the service restarts. Consumers record handled ids in their inbox
 acknowledged and ignored. An event is never lost: a committed row stays until a publish of
 it was confirmed.
 
-Order: rows are published one at a time in insertion order, and a row that fails blocks the
-ones behind it (retried with bounded back-off), so consumers see a service's events in the
-order its transactions committed. A row that can never be published (no queue bound for its
-routing key after many attempts, or a body that no longer decodes) is *parked*: kept in the
-table with its error, logged, and skipped; :func:`unpark` puts it back after the cause is
-fixed. Nothing is dropped silently.
+Order: a batch of rows is published in insertion order on the bus's one publishing channel,
+without waiting for each confirm before sending the next (the confirms are awaited together:
+one publish waited a broker round trip and, on a quorum queue, its disk write, so a relay
+publishing one at a time was the longest wait between a commit and its consumers in a mass
+rebuild). The broker enqueues a channel's messages in the order they were sent, so consumers
+see a service's events in the order its transactions committed. A row whose publish fails is
+retried with bounded back-off; the rows of its batch that were confirmed stay published, so
+only when the broker refuses one message and accepts the next (a return or a nack, not a lost
+connection: then everything after the lost message is lost too) can a retried row arrive
+after rows behind it. That is safe because no consumer acts on arrival order: summit decides
+by each task's state and attempt (a builder's claim of a cancelled or superseded attempt is
+refused), and every consumer's inbox drops what it has already handled. A row that can never
+be published (no queue bound for its routing key after many attempts, or a body that no
+longer decodes) is *parked*: kept in the table with its error, logged, and skipped;
+:func:`unpark` puts it back after the cause is fixed. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -244,20 +253,19 @@ class OutboxRelay:
             self._progress.notify_all()
 
     async def _publish_batch(self) -> int | None:
-        """Publish one batch; the number handled, or None when the bus failed."""
+        """Publish one batch, its confirms awaited together; the number handled, or None
+        when the bus failed for a row (the others' outcomes are kept: confirmed rows are
+        deleted, parked ones stay parked)."""
         rows = await pending(self.db, self.policy.batch_size)
-        sent: list[int] = []
-        try:
-            for row in rows:
-                outcome = await self._publish_one(row)
-                if outcome is None:
-                    return None if not sent else len(sent)
-                if outcome:
-                    sent.append(row.seq)
-        finally:
-            if sent:
-                await self._delete(sent)
-        return len(rows)
+        if not rows:
+            return 0
+        # Each publish is its own task so that all are sent before any confirm is awaited;
+        # the tasks reach the channel's lock in this order, and it sends in that order.
+        outcomes = await asyncio.gather(*(self._publish_one(row) for row in rows))
+        sent = [row.seq for row, outcome in zip(rows, outcomes, strict=True) if outcome]
+        if sent:
+            await self._delete(sent)
+        return None if any(outcome is None for outcome in outcomes) else len(rows)
 
     async def _publish_one(self, row: OutboxRow) -> bool | None:
         """True once confirmed; False when parked; None when the bus failed (retry later)."""

@@ -12,17 +12,20 @@ from events.errors import BusError
 
 
 class RecordingBusDouble(PublishOnlyBus):
-    """Confirms every publish by recording it; ``failures`` are raised first, in order."""
+    """Confirms every publish by recording it; ``failures`` are raised first, in order, and
+    ``refusals`` for one event id (a broker refusing one message and taking the next)."""
 
     def __init__(self) -> None:
         self.published: list[Event[Any]] = []
         self.failures: list[BusError] = []
+        self.refusals: dict[str, list[BusError]] = {}
         self.published_signal = asyncio.Event()
         self.failed_signal = asyncio.Event()
 
     async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
-        if self.failures:
+        refusals = self.refusals.get(event.id)
+        if self.failures or refusals:
             self.failed_signal.set()
-            raise self.failures.pop(0)
+            raise refusals.pop(0) if refusals else self.failures.pop(0)
         self.published.append(event)
         self.published_signal.set()

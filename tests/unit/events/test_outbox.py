@@ -100,9 +100,9 @@ async def test_bus_failures_are_retried_in_order(tmp_path: Path) -> None:
 
 async def test_unroutable_row_is_parked_not_dropped(tmp_path: Path) -> None:
     bus = RecordingBusDouble()
-    bus.failures = [UnroutableEvent("no queue bound") for _ in range(3)]
     async with Database.open(tmp_path / "db", MIGRATIONS) as db:
         stuck, behind = started(1), started(2)
+        bus.refusals[stuck.id] = [UnroutableEvent("no queue bound") for _ in range(3)]
         await record_build(db, stuck)
         await record_build(db, behind)
         async with OutboxRelay(db, bus, FAST) as relay:
@@ -114,6 +114,45 @@ async def test_unroutable_row_is_parked_not_dropped(tmp_path: Path) -> None:
             assert await outbox.unpark(db) == 1
             await relay.flush()
         assert [e.id for e in bus.published] == [behind.id, stuck.id]
+
+
+class HeldConfirmsBusDouble(RecordingBusDouble):
+    """Records each publish as sent at once and confirms none until ``release`` is set;
+    ``all_sent`` once ``expected`` publishes are in flight together."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+        self.expected = expected
+        self.all_sent = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def publish(self, event: Event[Any], *, timeout: float | None = None) -> None:
+        self.sent.append(event.id)
+        if len(self.sent) == self.expected:
+            self.all_sent.set()
+        await self.release.wait()
+        await super().publish(event, timeout=timeout)
+
+
+async def test_a_batch_is_sent_in_order_before_any_confirm_is_awaited(tmp_path: Path) -> None:
+    """Confirms are awaited together: a relay waiting for each before sending the next spent
+    a broker round trip (and a quorum queue's disk write) per event."""
+    events = [started(i) for i in range(1, 11)]
+    bus = HeldConfirmsBusDouble(expected=len(events))
+    async with Database.open(tmp_path / "db", MIGRATIONS) as db:
+        for event in events:
+            await record_build(db, event)
+        async with OutboxRelay(db, bus, FAST) as relay:
+            async with asyncio.timeout(10):  # a relay awaiting each confirm never sends 2
+                await bus.all_sent.wait()  # none confirmed, and every one is in flight
+            assert bus.sent == [e.id for e in events]
+            assert bus.published == []
+            assert await outbox.counts(db) == (10, 0)  # nothing deleted before its confirm
+            bus.release.set()
+            await relay.flush()
+        assert [e.id for e in bus.published] == [e.id for e in events]
+        assert await outbox.counts(db) == (0, 0)
 
 
 async def test_check_reports_a_failing_bus(tmp_path: Path) -> None:
