@@ -8,17 +8,27 @@ one.
 
 The guarantees of one transaction per event are kept: :meth:`GroupCommit.submit` returns
 only after the transaction holding its item committed, so a consumer acknowledges an event
-only once its effect is durable, exactly as before. If a group's transaction fails, each of
-its items is tried again in a transaction of its own, so one bad item fails alone and never
-takes the others with it (they would otherwise be redelivered, and dead-lettered with it).
+only once its effect is durable, exactly as before. A process that dies before a group's
+``COMMIT`` has acknowledged none of its events: the broker delivers each again, and the
+inbox claims rolled back with the group let each be handled anew. If a group's transaction
+fails, each of its items is tried again in a transaction of its own, so one bad item fails
+alone and never takes the others with it (they would otherwise be redelivered, and
+dead-lettered with it).
+
+A service that keeps state in memory beside the database (summit's planners) gives a
+``guard`` (held around every transaction, so its memory has one writer at a time) and an
+``undo`` (called, under the guard, after any transaction that did not commit: its memory
+went ahead of what is stored, and is rebuilt from the database before anything else runs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from events.sqlite import Connection, Database
 
@@ -35,9 +45,13 @@ class _Waiting(Generic[T, R]):
 class GroupCommit(Generic[T, R]):
     """Apply ``effect(conn, item)`` for each submitted item, in shared transactions."""
 
-    def __init__(self, db: Database, effect: Callable[[Connection, T], Awaitable[R]]) -> None:
+    def __init__(self, db: Database, effect: Callable[[Connection, T], Awaitable[R]], *,
+                 guard: Callable[[], AbstractAsyncContextManager[Any]] | None = None,
+                 undo: Callable[[], Awaitable[None]] | None = None) -> None:
         self.db = db
         self.effect = effect
+        self._guard = guard or contextlib.nullcontext
+        self._undo = undo
         #: Transactions committed (a figure for tests and benchmarks).
         self.commits = 0
         self._waiting: list[_Waiting[T, R]] = []
@@ -63,24 +77,33 @@ class GroupCommit(Generic[T, R]):
         return await me.done
 
     async def _commit(self, group: list[_Waiting[T, R]]) -> None:
-        try:
-            async with self.db.transaction() as conn:
-                results = [await self.effect(conn, w.item) for w in group]
-            self.commits += 1
-        except Exception:
-            if len(group) == 1:
-                raise
-            for waiting in group:  # alone, so that only a bad item fails
-                await self._alone(waiting)
-            return
+        async with self._guard():
+            try:
+                results = await self._transaction([w.item for w in group])
+            except Exception:
+                if len(group) == 1:
+                    raise
+                for waiting in group:  # alone, so that only a bad item fails
+                    await self._alone(waiting)
+                return
         for waiting, result in zip(group, results, strict=True):
             waiting.done.set_result(result)
 
-    async def _alone(self, waiting: _Waiting[T, R]) -> None:
+    async def _transaction(self, items: list[T]) -> list[R]:
+        """``effect`` for each item in one transaction; ``undo`` if it did not commit."""
         try:
             async with self.db.transaction() as conn:
-                result = await self.effect(conn, waiting.item)
-            self.commits += 1
+                results = [await self.effect(conn, item) for item in items]
+        except BaseException:
+            if self._undo is not None:
+                await self._undo()
+            raise
+        self.commits += 1
+        return results
+
+    async def _alone(self, waiting: _Waiting[T, R]) -> None:
+        try:
+            [result] = await self._transaction([waiting.item])
         except Exception as exc:
             waiting.done.set_exception(exc)
         else:
