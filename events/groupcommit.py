@@ -64,28 +64,33 @@ class GroupCommit(Generic[T, R]):
         try:
             async with self._running:
                 if not me.done.done():
-                    group, self._waiting = self._waiting, []
-                    try:
-                        await self._commit(group)
-                    except BaseException as exc:
-                        _settle_others(group, me, exc)
-                        raise
+                    await self._lead(me)
         except BaseException:
             if me in self._waiting:
                 self._waiting.remove(me)
             raise
         return await me.done
 
-    async def _commit(self, group: list[_Waiting[T, R]]) -> None:
+    async def _lead(self, me: _Waiting[T, R]) -> None:
+        """Commit every item waiting once the guard is held (those that arrived while it was
+        taken, too), ``me`` among them."""
         async with self._guard():
+            group, self._waiting = self._waiting, []
             try:
-                results = await self._transaction([w.item for w in group])
-            except Exception:
-                if len(group) == 1:
-                    raise
-                for waiting in group:  # alone, so that only a bad item fails
-                    await self._alone(waiting)
-                return
+                await self._commit(group)
+            except BaseException as exc:
+                _settle_others(group, me, exc)
+                raise
+
+    async def _commit(self, group: list[_Waiting[T, R]]) -> None:
+        try:
+            results = await self._transaction([w.item for w in group])
+        except Exception:
+            if len(group) == 1:
+                raise
+            for waiting in group:  # alone, so that only a bad item fails
+                await self._alone(waiting)
+            return
         for waiting, result in zip(group, results, strict=True):
             waiting.done.set_result(result)
 

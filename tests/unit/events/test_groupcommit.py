@@ -60,3 +60,34 @@ async def test_a_failing_lone_item_raises(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="a bad item"):
             await group.submit("bad")
         assert await group.submit("after") == "AFTER"
+
+
+async def test_a_failed_group_is_undone_under_the_guard_before_items_go_alone(
+        tmp_path: Path) -> None:
+    """What a service keeps in memory beside the database ran ahead with the failed group:
+    ``undo`` rebuilds it, holding the guard, before anything else is applied."""
+    async with Database.open(tmp_path / "db.sqlite", SCHEMA) as db:
+        guard = asyncio.Lock()
+        memory: list[str] = []
+        undone: list[list[str]] = []
+
+        async def remember(conn: Connection, key: str) -> str:
+            assert guard.locked()
+            memory.append(key)
+            return await insert(conn, key)
+
+        async def undo() -> None:
+            assert guard.locked()
+            undone.append(list(memory))
+            memory[:] = await keys(db)
+
+        group = GroupCommit(db, remember, guard=lambda: guard, undo=undo)
+        async with guard:  # everything submitted meanwhile goes in one group
+            tasks = [asyncio.create_task(group.submit(k)) for k in ("a", "bad", "b")]
+            await asyncio.sleep(0.01)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert results[0] == "A" and results[2] == "B" and isinstance(results[1], ValueError)
+        # the group, then "bad" alone, each undone; "a" and "b" alone committed
+        assert undone == [["a", "bad"], ["a", "bad"]]
+        assert memory == ["a", "b"] and await keys(db) == ["a", "b"]
+        assert group.commits == 2
